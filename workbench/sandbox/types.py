@@ -1,0 +1,173 @@
+"""The sandbox's seam: what the rest of Workbench sees of an execution.
+
+An `Execution` yields `OutputChunk`s live as the code produces them and then ends with a frozen
+`ExecutionResult`. The agent loop, the CLI and the TUI code against these types only; how the container
+engine is driven stays inside `workbench.sandbox`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol, runtime_checkable
+
+StreamName = Literal["stdout", "stderr"]
+KilledBy = Literal["oom", "timeout", "user"]
+ChangeKind = Literal["created", "modified", "deleted"]
+PackageManager = Literal["pip", "r", "apt"]
+
+
+@dataclass(frozen=True, slots=True)
+class OutputChunk:
+    """A piece of output as it arrived: which stream, the raw bytes, and when (time.monotonic())."""
+
+    stream: StreamName
+    data: bytes
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class StreamSummary:
+    """One stream's output: every byte counted and hashed, the first `cap` bytes kept."""
+
+    total_bytes: int
+    sha256: str
+    kept: bytes
+    truncated: bool
+
+    def text(self) -> str:
+        """The kept bytes as text; bytes that are not UTF-8 are shown as escapes, never dropped."""
+        return self.kept.decode("utf-8", errors="backslashreplace")
+
+
+@dataclass(frozen=True, slots=True)
+class FileChange:
+    """A file in the workspace that the execution created, modified or deleted (path relative to it)."""
+
+    path: str
+    change: ChangeKind
+    sha256: str | None  # None for a deleted file
+    size: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Artifact:
+    """A rich result, such as a plot, written by the execution."""
+
+    path: str
+    mime: str
+    sha256: str
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionResult:
+    execution_id: str
+    language: str
+    code: str
+    exit_code: int | None  # None only when the engine could not say
+    duration: float  # seconds, wall clock
+    timed_out: bool
+    killed_by: KilledBy | None
+    stdout: StreamSummary
+    stderr: StreamSummary
+    files: tuple[FileChange, ...] = ()
+    artifacts: tuple[Artifact, ...] = ()
+    session: str | None = None  # the warm session's name, None for a one-off run
+    limits_enforced: bool = True  # False where the engine silently ignores cgroup limits
+    state_lost: bool = False  # a warm session had to restart its interpreter
+    notes: tuple[str, ...] = ()  # things the user should know (e.g. "memory limit not enforced")
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0 and not self.timed_out and self.killed_by is None
+
+    def to_payload(self) -> dict[str, Any]:
+        """The JSON-able form used in `exec.finished` events."""
+        return {
+            "execution_id": self.execution_id,
+            "language": self.language,
+            "session": self.session,
+            "exit_code": self.exit_code,
+            "duration": round(self.duration, 6),
+            "timed_out": self.timed_out,
+            "killed_by": self.killed_by,
+            "limits_enforced": self.limits_enforced,
+            "state_lost": self.state_lost,
+            "notes": list(self.notes),
+            "stdout": _stream_payload(self.stdout),
+            "stderr": _stream_payload(self.stderr),
+            "files": [{"path": f.path, "change": f.change, "sha256": f.sha256, "size": f.size} for f in self.files],
+            "artifacts": [{"path": a.path, "mime": a.mime, "sha256": a.sha256, "size": a.size}
+                          for a in self.artifacts],
+        }
+
+
+def _stream_payload(summary: StreamSummary) -> dict[str, Any]:
+    # The kept bytes themselves travel in the `exec.output` events (up to the cap), not here twice.
+    return {"total_bytes": summary.total_bytes, "sha256": summary.sha256, "truncated": summary.truncated,
+            "kept_bytes": len(summary.kept)}
+
+
+@runtime_checkable
+class Execution(Protocol):
+    """A running (or finished) execution: iterate for live chunks, then ask for the result."""
+
+    execution_id: str
+
+    def __iter__(self) -> Iterator[OutputChunk]: ...
+
+    def result(self) -> ExecutionResult:
+        """Wait for the end (draining the output not yet read) and return the frozen result."""
+        ...
+
+    def cancel(self) -> None:
+        """Stop the execution now (killed_by="user")."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class InstalledPackage:
+    name: str
+    version: str
+    manager: PackageManager
+
+
+@dataclass(frozen=True, slots=True)
+class InstallResult:
+    manager: PackageManager
+    requested: tuple[str, ...]
+    installed: tuple[InstalledPackage, ...]
+    exit_code: int
+    output: str  # combined log, capped
+    duration: float
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0
+
+
+@dataclass(frozen=True, slots=True)
+class SandboxInfo:
+    """What the sandbox knows about its isolation, for the status bar, doctor and reports."""
+
+    engine: str  # "podman 4.3.1", "docker 27.0"
+    endpoint: str
+    rootless: bool
+    limits_enforced: bool
+    image: str
+    limits: dict[str, Any] = field(default_factory=dict)
+
+
+class SandboxAPI(Protocol):
+    """What the agent loop, the CLI and the TUI use. `workbench.sandbox.Sandbox` implements it."""
+
+    @property
+    def info(self) -> SandboxInfo: ...
+
+    def execute(self, language: str, code: str, *, timeout: float | None = None,
+                session: str | None = None) -> Execution: ...
+
+    def install(self, manager: PackageManager, packages: Sequence[str]) -> InstallResult: ...
+
+    def close(self) -> None: ...
