@@ -1,0 +1,195 @@
+#!/usr/bin/env bash
+# Set up the container engine Workbench runs code in: Podman, configured for this machine, with its
+# Docker-compatible API listening on a unix socket.
+#
+# Idempotent: every step checks first and does nothing when already done, so a second run takes seconds.
+#
+#   packaging/setup-engine.sh            install (root + apt), configure, start the API socket
+#   packaging/setup-engine.sh --check    only say what is missing (exit 1 when something is)
+#
+# Why each setting (measured on Debian 12 VMs with cgroup v1 "hybrid" and no systemd):
+#   runtime = "runc"          crun fails there with "cgroups in hybrid mode not supported".
+#   default_ulimits           Podman's defaults ask for more than the hard limits; root without
+#                             CAP_SYS_RESOURCE then fails with "setrlimit RLIMIT_NOFILE". We stay at or
+#                             under `ulimit -Hn` / `ulimit -Hu`.
+#   exit_command_delay = 10   each API exec keeps two conmon processes for this many seconds (300 by
+#                             default), which piles up hundreds of processes under load.
+#   cgroup_manager/events     no systemd as PID 1: cgroupfs and a file event log.
+#
+# Root uses /etc/containers/containers.conf and /run/podman/podman.sock; an ordinary user uses
+# ~/.config/containers/ and $XDG_RUNTIME_DIR/podman/podman.sock (rootless Podman).
+set -euo pipefail
+
+PACKAGES=(podman runc conmon catatonit netavark aardvark-dns iptables uidmap slirp4netns fuse-overlayfs mmdebstrap)
+MARKER="# Managed by Workbench packaging/setup-engine.sh"
+CHECK_ONLY=0
+[ "${1:-}" = "--check" ] && CHECK_ONLY=1
+
+step() { printf 'setup-engine: %s\n' "$*"; }
+die() { printf 'setup-engine: error: %s\n' "$*" >&2; exit 1; }
+
+is_root() { [ "$(id -u)" = 0 ]; }
+
+# --- 1. packages ------------------------------------------------------------------------------------
+missing_packages() {
+  local p
+  for p in "${PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || printf '%s ' "$p"
+  done
+}
+
+install_packages() {
+  local missing
+  if command -v dpkg-query >/dev/null 2>&1; then
+    missing=$(missing_packages)
+  elif command -v podman >/dev/null 2>&1 && command -v mmdebstrap >/dev/null 2>&1; then
+    missing=""
+  else
+    missing="${PACKAGES[*]}"
+  fi
+  if [ -z "$missing" ]; then
+    step "packages: present ($(podman --version))"
+    return
+  fi
+  if [ "$CHECK_ONLY" = 1 ]; then
+    step "packages: missing: $missing"
+    return 1
+  fi
+  if ! is_root || ! command -v apt-get >/dev/null 2>&1; then
+    cat >&2 <<EOF
+setup-engine: error: these packages are missing and this script can only install them as root with apt:
+  $missing
+Install them yourself, e.g.:
+  sudo apt-get install -y ${PACKAGES[*]}        (Debian, Ubuntu)
+  sudo dnf install -y podman runc conmon catatonit netavark aardvark-dns iptables shadow-utils slirp4netns fuse-overlayfs mmdebstrap   (Fedora)
+then run this script again (as yourself for rootless Podman).
+EOF
+    exit 1
+  fi
+  step "packages: installing $missing"
+  export DEBIAN_FRONTEND=noninteractive
+  local apt_opts=(-y -qq -o Dpkg::Use-Pty=0 --no-install-recommends)
+  # `apt-get update` only when the package lists are missing or too old to know the packages.
+  # shellcheck disable=SC2086
+  if ! apt-get install "${apt_opts[@]}" $missing >/tmp/workbench-apt.log 2>&1; then
+    step "packages: refreshing the package lists (apt-get update)"
+    apt-get update -qq >>/tmp/workbench-apt.log 2>&1 || die "apt-get update failed (see /tmp/workbench-apt.log)"
+    # shellcheck disable=SC2086
+    apt-get install "${apt_opts[@]}" $missing >>/tmp/workbench-apt.log 2>&1 \
+      || die "apt-get install failed (see /tmp/workbench-apt.log)"
+  fi
+  step "packages: installed ($(podman --version))"
+}
+
+# --- 2. configuration -------------------------------------------------------------------------------
+conf_dir() { if is_root; then echo /etc/containers; else echo "${XDG_CONFIG_HOME:-$HOME/.config}/containers"; fi; }
+
+write_if_changed() {  # write_if_changed FILE CONTENT: replace FILE only when its content differs
+  local file=$1 content=$2
+  if [ -f "$file" ] && [ "$(cat "$file")" = "$content" ]; then
+    step "config: $file up to date"
+    return
+  fi
+  if [ "$CHECK_ONLY" = 1 ]; then
+    step "config: $file needs writing"
+    return 1
+  fi
+  mkdir -p "$(dirname "$file")"
+  if [ -f "$file" ] && ! grep -qF "$MARKER" "$file" && [ ! -e "$file.before-workbench" ]; then
+    cp -p "$file" "$file.before-workbench"
+    step "config: kept the previous $file as $file.before-workbench"
+  fi
+  printf '%s\n' "$content" >"$file.tmp"
+  mv "$file.tmp" "$file"
+  step "config: wrote $file"
+}
+
+configure() {
+  local dir nofile nproc
+  dir=$(conf_dir)
+  nofile=$(ulimit -Hn); nproc=$(ulimit -Hu)
+  [ "$nofile" = unlimited ] && nofile=1048576
+  [ "$nproc" = unlimited ] && nproc=1048576
+  # Podman's own defaults, capped at what this process may set.
+  [ "$nofile" -gt 1048576 ] && nofile=1048576
+  [ "$nproc" -gt 4194304 ] && nproc=4194304
+  write_if_changed "$dir/containers.conf" "$MARKER
+# Why each line: see the header of packaging/setup-engine.sh in the Workbench sources.
+[containers]
+default_ulimits = [\"nofile=$nofile:$nofile\", \"nproc=$nproc:$nproc\"]
+
+[engine]
+runtime = \"runc\"
+exit_command_delay = 10
+cgroup_manager = \"cgroupfs\"
+events_logger = \"file\""
+  if ! is_root; then
+    # The overlay driver (kernel or fuse-overlayfs); without this rootless Podman may pick slow vfs.
+    write_if_changed "$dir/storage.conf" "$MARKER
+[storage]
+driver = \"overlay\""
+  fi
+}
+
+# --- 3. the API service -----------------------------------------------------------------------------
+socket_path() {
+  if is_root; then
+    echo /run/podman/podman.sock
+  else
+    local runtime=${XDG_RUNTIME_DIR:-/run/user/$(id -u)}
+    echo "$runtime/podman/podman.sock"
+  fi
+}
+
+pings() { curl -fsS --max-time 2 --unix-socket "$1" http://d/_ping >/dev/null 2>&1; }
+
+start_service() {
+  local sock log
+  sock=$(socket_path)
+  if pings "$sock"; then
+    step "service: $sock answers"
+    return
+  fi
+  if [ "$CHECK_ONLY" = 1 ]; then
+    step "service: $sock does not answer"
+    return 1
+  fi
+  if ! is_root; then
+    if [ -z "${XDG_RUNTIME_DIR:-}" ]; then
+      export XDG_RUNTIME_DIR=/run/user/$(id -u)
+      [ -d "$XDG_RUNTIME_DIR" ] || mkdir -p "$XDG_RUNTIME_DIR" 2>/dev/null \
+        || { XDG_RUNTIME_DIR=/tmp/workbench-runtime-$(id -u); mkdir -p "$XDG_RUNTIME_DIR"; }
+      chmod 700 "$XDG_RUNTIME_DIR"
+      sock=$(socket_path)
+      step "service: XDG_RUNTIME_DIR was unset; using $XDG_RUNTIME_DIR (export it for Workbench too)"
+    fi
+  fi
+  mkdir -p "$(dirname "$sock")"
+  rm -f "$sock"
+  log="$(dirname "$sock")/podman-service.log"
+  step "service: starting podman system service on $sock (log: $log)"
+  nohup setsid podman system service --time=0 "unix://$sock" >"$log" 2>&1 </dev/null &
+  local i
+  for i in $(seq 1 100); do
+    if pings "$sock"; then
+      step "service: $sock answers after $((i / 10)).$((i % 10)) s"
+      return
+    fi
+    sleep 0.1
+  done
+  die "the podman service did not answer on $sock within 10 s; see $log"
+}
+
+main() {
+  local rc=0
+  command -v curl >/dev/null 2>&1 || die "curl is needed to check the engine socket (apt-get install curl)"
+  install_packages || rc=1
+  if command -v podman >/dev/null 2>&1; then
+    configure || rc=1
+    start_service || rc=1
+  fi
+  [ "$rc" = 0 ] && step "done: export DOCKER_HOST=unix://$(socket_path) or let Workbench find it"
+  return "$rc"
+}
+
+main "$@"
