@@ -85,8 +85,9 @@ def check_image(settings: Settings, engine) -> Finding:
     image = _optional("workbench.sandbox.image")
     if image is None:
         return Finding("base image", "fail", "the image module is not installed", "reinstall Workbench")
+    name = settings.sandbox.image or image.BASE_IMAGE
     try:
-        present, name = image.image_present(settings)
+        present = image.image_present(settings=settings, ref=name)
     except Exception as exc:  # engine hiccup: say it, do not crash
         return Finding("base image", "fail", f"cannot list images: {exc}", "run: workbench setup")
     if present:
