@@ -1,0 +1,1 @@
+"""Heartbeat: scheduled, unattended runs (cron schedules, the scheduler, the runner)."""
