@@ -1,0 +1,316 @@
+"""Verification: recompute the hash chain and the Merkle tree, check every checkpoint and key.
+
+What is checked, in this order (the first failure is reported, naming the entry, checkpoint or key):
+
+1. keys: each stored public key matches its fingerprint; each rotation record is signed by both keys;
+   every stored key is *trusted*: connected through rotation records to a pinned key (``--pubkey``) or,
+   with none pinned, to this machine's signing key (current or earlier). On a machine that has no
+   signing key and with nothing pinned, the log's own keys are accepted and the result says so
+   (`VerifyResult.pinned` is False): compare the printed fingerprint with the one you expect.
+2. checkpoints: numbered 1..k without gaps, each a well-formed signed note for this log's origin with a
+   valid signature by a trusted stored key.
+3. entries: numbered 0..n-1 without gaps, each entry's ``prev`` equal to the previous entry's hash, and
+   each hash equal to the leaf hash of its canonical header (see `canonical`).
+4. every checkpoint's root equals the tree root recomputed from the entries at its size, and no
+   checkpoint covers more entries than exist (truncation).
+5. optionally, an earlier checkpoint a reviewer kept: signed by a trusted key and equal to the
+   recomputed root at its size, which proves the log only grew since.
+
+Entries after the last checkpoint are hashed and chained but not yet signed; the result counts them.
+The scan is written for speed (one tight loop, rows fetched in large batches, hashlib only): it is the
+part that must handle a million entries in seconds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from json.encoder import encode_basestring
+from typing import Any
+
+from workbench.audit import merkle
+from workbench.audit.checkpoint import Checkpoint
+from workbench.audit.errors import AuditError
+from workbench.audit.keys import KeyStore, PublicKey, Rotation, unb64
+from workbench.audit.store import GENESIS, AuditStore
+
+BATCH = 65536
+
+
+@dataclass
+class VerifyResult:
+    """The outcome of a verification. `first_error` is one line naming where and what, or None."""
+
+    ok: bool
+    entries: int
+    root: str
+    fingerprint: str
+    checkpoints: int = 0
+    signed_entries: int = 0
+    first_error: str | None = None
+    pinned: bool = True
+    warnings: list[str] = field(default_factory=list)
+    consistent_with: int | None = None
+
+    def message(self) -> str:
+        if not self.ok:
+            return self.first_error or "verification failed"
+        unsigned = self.entries - self.signed_entries
+        text = (f"ok: {self.entries} entries, root {self.root}, key {self.fingerprint or '(none)'}, "
+                f"{self.checkpoints} checkpoints")
+        if unsigned:
+            text += f", {unsigned} newest entries not yet signed by a checkpoint"
+        if self.consistent_with is not None:
+            text += f"; consistent with your checkpoint of size {self.consistent_with}"
+        return text
+
+
+class Failure(Exception):
+    """Internal: stops a verification at its first problem."""
+
+
+# --- keys ----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class StoredKey:
+    fingerprint: str
+    key: PublicKey
+    rotation: Rotation | None
+
+
+def parse_key_rows(rows: Iterable[tuple[Any, ...]]) -> list[StoredKey]:
+    keys = []
+    for fingerprint, public_key, _added, rotation in rows:
+        label = f"public key {str(fingerprint)[:16]}"
+        try:
+            key = PublicKey(unb64(str(public_key)))
+        except Exception as exc:
+            raise Failure(f"{label} stored in the log is damaged ({exc})") from exc
+        if key.fingerprint != fingerprint:
+            raise Failure(f"{label} stored in the log does not match its fingerprint "
+                          f"(the stored key was replaced with {key.fingerprint[:16]})")
+        record = None
+        if rotation:
+            try:
+                record = Rotation.from_dict(json.loads(rotation))
+            except Exception as exc:
+                raise Failure(f"{label}: its rotation record is damaged ({exc})") from exc
+            if record.new != key or not record.valid():
+                raise Failure(f"{label}: its rotation record does not verify")
+        keys.append(StoredKey(fingerprint, key, record))
+    return keys
+
+
+def trusted(keys: list[StoredKey], anchors: list[PublicKey], pinned: bool) -> list[PublicKey]:
+    """The stored keys a verifier may accept; raises Failure naming the first key it cannot trust."""
+    links: dict[PublicKey, set[PublicKey]] = {}
+    for stored in keys:
+        if stored.rotation is not None:
+            links.setdefault(stored.rotation.old, set()).add(stored.rotation.new)
+            links.setdefault(stored.rotation.new, set()).add(stored.rotation.old)
+    if anchors:
+        reach = set(anchors)
+    elif keys:
+        reach = {keys[0].key}
+    else:
+        return []
+    todo = list(reach)
+    while todo:
+        for other in links.get(todo.pop(), ()):
+            if other not in reach:
+                reach.add(other)
+                todo.append(other)
+    for stored in keys:
+        if stored.key not in reach:
+            if anchors:
+                whose = "pinned with --pubkey" if pinned else "this machine's signing key (or an earlier one)"
+                raise Failure(f"public key {stored.fingerprint[:16]} stored in the log is not trusted: it is not "
+                              f"{whose}, nor linked to it by a rotation record")
+            raise Failure(f"public key {stored.fingerprint[:16]} stored in the log is unrelated to the log's "
+                          "other keys (pass --pubkey with the key you trust)")
+    return [stored.key for stored in keys]
+
+
+# --- entries -------------------------------------------------------------------------------------
+@dataclass
+class Scan:
+    size: int
+    tree: merkle.CompactRange
+    roots: dict[int, bytes]
+
+
+def scan_entries(batches: Iterable[list[tuple[Any, ...]]], want_roots: set[int]) -> Scan:
+    """Check numbering, chain and hashes of entries in order; collect tree roots at `want_roots` sizes."""
+    sha = hashlib.sha256
+    enc = encode_basestring
+    nodes: list[bytes] = []
+    roots: dict[int, bytes] = {0: merkle.EMPTY_ROOT} if 0 in want_roots else {}
+    size = 0
+    last = GENESIS
+    try:
+        for rows in batches:
+            for seq, time, kind, sid, actor, user, eid, payload, prev, digest in rows:
+                if seq != size:
+                    if isinstance(seq, int) and seq > size:
+                        missing = f"{size}" if seq == size + 1 else f"{size}..{seq - 1}"
+                        raise Failure(f"entry {missing} is missing: the log jumps from entry {size - 1} to {seq}")
+                    raise Failure(f"entry {size}: found sequence number {seq!r} out of order")
+                if prev != last:
+                    raise Failure(f"entry {seq} ({kind}): its link to entry {seq - 1} is broken (an entry "
+                                  "before it was removed, inserted, reordered or changed)")
+                leaf = sha(b"\x00" + (
+                    f'{{"actor":{enc(actor)},"event_id":{enc(eid)},"kind":{enc(kind)},'
+                    f'"payload_sha256":"{sha(payload.encode()).hexdigest()}","prev":"{prev.hex()}",'
+                    f'"seq":{seq},"session_id":{enc(sid)},"time":{enc(time)},"user":{enc(user)}}}'
+                ).encode()).digest()
+                if leaf != digest:
+                    raise Failure(f"entry {seq} ({kind}, session {sid}, {time}): its contents do not match its "
+                                  "hash (its payload, time or another field was changed)")
+                n, h = size, leaf
+                while n & 1:
+                    h = sha(b"\x01" + nodes.pop() + h).digest()
+                    n >>= 1
+                nodes.append(h)
+                size += 1
+                last = leaf
+                if size in want_roots:
+                    roots[size] = merkle.CompactRange(size, nodes).root()
+    except (TypeError, AttributeError, ValueError, UnicodeEncodeError) as exc:
+        raise Failure(f"entry {size}: a field has the wrong type or encoding ({exc})") from exc
+    return Scan(size, merkle.CompactRange(size, nodes), roots)
+
+
+# --- checkpoints ---------------------------------------------------------------------------------
+def parse_checkpoints(rows: list[tuple[int, int, str, str, bytes]], origin: str) -> list[Checkpoint]:
+    result = []
+    for expected, (row_id, size, time, note, _frontier) in enumerate(rows, start=1):
+        if row_id != expected:
+            raise Failure(f"checkpoint #{expected} is missing (the next stored one is #{row_id})")
+        try:
+            cp = Checkpoint.from_note(note)
+        except AuditError as exc:
+            raise Failure(f"checkpoint #{row_id}: its text does not parse ({exc.message})") from exc
+        if cp.size != size:
+            raise Failure(f"checkpoint #{row_id}: its stored size {size} differs from its signed size {cp.size}")
+        result.append(Checkpoint(cp.origin, cp.size, cp.root, cp.signatures, cp.extensions, row_id, time))
+    return result
+
+
+def check_checkpoint(cp: Checkpoint, origin: str, keys: list[PublicKey]) -> PublicKey:
+    if cp.origin != origin:
+        raise Failure(f"{cp.label()}: it is for log {cp.origin!r}, not {origin!r}")
+    key, why = cp.verify(keys)
+    if key is None:
+        raise Failure(f"{cp.label()}: {why}")
+    return key
+
+
+def check_roots(checkpoints: list[Checkpoint], scan: Scan) -> None:
+    for cp in checkpoints:
+        if cp.size > scan.size:
+            raise Failure(f"{cp.label()}: it covers {cp.size} entries but the log has only {scan.size}: entries "
+                          f"{scan.size}..{cp.size - 1} were deleted (truncation)")
+        if scan.roots.get(cp.size) != cp.root:
+            raise Failure(f"{cp.label()}: its signed root does not match entries 0..{cp.size - 1} (entries "
+                          "were changed, removed or added after they were signed)")
+
+
+def check_reference(reference: Checkpoint, origin: str, keys: list[PublicKey], scan: Scan) -> None:
+    label = f"your checkpoint (size {reference.size})"
+    if reference.origin != origin:
+        raise Failure(f"{label} is for log {reference.origin!r}, not {origin!r}")
+    key, why = reference.verify(keys)
+    if key is None:
+        raise Failure(f"{label}: {why}")
+    if reference.size > scan.size:
+        raise Failure(f"{label}: the log now has only {scan.size} entries: it was truncated since")
+    if scan.roots.get(reference.size) != reference.root:
+        raise Failure(f"{label}: the log's first {reference.size} entries no longer hash to its root: "
+                      "the log was rewritten, not only appended to")
+
+
+# --- the whole log -------------------------------------------------------------------------------
+def anchors_for(pinned: list[PublicKey] | None, key_store: KeyStore | None) -> tuple[list[PublicKey], bool]:
+    if pinned:
+        return list(pinned), True
+    if key_store is None:
+        return [], False
+    return key_store.known_keys(), False
+
+
+def verify_store(store: AuditStore, pinned: list[PublicKey] | None = None, reference: Checkpoint | None = None,
+                 key_store: KeyStore | None = None, origin: str | None = None) -> VerifyResult:
+    """Verify the log in `store`; never raises for a tampered log, only reports."""
+    origin = origin or store.meta("origin") or ""
+    anchors, is_pinned = anchors_for(pinned, key_store)
+    result = VerifyResult(ok=False, entries=0, root="", fingerprint="", pinned=bool(anchors))
+    try:
+        keys = trusted(parse_key_rows(store.key_rows()), anchors, is_pinned)
+        checkpoints = parse_checkpoints(store.checkpoint_rows(), origin)
+        signer = None
+        for cp in checkpoints:
+            signer = check_checkpoint(cp, origin, keys)
+        want = {cp.size for cp in checkpoints}
+        if reference is not None:
+            want.add(reference.size)
+        cursor = store.entry_rows()
+        scan = scan_entries(iter(lambda: cursor.fetchmany(BATCH), []), want)
+        result.entries = scan.size
+        result.root = scan.tree.root().hex()
+        check_roots(checkpoints, scan)
+        if reference is not None:
+            check_reference(reference, origin, keys, scan)
+            result.consistent_with = reference.size
+        result.checkpoints = len(checkpoints)
+        result.signed_entries = checkpoints[-1].size if checkpoints else 0
+        if signer is None and keys:
+            signer = keys[-1]
+        result.fingerprint = signer.fingerprint if signer else ""
+        if not anchors:
+            result.warnings.append("no trusted key to compare with: check the fingerprint, or pass --pubkey")
+        if scan.size and not checkpoints:
+            result.warnings.append("no checkpoint has been signed yet")
+        result.ok = True
+    except Failure as exc:
+        result.first_error = str(exc)
+    return result
+
+
+@dataclass(frozen=True)
+class InclusionProof:
+    """Entry `seq` (leaf hash `leaf`) is in the tree of `size` entries with `root` (a signed checkpoint)."""
+
+    seq: int
+    size: int
+    leaf: bytes
+    path: list[bytes]
+    root: bytes
+    checkpoint: Checkpoint
+    verified: bool
+
+    def to_text(self) -> str:
+        lines = [f"entry {self.seq} in tree of size {self.size}",
+                 f"leaf hash {self.leaf.hex()}", f"root      {self.root.hex()}", "audit path:"]
+        lines += [f"  {h.hex()}" for h in self.path] or ["  (empty: the tree has one entry)"]
+        lines.append("verified: yes" if self.verified else "verified: NO (the path does not lead to the signed root)")
+        return "\n".join(lines)
+
+
+def inclusion_proof(store: AuditStore, seq: int) -> InclusionProof:
+    row = store.latest_checkpoint_row()
+    if row is None:
+        raise AuditError("no checkpoint has been signed yet", "run: workbench audit checkpoint")
+    cp = Checkpoint.from_note(row[3])
+    if not 0 <= seq < cp.size:
+        size = store.head()[0]
+        if 0 <= seq < size:
+            raise AuditError(f"entry {seq} is newer than the latest checkpoint (size {cp.size})",
+                             "sign one with: workbench audit checkpoint --new")
+        raise AuditError(f"there is no entry {seq} (the log has {size} entries, numbered from 0)")
+    leaves = store.leaf_hashes(0, cp.size)
+    levels = merkle.TreeLevels(leaves)
+    path = levels.inclusion_proof(seq)
+    ok = merkle.verify_inclusion(leaves[seq], seq, cp.size, path, cp.root)
+    return InclusionProof(seq, cp.size, leaves[seq], path, cp.root,
+                          Checkpoint(cp.origin, cp.size, cp.root, cp.signatures, cp.extensions, row[0], row[2]), ok)
