@@ -23,6 +23,7 @@ set -euo pipefail
 PACKAGES=(podman runc conmon catatonit netavark aardvark-dns iptables uidmap slirp4netns fuse-overlayfs mmdebstrap)
 MARKER="# Managed by Workbench packaging/setup-engine.sh"
 CHECK_ONLY=0
+CONFIG_CHANGED=0
 [ "${1:-}" = "--check" ] && CHECK_ONLY=1
 
 step() { printf 'setup-engine: %s\n' "$*"; }
@@ -101,6 +102,7 @@ write_if_changed() {  # write_if_changed FILE CONTENT: replace FILE only when it
   fi
   printf '%s\n' "$content" >"$file.tmp"
   mv "$file.tmp" "$file"
+  CONFIG_CHANGED=1
   step "config: wrote $file"
 }
 
@@ -112,7 +114,9 @@ configure() {
   [ "$nproc" = unlimited ] && nproc=1048576
   # Podman's own defaults, capped at what this process may set.
   [ "$nofile" -gt 1048576 ] && nofile=1048576
-  [ "$nproc" -gt 4194304 ] && nproc=4194304
+  # Podman caps its own RLIMIT_NPROC at 32768 when it starts (measured: 96364 -> 32768), so a higher
+  # default fails every container with "setrlimit type 6".
+  [ "$nproc" -gt 32768 ] && nproc=32768
   write_if_changed "$dir/containers.conf" "$MARKER
 # Why each line: see the header of packaging/setup-engine.sh in the Workbench sources.
 [containers]
@@ -144,8 +148,14 @@ socket_path() {
 pings() { curl -fsS --max-time 2 --unix-socket "$1" http://d/_ping >/dev/null 2>&1; }
 
 start_service() {
-  local sock log
+  local sock log pidfile
   sock=$(socket_path)
+  pidfile="$(dirname "$sock")/podman-service.pid"
+  if [ "$CONFIG_CHANGED" = 1 ] && [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
+    step "service: restarting it to read the new configuration"
+    kill "$(cat "$pidfile")"
+    for _ in $(seq 1 50); do pings "$sock" || break; sleep 0.1; done
+  fi
   if pings "$sock"; then
     step "service: $sock answers"
     return
@@ -169,6 +179,7 @@ start_service() {
   log="$(dirname "$sock")/podman-service.log"
   step "service: starting podman system service on $sock (log: $log)"
   nohup setsid podman system service --time=0 "unix://$sock" >"$log" 2>&1 </dev/null &
+  echo $! >"$pidfile"
   local i
   for i in $(seq 1 100); do
     if pings "$sock"; then

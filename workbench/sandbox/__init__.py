@@ -1,0 +1,18 @@
+"""The sandbox: code runs in a local container, never on the host (see DESIGN.md, security layers).
+
+    from workbench.sandbox import Sandbox
+    with Sandbox.open(project) as sandbox:
+        execution = sandbox.execute("python", "print(1)")
+        for chunk in execution: ...
+        result = execution.result()
+
+Modules: `engine` (the engine seam and `probe` for doctor), `image` (the offline base image), `policy`
+(isolation settings), `sandbox` (containers and one-off runs), `execution` (live chunks, results,
+events), `install` (pip / R / apt), `kernels` + `runner` (warm sessions).
+"""
+
+from workbench.sandbox.engine import EngineProbe, probe
+from workbench.sandbox.image import BASE_IMAGE, ensure_base_image, image_present
+from workbench.sandbox.sandbox import Sandbox
+
+__all__ = ["BASE_IMAGE", "EngineProbe", "Sandbox", "ensure_base_image", "image_present", "probe"]

@@ -1,0 +1,267 @@
+"""The container engine behind a narrow seam: find it, ask what it enforces, drive it.
+
+`Engine` is the Protocol the sandbox codes against; `DockerEngine` implements it with docker-py's
+low-level `APIClient`, which speaks the Docker API to Docker and to Podman's compatible socket alike.
+
+Where the engine is found, first match wins:
+  1. `$DOCKER_HOST`                     (unix://, tcp:// or ssh://: a remote engine is allowed)
+  2. `settings.engine.host`
+  3. `$XDG_RUNTIME_DIR/podman/podman.sock`  rootless Podman, the target on a user's machine
+  4. `/run/podman/podman.sock`              rootful Podman (CI runs as root)
+  5. `/var/run/docker.sock`                 Docker
+Nothing here assumes the engine is local. The sandbox does: it bind-mounts the project's workspace, which
+must therefore be on the engine's machine (documented in `workbench.sandbox.sandbox`).
+
+`probe(settings)` is what `workbench doctor` shows: reachable or not, version, rootless or rootful, and
+whether cgroup limits are enforced. Rootless Podman on a cgroup v1 host accepts memory/CPU/PID limits
+and silently ignores them; Podman's libpod info says so with an empty `host.cgroupControllers`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from workbench.config import Settings
+from workbench.errors import EngineUnavailable
+
+ROOTFUL_PODMAN = "unix:///run/podman/podman.sock"
+DOCKER = "unix:///var/run/docker.sock"
+
+
+@dataclass(frozen=True, slots=True)
+class EngineProbe:
+    """What doctor reports about the engine."""
+
+    endpoint: str
+    reachable: bool
+    version: str  # "podman 4.3.1", "docker 27.0.3"; "" when unreachable
+    rootless: bool
+    limits_enforced: bool
+    error: str | None = None
+
+
+def candidate_endpoints(settings: Settings | None = None) -> list[str]:
+    """Every endpoint worth trying, in the documented order (duplicates dropped)."""
+    found: list[str] = []
+    if os.environ.get("DOCKER_HOST"):
+        found.append(os.environ["DOCKER_HOST"])
+    if settings is not None and settings.engine.host:
+        found.append(settings.engine.host)
+    runtime_dir = os.environ.get("XDG_RUNTIME_DIR") or (f"/run/user/{os.getuid()}" if os.getuid() else "")
+    if runtime_dir:
+        found.append(f"unix://{runtime_dir}/podman/podman.sock")
+    found += [ROOTFUL_PODMAN, DOCKER]
+    return list(dict.fromkeys(_normalise(e) for e in found))
+
+
+def _normalise(endpoint: str) -> str:
+    return f"unix://{endpoint}" if endpoint.startswith("/") else endpoint
+
+
+def _socket_path(endpoint: str) -> Path | None:
+    return Path(endpoint[len("unix://"):]) if endpoint.startswith("unix://") else None
+
+
+def find_endpoint(settings: Settings | None = None) -> str:
+    """The endpoint to use: an explicit one as given; otherwise the first socket that exists."""
+    explicit = os.environ.get("DOCKER_HOST") or (settings.engine.host if settings else "")
+    if explicit:
+        return _normalise(explicit)
+    for endpoint in candidate_endpoints(settings):
+        path = _socket_path(endpoint)
+        if path is None or path.exists():
+            return endpoint
+    return candidate_endpoints(settings)[-1]
+
+
+@dataclass(frozen=True, slots=True)
+class ExecHandle:
+    """An exec created in a container; `id` is the engine's exec id."""
+
+    id: str
+    container: str
+
+
+class Engine(Protocol):
+    """What the sandbox needs from a container engine. Small on purpose: a fake is easy to write."""
+
+    endpoint: str
+    version: str
+    rootless: bool
+    limits_enforced: bool
+    is_podman: bool
+
+    def image_exists(self, ref: str) -> bool: ...
+    def create_container(self, spec: dict[str, Any]) -> str: ...
+    def start(self, container: str) -> None: ...
+    def state(self, container: str) -> dict[str, Any] | None: ...
+    def remove(self, container: str, force: bool = True) -> None: ...
+    def stop(self, container: str, timeout: int = 2) -> None: ...
+    def list_containers(self, labels: dict[str, str], all: bool = True) -> list[dict[str, Any]]: ...
+    def exec_create(self, container: str, cmd: list[str], *, user: str, env: dict[str, str],
+                    workdir: str) -> ExecHandle: ...
+    def exec_stream(self, handle: ExecHandle) -> Iterator[tuple[bytes | None, bytes | None]]: ...
+    def exec_exit_code(self, handle: ExecHandle) -> int | None: ...
+    def commit(self, container: str, repository: str, tag: str, changes: list[str] | None = None) -> str: ...
+    def import_image(self, tarball: Path, repository: str, tag: str, changes: list[str]) -> None: ...
+    def remove_image(self, ref: str) -> None: ...
+    def close(self) -> None: ...
+
+
+class DockerEngine:
+    """`Engine` over docker-py's low-level client (works with Docker and Podman's compat API)."""
+
+    def __init__(self, endpoint: str, timeout: float = 60.0):
+        import docker  # imported here: `workbench --help` must not pay for docker-py
+
+        self.endpoint = endpoint
+        self._docker = docker
+        try:
+            self.api = docker.APIClient(base_url=endpoint, timeout=timeout, version="auto")
+            version = self.api.version()
+        except Exception as exc:
+            raise EngineUnavailable(f"the container engine at {endpoint} does not answer: {_short(exc)}",
+                                    "run packaging/setup-engine.sh, or set DOCKER_HOST") from exc
+        components = {c.get("Name", ""): c.get("Version", "") for c in version.get("Components", [])}
+        self.is_podman = "Podman Engine" in components
+        if self.is_podman:
+            self.version = f"podman {components['Podman Engine']}"
+        else:
+            self.version = f"docker {version.get('Version', '?')}"
+        self.rootless, self.limits_enforced = self._isolation()
+
+    def _isolation(self) -> tuple[bool, bool]:
+        """(rootless, cgroup limits enforced), from the engine's own report."""
+        if self.is_podman:
+            try:
+                info = self.api._result(self.api.get(f"{self.api.base_url}/v4.0.0/libpod/info"), json=True)
+                host = info.get("host", {})
+                rootless = bool(host.get("security", {}).get("rootless"))
+                controllers = set(host.get("cgroupControllers") or [])
+                if not controllers:  # rootless on cgroup v1: limits accepted, then silently ignored
+                    return rootless, not rootless
+                return rootless, {"memory", "pids"} <= controllers
+            except Exception:  # an older Podman without libpod info: trust its compat info below
+                pass
+        info = self.api.info()
+        rootless = any("rootless" in str(opt) for opt in info.get("SecurityOptions", []))
+        return rootless, bool(info.get("MemoryLimit", True)) and bool(info.get("PidsLimit", True))
+
+    # --- images ---------------------------------------------------------------------------------
+    def image_exists(self, ref: str) -> bool:
+        try:
+            self.api.inspect_image(ref)
+            return True
+        except self._docker.errors.ImageNotFound:
+            return False
+        except self._docker.errors.NotFound:
+            return False
+
+    def commit(self, container: str, repository: str, tag: str, changes: list[str] | None = None) -> str:
+        return self.api.commit(container, repository=repository, tag=tag, changes=changes)["Id"]
+
+    def import_image(self, tarball: Path, repository: str, tag: str, changes: list[str]) -> None:
+        with open(tarball, "rb") as data:
+            response = self.api.import_image_from_data(data, repository=repository, tag=tag, changes=changes)
+        if not self.image_exists(f"{repository}:{tag}") and self.image_exists(f"{repository}:latest"):
+            # Podman's compat import ignores `tag` and names the image :latest; retag it.
+            self.api.tag(f"{repository}:latest", repository, tag)
+            if tag != "latest":
+                self.api.remove_image(f"{repository}:latest")
+        if not self.image_exists(f"{repository}:{tag}"):
+            raise EngineUnavailable(f"importing {tarball} failed: {str(response)[:200]}")
+
+    def remove_image(self, ref: str) -> None:
+        try:
+            self.api.remove_image(ref, force=True)
+        except self._docker.errors.NotFound:
+            pass
+
+    # --- containers -----------------------------------------------------------------------------
+    def create_container(self, spec: dict[str, Any]) -> str:
+        spec = dict(spec)
+        host_config = self.api.create_host_config(**spec.pop("host_config"))
+        # docker-py validates `userns_mode` to "host" only; Podman understands keep-id/auto here.
+        extra = spec.pop("raw_host_config", {})
+        host_config.update(extra)
+        return self.api.create_container(host_config=host_config, **spec)["Id"]
+
+    def start(self, container: str) -> None:
+        self.api.start(container)
+
+    def state(self, container: str) -> dict[str, Any] | None:
+        try:
+            return self.api.inspect_container(container).get("State", {})
+        except self._docker.errors.NotFound:
+            return None
+
+    def remove(self, container: str, force: bool = True) -> None:
+        try:
+            self.api.remove_container(container, force=force, v=True)
+        except self._docker.errors.NotFound:
+            pass
+
+    def stop(self, container: str, timeout: int = 2) -> None:
+        try:
+            self.api.stop(container, timeout=timeout)
+        except self._docker.errors.NotFound:
+            pass
+
+    def list_containers(self, labels: dict[str, str], all: bool = True) -> list[dict[str, Any]]:
+        wanted = [f"{k}={v}" for k, v in labels.items()]
+        return self.api.containers(all=all, filters={"label": wanted})
+
+    # --- exec -----------------------------------------------------------------------------------
+    def exec_create(self, container: str, cmd: list[str], *, user: str, env: dict[str, str],
+                    workdir: str) -> ExecHandle:
+        created = self.api.exec_create(container, cmd, stdout=True, stderr=True, stdin=False, tty=False,
+                                       user=user, environment=env, workdir=workdir)
+        return ExecHandle(created["Id"], container)
+
+    def exec_stream(self, handle: ExecHandle) -> Iterator[tuple[bytes | None, bytes | None]]:
+        # docker-py's exec_run(stream=True) loses the exit code: start, stream, then inspect.
+        return self.api.exec_start(handle.id, stream=True, demux=True)
+
+    def exec_exit_code(self, handle: ExecHandle) -> int | None:
+        return self.api.exec_inspect(handle.id).get("ExitCode")
+
+    def close(self) -> None:
+        self.api.close()
+
+
+def _short(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text[:200] or type(exc).__name__
+
+
+def connect(settings: Settings) -> DockerEngine:
+    """Connect to the engine found by `find_endpoint`, or raise `EngineUnavailable` (exit 3)."""
+    endpoint = find_endpoint(settings)
+    path = _socket_path(endpoint)
+    if path is not None and not path.exists():
+        if os.environ.get("DOCKER_HOST") or settings.engine.host:
+            raise EngineUnavailable(f"the engine socket {path} does not exist (from DOCKER_HOST or "
+                                    "engine.host)", "start the engine or correct the setting")
+        tried = ", ".join(candidate_endpoints(settings))
+        raise EngineUnavailable(f"no container engine socket found (tried {tried})",
+                                "run packaging/setup-engine.sh, or set DOCKER_HOST")
+    return DockerEngine(endpoint, timeout=settings.engine.timeout)
+
+
+def probe(settings: Settings) -> EngineProbe:
+    """Doctor's view of the engine; never raises."""
+    endpoint = find_endpoint(settings)
+    try:
+        engine = connect(settings)
+    except EngineUnavailable as exc:
+        return EngineProbe(endpoint, False, "", False, False, exc.one_line())
+    except Exception as exc:  # a malformed DOCKER_HOST, a TLS problem: still one line
+        return EngineProbe(endpoint, False, "", False, False, _short(exc))
+    try:
+        return EngineProbe(engine.endpoint, True, engine.version, engine.rootless, engine.limits_enforced)
+    finally:
+        engine.close()

@@ -1,0 +1,159 @@
+"""The container's isolation, in one place: who code runs as, what it can see, what it may use.
+
+Layers (DESIGN.md, "Sandbox security"):
+  2. limits    cgroup memory / CPU / PIDs from `settings.sandbox`; where the engine ignores them (rootless
+               Podman on cgroup v1) rlimits stand in: RLIMIT_AS for memory, RLIMIT_NPROC for processes.
+               RLIMIT_FSIZE (the workspace quota) caps any single file always; /tmp is a small tmpfs.
+  3. hardening cap_drop ALL, no-new-privileges, the engine's default seccomp profile (never disabled),
+               read-only root filesystem, tmpfs /tmp, only /workspace writable.
+  4. network   `network_mode="none"` for user code (Podman ignores docker-py's `network_disabled`).
+  5. secrets   a fixed, minimal environment (nothing from the host's), no host home, no sockets: the only
+               mounts are the workspace and the read-only folder with Workbench's code files.
+
+Who code runs as (layer 3, "never uid 0 inside"):
+  * rootless Podman: `UsernsMode=keep-id` and the host user's uid:gid, so files in the workspace stay owned
+    by the user on the host. docker-py only accepts "host" for `userns_mode`, so it is set in the raw
+    host config.
+  * a rootful engine run by an ordinary user (Docker): that user's uid:gid, no user namespace.
+  * a rootful engine run by root (CI): uid:gid 1000:1000, the image's `sandbox` user. Running code as the
+    host's root (even mapped) is what we refuse; the price is that the workspace is chowned to 1000 at
+    start so the sandbox can write it (root on the host can still read and write everything).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import resource
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from workbench.config import Settings
+from workbench.sandbox.image import SANDBOX_UID
+
+WORKSPACE = "/workspace"
+CODE_DIR = "/opt/workbench"  # read-only: code files and the runner, written by the host side
+LABEL_PROJECT = "io.workbench.project"
+LABEL_ROLE = "io.workbench.role"
+LABEL_OWNER = "io.workbench.owner"  # "<hostname>:<pid>" of the process that made it
+LABEL_SPEC = "io.workbench.spec"
+TMP_SIZE = "256m"
+NOFILE = 4096
+
+BASE_ENV = {
+    "PATH": "/workspace/.venv/bin:/usr/local/bin:/usr/bin:/bin",
+    "HOME": "/tmp",
+    "TMPDIR": "/tmp",
+    "LANG": "C.UTF-8",
+    "LC_ALL": "C.UTF-8",
+    "R_LIBS_USER": "/workspace/.R",
+    "MPLBACKEND": "Agg",
+    "PYTHONDONTWRITEBYTECODE": "1",
+    "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+}
+
+
+def parse_size(text: str | int) -> int:
+    """'2g' -> 2147483648; plain numbers are bytes."""
+    if isinstance(text, int):
+        return text
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*", str(text).lower())
+    if not match:
+        raise ValueError(f"not a size: {text!r} (use e.g. 512m or 2g)")
+    number, unit = match.groups()
+    return int(float(number) * 1024 ** " kmgt".index(unit or " "))
+
+
+@dataclass(frozen=True)
+class Identity:
+    user: str  # "uid:gid" inside the container
+    userns: str | None  # raw UsernsMode, or None
+    chown_workspace: bool  # rootful as root: hand the workspace to the sandbox uid
+
+
+def identity(rootless: bool, is_podman: bool) -> Identity:
+    uid, gid = os.getuid(), os.getgid()
+    if rootless and is_podman:
+        return Identity(f"{uid}:{gid}", "keep-id", False)
+    if uid != 0 and not rootless:
+        return Identity(f"{uid}:{gid}", None, False)
+    return Identity(f"{SANDBOX_UID}:{SANDBOX_UID}", None, True)
+
+
+def limits(settings: Settings) -> dict[str, Any]:
+    s = settings.sandbox
+    return {"memory": s.memory, "cpus": s.cpus, "pids": s.pids, "timeout": s.timeout,
+            "output_cap": s.output_cap, "workspace_quota": s.workspace_quota, "network": s.network}
+
+
+def container_spec(*, image: str, settings: Settings, workspace: Path, code_dir: Path, labels: dict[str, str],
+                   ident: Identity, limits_enforced: bool, command: list[str]) -> dict[str, Any]:
+    """The create-container arguments for a sandbox container (one-off or warm-session role)."""
+    s = settings.sandbox
+    memory = parse_size(s.memory)
+    quota = parse_size(s.workspace_quota)
+    # Passing any ulimit makes Podman fill in its own nofile default, which can exceed the host's hard
+    # limit (root without CAP_SYS_RESOURCE): name nofile explicitly, well under any hard limit.
+    nproc = s.pids if not limits_enforced else _under_hard_limit(resource.RLIMIT_NPROC, 16384)
+    ulimits = [{"Name": "nofile", "Soft": NOFILE, "Hard": NOFILE},
+               {"Name": "nproc", "Soft": nproc, "Hard": nproc},
+               {"Name": "fsize", "Soft": quota, "Hard": quota},
+               {"Name": "core", "Soft": 0, "Hard": 0}]
+    if not limits_enforced:
+        # The cgroup limits below are accepted and ignored: per-process rlimits are what remains.
+        ulimits += [{"Name": "as", "Soft": memory, "Hard": memory}]
+    host_config: dict[str, Any] = {
+        "binds": {str(workspace): {"bind": WORKSPACE, "mode": "rw"},
+                  str(code_dir): {"bind": CODE_DIR, "mode": "ro"}},
+        "network_mode": "none",
+        "mem_limit": memory,
+        "memswap_limit": memory,  # no swap on top: an OOM is an OOM
+        "nano_cpus": int(s.cpus * 1e9),
+        "pids_limit": s.pids,
+        "cap_drop": ["ALL"],
+        "security_opt": ["no-new-privileges"],
+        "read_only": True,
+        "tmpfs": {"/tmp": f"rw,nosuid,nodev,size={TMP_SIZE},mode=1777"},
+        "ulimits": [_ulimit(u) for u in ulimits],
+        "init": False,  # our own PID 1 (runner.py --init) reaps orphans
+    }
+    raw: dict[str, Any] = {}
+    if ident.userns:
+        raw["UsernsMode"] = ident.userns
+    return {
+        "image": image,
+        "command": command,
+        "user": ident.user,
+        "working_dir": WORKSPACE,
+        "environment": dict(BASE_ENV),
+        "labels": labels,
+        "hostname": "sandbox",
+        "network_disabled": False,  # network_mode="none" does it; this flag is ignored by Podman
+        "host_config": host_config,
+        "raw_host_config": raw,
+    }
+
+
+def _under_hard_limit(which: int, wanted: int) -> int:
+    """`wanted`, or this process's hard limit when lower (the engine on this host has the same)."""
+    hard = resource.getrlimit(which)[1]
+    return wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+
+
+def _ulimit(spec: dict[str, Any]):
+    from docker.types import Ulimit
+
+    return Ulimit(name=spec["Name"], soft=spec["Soft"], hard=spec["Hard"])
+
+
+def hand_workspace_to(workspace: Path, uid: int, gid: int) -> None:
+    """Make the workspace writable for the sandbox uid (rootful engine run by root)."""
+    for folder, dirs, files in os.walk(workspace):
+        for name in [folder, *(os.path.join(folder, n) for n in dirs + files)]:
+            try:
+                st = os.lstat(name)
+                if st.st_uid != uid or st.st_gid != gid:
+                    os.lchown(name, uid, gid)
+            except OSError:
+                pass
