@@ -121,7 +121,7 @@ def entry_leaf_data(seq: int, time: str, kind: str, session_id: str, actor: str,
     return (f'{{"actor":{enc(actor)},"event_id":{enc(event_id)},"kind":{enc(kind)},'
             f'"payload_sha256":"{_sha256(payload.encode("utf-8")).hexdigest()}","prev":"{prev.hex()}",'
             f'"seq":{seq},"session_id":{enc(session_id)},"time":{enc(time)},"user":{enc(user)}}}'
-            ).encode("utf-8")
+            ).encode()
 
 
 def entry_header(seq: int, time: str, kind: str, session_id: str, actor: str, user: str,

@@ -99,21 +99,28 @@ class AuditLog:
 
     # --- opening ----------------------------------------------------------------------------------
     @classmethod
-    def open(cls, project: Project, create: bool = True, key_store: KeyStore | None = None) -> AuditLog:
-        """The log at the project's ``.workbench/audit.db`` (created on first use unless `create` is False)."""
+    def open(cls, project: Project, create: bool = True, key_store: KeyStore | None = None,
+             readonly: bool = False) -> AuditLog:
+        """The log at the project's ``.workbench/audit.db`` (created on first use unless `create` is False).
+
+        `readonly` opens it for reading and verifying only (the CLI's verify, prove and export).
+        """
         settings = project.settings().audit
         origin = settings.origin or default_origin(project.id)
         return cls.open_path(project.audit_db, origin=origin, checkpoint_every=settings.checkpoint_every,
-                             create=create, key_store=key_store)
+                             create=create, key_store=key_store, readonly=readonly)
 
     @classmethod
     def open_path(cls, db_path: Path | str, origin: str | None = None,
                   checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY, create: bool = True,
-                  key_store: KeyStore | None = None) -> AuditLog:
+                  key_store: KeyStore | None = None, readonly: bool = False) -> AuditLog:
         """The log in `db_path`; a new log takes `origin` (default: a fresh ``workbench.local/audit/<uuid>``)."""
-        store = AuditStore(Path(db_path), create=create)
+        store = AuditStore(Path(db_path), create=create and not readonly, readonly=readonly)
         stored = store.meta("origin")
         if stored is None:
+            if not store.created:
+                store.close()
+                raise AuditError(f"{db_path} has no log origin: it is damaged", "restore it from a backup")
             stored = origin or default_origin(uuid.uuid4().hex)
             check_origin(stored)
             with store.write():
@@ -217,6 +224,10 @@ class AuditLog:
     def close(self) -> None:
         """Sign a final checkpoint if entries were added since the last one, then close the file."""
         if self._closed:
+            return
+        if self.store.readonly:
+            self._closed = True
+            self.store.close()
             return
         try:
             with self.store.lock, self.store.write():

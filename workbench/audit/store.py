@@ -79,6 +79,7 @@ class AuditStore:
         self._durable = False
         self.transaction = 0  # counts write transactions begun on this connection
         self.on_rollback: list[Any] = []
+        self.created = False
         if not self.path.exists():
             if not create or readonly:
                 raise AuditError(f"no audit log at {self.path}", "nothing has been recorded in this project yet")
@@ -111,6 +112,7 @@ class AuditStore:
                     if statement.strip():
                         self.conn.execute(statement)
                 self.conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('format', ?)", (FORMAT,))
+            self.created = True
             return
         missing = {"meta", "entries", "checkpoints", "keys"} - tables
         if missing:

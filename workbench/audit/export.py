@@ -1,0 +1,272 @@
+"""JSONL export a reviewer verifies offline, and its verifier.
+
+Why this shape: the reviewer has the file and (ideally) the signer's public key, nothing else. So the
+export carries everything needed, one JSON object per line:
+
+1. a header: ``{"type": "header", "format": "workbench-audit-export/1", "origin", "tree_size",
+   "complete", "filter", "fingerprint", "keys": [{"fingerprint", "public_key", "added", "rotation"}]}``;
+2. every checkpoint of the log up to the head: ``{"type": "checkpoint", "id", "time", "note",
+   "consistency": [hex...]}``, where ``consistency`` is the RFC 6962 proof that the tree at this
+   checkpoint is a prefix of the head (the last checkpoint, whose size is ``tree_size``);
+3. the entries: ``{"type": "entry", "seq", "time", "kind", "session_id", "actor", "user", "event_id",
+   "payload", "prev", "hash"}`` plus, when the export is filtered (``complete`` false), ``"inclusion":
+   [hex...]``, the RFC 6962 audit path of the entry in the head tree. ``payload`` is the JSON object;
+   its canonical encoding reproduces the stored text (``payload_text`` is given instead if it would not).
+
+A complete export is verified by recomputing the chain and the tree; a filtered one entry by entry
+against the signed head root, plus the chain links between consecutive entries.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+from workbench.audit import merkle
+from workbench.audit.canonical import canonical_json, entry_leaf_data
+from workbench.audit.checkpoint import Checkpoint
+from workbench.audit.errors import AuditError
+from workbench.audit.keys import PublicKey
+from workbench.audit.log import AuditLog, entry_filter
+from workbench.audit.store import GENESIS
+from workbench.audit.verify import (
+    Failure,
+    VerifyResult,
+    check_checkpoint,
+    parse_key_rows,
+    scan_entries,
+    trusted,
+)
+
+FORMAT = "workbench-audit-export/1"
+
+
+@dataclass(frozen=True)
+class ExportFilter:
+    since: datetime | None = None
+    until: datetime | None = None
+    session: str | None = None
+
+    @property
+    def empty(self) -> bool:
+        return self.since is None and self.until is None and self.session is None
+
+    def to_dict(self) -> dict[str, str | None]:
+        return {"since": self.since.isoformat() if self.since else None,
+                "until": self.until.isoformat() if self.until else None, "session": self.session}
+
+
+def export_lines(log: AuditLog, flt: ExportFilter = ExportFilter()) -> Iterator[str]:
+    """The export, line by line (no newline), of everything up to the latest checkpoint.
+
+    The log is verified first: a log that does not verify is not exported.
+    """
+    result = log.verify()
+    if not result.ok:
+        raise AuditError(f"the audit log does not verify, so it was not exported: {result.first_error}")
+    store = log.store
+    with store.lock:
+        checkpoints = log.checkpoints()
+        if not checkpoints:
+            raise AuditError("no checkpoint has been signed yet, so nothing can be exported verifiably",
+                             "run: workbench audit checkpoint --new")
+        head = checkpoints[-1]
+        levels = merkle.TreeLevels(store.leaf_hashes(0, head.size))
+        keys = store.key_rows()
+        where, params = entry_filter(flt.since, flt.until, flt.session, None)
+        where = f"{where} {'AND' if where else 'WHERE'} seq < ?"
+        rows = store.entry_rows(where, (*params, head.size)).fetchall()
+    complete = flt.empty
+    yield _dump({"type": "header", "format": FORMAT, "origin": log.origin, "tree_size": head.size,
+                 "complete": complete, "filter": flt.to_dict(), "fingerprint": result.fingerprint,
+                 "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                 "keys": [{"fingerprint": fp, "public_key": pub, "added": added,
+                           "rotation": json.loads(rot) if rot else None} for fp, pub, added, rot in keys]})
+    for cp in checkpoints:
+        proof = levels.consistency_proof(cp.size)
+        yield _dump({"type": "checkpoint", "id": cp.id, "time": cp.time, "note": cp.to_note(),
+                     "consistency": [h.hex() for h in proof]})
+    for seq, time, kind, sid, actor, user, eid, payload, prev, digest in rows:
+        line: dict[str, Any] = {"type": "entry", "seq": seq, "time": time, "kind": kind, "session_id": sid,
+                                "actor": actor, "user": user, "event_id": eid}
+        try:
+            data = json.loads(payload)
+            exact = canonical_json(data) == payload
+        except ValueError:
+            exact = False
+        if exact:
+            line["payload"] = data
+        else:
+            line["payload_text"] = payload
+        line["prev"] = bytes(prev).hex()
+        line["hash"] = bytes(digest).hex()
+        if not complete:
+            line["inclusion"] = [h.hex() for h in levels.inclusion_proof(seq)]
+        yield _dump(line)
+
+
+def write_export(log: AuditLog, out: IO[str], flt: ExportFilter = ExportFilter()) -> int:
+    """Write the export to `out`; returns the number of entries written."""
+    count = 0
+    for line in export_lines(log, flt):
+        out.write(line + "\n")
+        count += line.startswith('{"type":"entry"')
+    return count
+
+
+def _dump(data: dict[str, Any]) -> str:
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+
+
+# --- offline verification --------------------------------------------------------------------------
+def verify_export(path: Path, pinned: list[PublicKey] | None = None,
+                  reference: Checkpoint | None = None) -> VerifyResult:
+    """Verify an export file on its own (no project, no database)."""
+    try:
+        handle = path.open(encoding="utf-8")
+    except OSError as exc:
+        raise AuditError(f"cannot read the export {path}: {exc.strerror or exc}") from exc
+    with handle:
+        return verify_export_lines(handle, pinned, reference)
+
+
+def _records(lines: Iterable[str]) -> Iterator[tuple[int, dict[str, Any]]]:
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError as exc:
+            raise Failure(f"export line {number} is not JSON ({exc})") from exc
+        if not isinstance(record, dict) or "type" not in record:
+            raise Failure(f"export line {number} is not an export record")
+        yield number, record
+
+
+def verify_export_lines(lines: Iterable[str], pinned: list[PublicKey] | None = None,
+                        reference: Checkpoint | None = None) -> VerifyResult:
+    result = VerifyResult(ok=False, entries=0, root="", fingerprint="", pinned=bool(pinned))
+    try:
+        _verify_records(_records(lines), pinned or [], reference, result)
+        result.ok = True
+    except Failure as exc:
+        result.first_error = str(exc)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        result.first_error = f"the export is malformed ({type(exc).__name__}: {exc})"
+    return result
+
+
+def _verify_records(records: Iterator[tuple[int, dict[str, Any]]], pinned: list[PublicKey],
+                    reference: Checkpoint | None, result: VerifyResult) -> None:
+    number, header = next(records, (0, {}))
+    if header.get("type") != "header" or header.get("format") != FORMAT:
+        raise Failure(f"the export does not start with a {FORMAT} header")
+    origin = str(header["origin"])
+    tree_size = int(header["tree_size"])
+    complete = bool(header["complete"])
+    key_rows = [(k["fingerprint"], k["public_key"], k.get("added", ""),
+                 json.dumps(k["rotation"]) if k.get("rotation") else None) for k in header["keys"]]
+    keys = trusted(parse_key_rows(key_rows), pinned, True)
+    checkpoints: list[tuple[int, Checkpoint, list[bytes]]] = []
+    entries: list[tuple[int, dict[str, Any]]] = []
+    for number, record in records:
+        if record["type"] == "checkpoint":
+            try:
+                cp = Checkpoint.from_note(record["note"])
+            except AuditError as exc:
+                raise Failure(f"export line {number} (checkpoint #{record.get('id')}): {exc.message}") from exc
+            cp = Checkpoint(cp.origin, cp.size, cp.root, cp.signatures, cp.extensions, record.get("id"))
+            checkpoints.append((number, cp, [bytes.fromhex(h) for h in record.get("consistency", [])]))
+        elif record["type"] == "entry":
+            entries.append((number, record))
+        else:
+            raise Failure(f"export line {number}: unknown record type {record['type']!r}")
+    if not checkpoints:
+        raise Failure("the export holds no checkpoint")
+    signer = None
+    for number, cp, _proof in checkpoints:
+        try:
+            signer = check_checkpoint(cp, origin, keys)
+        except Failure as exc:
+            raise Failure(f"export line {number}: {exc}") from exc
+    head = checkpoints[-1][1]
+    if head.size != tree_size:
+        raise Failure(f"the export's last checkpoint has size {head.size}, its header says {tree_size}")
+    for number, cp, proof in checkpoints:
+        if not merkle.verify_consistency(cp.size, head.size, cp.root, head.root, proof):
+            raise Failure(f"export line {number}: {cp.label()} is not consistent with the head "
+                          f"(size {head.size}): the log was rewritten between them")
+    if reference is not None:
+        _check_reference(reference, origin, keys, head, checkpoints)
+        result.consistent_with = reference.size
+    if complete:
+        _verify_complete(entries, checkpoints, tree_size)
+    else:
+        _verify_filtered(entries, head)
+    result.entries = len(entries)
+    result.signed_entries = len(entries)
+    result.checkpoints = len(checkpoints)
+    result.root = head.root.hex()
+    result.fingerprint = signer.fingerprint if signer else ""
+    if not pinned:
+        result.warnings.append("no key pinned: compare the fingerprint with the signer's, or pass --pubkey")
+
+
+def _check_reference(reference: Checkpoint, origin: str, keys: list[PublicKey], head: Checkpoint,
+                     checkpoints: list[tuple[int, Checkpoint, list[bytes]]]) -> None:
+    label = f"your checkpoint (size {reference.size})"
+    try:
+        check_checkpoint(reference, origin, keys)
+    except Failure as exc:
+        raise Failure(f"{label}: {exc}") from exc
+    if reference.size > head.size:
+        raise Failure(f"{label} is newer than the export's head (size {head.size})")
+    for _number, cp, proof in checkpoints:
+        if cp.size == reference.size:
+            if cp.root != reference.root:
+                raise Failure(f"{label}: the log's checkpoint of that size has another root: it was rewritten")
+            return
+    raise Failure(f"{label}: the export has no checkpoint of that size to prove consistency with")
+
+
+def _entry_row(number: int, record: dict[str, Any]) -> tuple[Any, ...]:
+    payload = record["payload_text"] if "payload_text" in record else canonical_json(record["payload"])
+    return (record["seq"], record["time"], record["kind"], record["session_id"], record["actor"],
+            record["user"], record["event_id"], payload, bytes.fromhex(record["prev"]),
+            bytes.fromhex(record["hash"]))
+
+
+def _verify_complete(entries: list[tuple[int, dict[str, Any]]],
+                     checkpoints: list[tuple[int, Checkpoint, list[bytes]]], tree_size: int) -> None:
+    rows = [_entry_row(number, record) for number, record in entries]
+    scan = scan_entries([rows], {cp.size for _n, cp, _p in checkpoints})
+    if scan.size != tree_size:
+        raise Failure(f"the export holds {scan.size} entries but its head checkpoint covers {tree_size}: "
+                      f"entries {scan.size}..{tree_size - 1} are missing")
+    for number, cp, _proof in checkpoints:
+        if scan.roots.get(cp.size) != cp.root:
+            raise Failure(f"export line {number}: {cp.label()}: its signed root does not match the exported "
+                          "entries")
+
+
+def _verify_filtered(entries: list[tuple[int, dict[str, Any]]], head: Checkpoint) -> None:
+    last_seq, last_hash = None, GENESIS
+    for number, record in entries:
+        seq, time, kind, sid, actor, user, eid, payload, prev, digest = _entry_row(number, record)
+        where = f"export line {number} (entry {seq})"
+        leaf = merkle.leaf_hash(entry_leaf_data(seq, time, kind, sid, actor, user, eid, payload, prev))
+        if leaf != digest:
+            raise Failure(f"{where}: its contents do not match its hash (its payload, time or another field "
+                          "was changed)")
+        if last_seq is not None and seq == last_seq + 1 and prev != last_hash:
+            raise Failure(f"{where}: its link to entry {last_seq} is broken")
+        if last_seq is not None and seq <= last_seq:
+            raise Failure(f"{where}: out of order after entry {last_seq}")
+        proof = [bytes.fromhex(h) for h in record.get("inclusion", [])]
+        if not merkle.verify_inclusion(leaf, seq, head.size, proof, head.root):
+            raise Failure(f"{where}: its inclusion proof does not lead to the signed root of size {head.size}")
+        last_seq, last_hash = seq, leaf

@@ -1,0 +1,206 @@
+"""`workbench audit`: verify, prove, export and show checkpoints of the signed audit log.
+
+Thin wrappers: parse, call `workbench.audit`, print. Every failure is one line and a non-zero exit:
+a log that does not verify exits 1 naming the first bad entry, checkpoint or key; bad input exits 2.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+
+from workbench.audit import AuditError, AuditLog, Checkpoint, KeyStore, PublicKey, VerifyResult
+from workbench.audit.export import ExportFilter, verify_export, write_export
+from workbench.audit.store import AuditStore
+from workbench.audit.verify import verify_store
+from workbench.cli.common import open_project, project_option
+from workbench.errors import UsageError, WorkbenchError
+
+
+class VerificationFailed(WorkbenchError):
+    """The log (or export) does not verify."""
+
+    exit_code = 1
+
+
+def parse_time(value: str | None, option: str) -> datetime | None:
+    """ISO 8601 date or date-time; a time without a zone is taken as UTC."""
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.strip())
+    except ValueError as exc:
+        raise UsageError(f"{option} {value!r} is not an ISO 8601 time", "e.g. 2025-01-31T14:00:00Z") from exc
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
+def read_pubkeys(files: tuple[Path, ...]) -> list[PublicKey]:
+    keys = []
+    for path in files:
+        try:
+            keys.append(PublicKey.parse(path.read_text(encoding="utf-8")))
+        except OSError as exc:
+            raise UsageError(f"cannot read the public key {path}: {exc.strerror or exc}") from exc
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise UsageError(f"{path} is not an Ed25519 public key (PEM, base64 or vkey): {exc}") from exc
+    return keys
+
+
+def read_checkpoint(path: Path | None) -> Checkpoint | None:
+    if path is None:
+        return None
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot read the checkpoint {path}: {exc}") from exc
+    try:
+        return Checkpoint.from_note(text)
+    except AuditError as exc:
+        raise UsageError(f"{path} is not a checkpoint: {exc.message}") from exc
+
+
+def _project_log_path(project_dir: Path) -> Path:
+    project = open_project(project_dir)
+    if not project.audit_db.exists():
+        raise AuditError(f"no audit log at {project.audit_db}", "nothing has been recorded in this project yet")
+    return project.audit_db
+
+
+def _report(result: VerifyResult) -> None:
+    if not result.ok:
+        raise VerificationFailed(result.first_error or "verification failed")
+    click.echo(result.message())
+    for warning in result.warnings:
+        click.echo(f"warning: {warning}")
+
+
+@click.group()
+def audit() -> None:
+    """Verify, prove and export the signed audit log."""
+
+
+@audit.command()
+@project_option
+@click.option("--pubkey", "pubkeys", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Trust only this public key (PEM, base64 or signed-note vkey); repeatable.")
+@click.option("--checkpoint", "checkpoint_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="An earlier checkpoint you kept: prove the log only grew since.")
+@click.option("--export", "export_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Verify this JSONL export offline instead of a project.")
+def verify(project_dir: Path, pubkeys: tuple[Path, ...], checkpoint_file: Path | None,
+           export_file: Path | None) -> None:
+    """Recompute the chain and the tree and check every signature; exit 1 naming the first problem."""
+    pinned = read_pubkeys(pubkeys)
+    reference = read_checkpoint(checkpoint_file)
+    if export_file is not None:
+        if not export_file.is_file():
+            raise UsageError(f"no export file at {export_file}")
+        _report(verify_export(export_file, pinned or None, reference))
+        return
+    store = AuditStore(_project_log_path(project_dir), create=False, readonly=True)
+    try:
+        _report(verify_store(store, pinned=pinned or None, reference=reference, key_store=KeyStore()))
+    finally:
+        store.close()
+
+
+@audit.command()
+@click.argument("seq", type=int)
+@project_option
+def prove(seq: int, project_dir: Path) -> None:
+    """Print (and check) the inclusion proof of entry SEQ (numbered from 0) in the latest checkpoint."""
+    store = AuditStore(_project_log_path(project_dir), create=False, readonly=True)
+    try:
+        from workbench.audit.verify import inclusion_proof
+
+        proof = inclusion_proof(store, seq)
+    finally:
+        store.close()
+    click.echo(proof.to_text())
+    click.echo("checkpoint:")
+    click.echo(proof.checkpoint.to_note(), nl=False)
+    if not proof.verified:
+        raise VerificationFailed(f"entry {seq}: its inclusion proof does not lead to the signed root of "
+                                 f"checkpoint #{proof.checkpoint.id}")
+
+
+@audit.command()
+@project_option
+@click.option("--since", help="Only entries at or after this time (ISO 8601; UTC when no zone).")
+@click.option("--until", help="Only entries at or before this time (ISO 8601; UTC when no zone).")
+@click.option("--session", help="Only entries of this session.")
+@click.option("--format", "fmt", type=click.Choice(["jsonl"]), default="jsonl", show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="The file to write (default: stdout).")
+def export(project_dir: Path, since: str | None, until: str | None, session: str | None, fmt: str,
+           out: Path | None) -> None:
+    """Write entries, checkpoints, proofs and public keys, for offline `verify --export`."""
+    flt = ExportFilter(parse_time(since, "--since"), parse_time(until, "--until"), session)
+    if flt.since and flt.until and flt.since > flt.until:
+        raise UsageError("--since is after --until")
+    log = AuditLog.open_path(_project_log_path(project_dir), create=False, readonly=True)
+    try:
+        latest = log.latest_checkpoint()
+        unsigned = log.size() - (latest.size if latest else 0)
+        if out is None:
+            count = write_export(log, sys.stdout, flt)
+        else:
+            tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+            try:
+                with tmp.open("w", encoding="utf-8") as handle:
+                    count = write_export(log, handle, flt)
+                os.replace(tmp, out)
+            except OSError as exc:
+                raise UsageError(f"cannot write {out}: {exc.strerror or exc}") from exc
+            finally:
+                tmp.unlink(missing_ok=True)
+            click.echo(f"exported {count} entries to {out}", err=True)
+        if unsigned:
+            click.echo(f"note: the {unsigned} newest entries are not signed yet and were left out "
+                       "(sign them with: workbench audit checkpoint --new)", err=True)
+    finally:
+        log.close()
+
+
+@audit.command()
+@project_option
+@click.option("--new", "sign_now", is_flag=True, help="Sign the current head first.")
+def checkpoint(project_dir: Path, sign_now: bool) -> None:
+    """Print the latest checkpoint as a C2SP signed note."""
+    path = _project_log_path(project_dir)
+    if sign_now:
+        project = open_project(project_dir)
+        with AuditLog.open(project, create=False) as log:
+            cp = log.checkpoint()
+    else:
+        with AuditLog.open_path(path, create=False, readonly=True) as log:
+            found = log.latest_checkpoint()
+        if found is None:
+            raise AuditError("no checkpoint has been signed yet", "sign one with: workbench audit checkpoint --new")
+        cp = found
+    click.echo(cp.to_note(), nl=False)
+
+
+@audit.command()
+@click.option("--pem", is_flag=True, help="Print only the public key, as PEM (for --pubkey).")
+@click.option("--rotate", is_flag=True, help="Replace the signing key; old checkpoints stay verifiable.")
+def key(pem: bool, rotate: bool) -> None:
+    """Show this user's audit signing key: fingerprint, where it is kept, public key."""
+    store = KeyStore()
+    if rotate:
+        store.rotate()
+        store = KeyStore()
+    info = store.info(create=True)
+    assert info is not None
+    public = PublicKey.parse(info.public_key)
+    if pem:
+        click.echo(public.pem(), nl=False)
+        return
+    click.echo(f"fingerprint {info.fingerprint}")
+    click.echo(f"kept in     {info.backend}")
+    click.echo(f"vkey        {public.vkey('workbench-audit')}")
+    if info.warning():
+        click.echo(f"warning: {info.warning()}")
