@@ -1,0 +1,420 @@
+"""The ReAct loop: objective -> action -> execution -> observation -> next action, until done.
+
+It only *emits* events (the audit log and the UIs consume them) and takes its two human-facing parts
+as callables: `approve(action) -> bool` (the CLI asks at the prompt, the TUI in a dialog) and `stop`, a
+`threading.Event` any thread may set. It adds no waiting of its own between model and sandbox.
+
+Self-correction, in the order it helps small models:
+1. a failed execution comes back with its exit code and the tail of stderr;
+2. deterministic hints for common failures (`repair`);
+3. the same failing action repeated is called out, and a third time ends the run ("stuck") rather than
+   burning the budget (agents stuck in loops are a known complaint, e.g. OpenHands #5480);
+4. a `finish` claiming success is checked against the executions: the last one must have succeeded
+   and numbers in the answer must appear in some output; otherwise the model is told and tries again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from workbench import events
+from workbench.agent import actions as A
+from workbench.agent import prompts
+from workbench.agent.llm import LLM, LLMError, Message
+from workbench.agent.repair import hints_for
+from workbench.sandbox.types import ExecutionResult, OutputChunk, SandboxAPI
+
+Emit = Callable[[str, dict[str, Any]], Any]
+Approve = Callable[[A.Action], bool]
+
+LLM_REQUEST = "llm.request"
+LLM_MALFORMED = "llm.malformed"
+AGENT_OBSERVATION = "agent.observation"
+AGENT_APPROVAL = "agent.approval"
+
+Reason = Literal["finished", "gave_up", "unverified", "max_steps", "max_tokens", "wall_clock", "stopped",
+                 "stuck", "model_error"]
+
+
+@dataclass(frozen=True)
+class Budgets:
+    """Limits of one run. `reply_tokens` caps each reply so a looping small model cannot run away."""
+
+    max_steps: int = 12
+    max_tokens: int = 60_000  # model work: prompt tokens evaluated plus tokens generated
+    wall_clock: float = 900.0  # seconds
+    reply_tokens: int = 512
+    exec_timeout: float = 120.0  # seconds per execution (never more than the wall clock left)
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Which actions need a human yes: `ask` for executions and file writes, `ask` for installs."""
+
+    executions: Literal["auto", "ask"] = "auto"
+    installs: Literal["auto", "ask"] = "ask"
+
+    def needs_approval(self, action: A.Action) -> bool:
+        if isinstance(action, A.Install):
+            return self.installs == "ask"
+        if isinstance(action, A.RunCode | A.WriteFile):
+            return self.executions == "ask"
+        return False
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    index: int
+    action: A.Action | A.Malformed
+    observation: str
+    ok: bool | None  # None for actions that are not executions (think, finish, malformed)
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """How a run ended: `success` only when the model claimed it *and* the claim was verified."""
+
+    success: bool
+    answer: str
+    steps: int
+    reason: Reason
+    tokens: int = 0
+    seconds: float = 0.0
+    history: tuple[StepRecord, ...] = field(default_factory=tuple)
+
+
+# Stuck detection: the same failing action this many times ends the run; one fewer earns a warning.
+STUCK_REPEATS = 3
+MAX_MALFORMED_IN_A_ROW = 3
+_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
+
+
+class AgentLoop:
+    def __init__(self, llm: LLM, sandbox: SandboxAPI | Callable[[], SandboxAPI], *, emit: Emit,
+                 workspace: Path | None = None, budgets: Budgets | None = None, policy: Policy | None = None,
+                 approve: Approve | None = None, stop: threading.Event | None = None,
+                 on_chunk: Callable[[OutputChunk], None] | None = None,
+                 clock: Callable[[], float] = time.monotonic):
+        self.llm = llm
+        self._sandbox_source = sandbox
+        self._sandbox: SandboxAPI | None = None if callable(sandbox) and not hasattr(sandbox, "execute") \
+            else sandbox  # type: ignore[assignment]
+        self.emit = emit
+        self.workspace = workspace
+        self.budgets = budgets or Budgets()
+        self.policy = policy or Policy()
+        self.approve = approve
+        self.stop = stop or threading.Event()
+        self.on_chunk = on_chunk
+        self.clock = clock
+
+    # --- the run ---------------------------------------------------------------------------------------
+    def run(self, task: str) -> RunOutcome:
+        self._started = self.clock()
+        self._tokens = 0
+        self._history: list[StepRecord] = []
+        self._messages: list[Message] = [{"role": "system", "content": prompts.SYSTEM_PROMPT},
+                                         {"role": "user", "content": prompts.task_message(task)}]
+        self._failures: dict[str, int] = {}
+        self._last_signature: str | None = None
+        self._repeats = 0
+        self._malformed_in_a_row = 0
+        self._executions: list[ExecutionResult] = []
+        self._last_effect_ok: bool | None = None
+        self._verify_rejections = 0
+        self.emit(events.TASK_STARTED, {
+            "task": task, "model": getattr(self.llm, "name", "?"),
+            "budgets": {"max_steps": self.budgets.max_steps, "max_tokens": self.budgets.max_tokens,
+                        "wall_clock": self.budgets.wall_clock, "reply_tokens": self.budgets.reply_tokens},
+            "policy": {"executions": self.policy.executions, "installs": self.policy.installs}})
+        outcome = self._run_steps()
+        self.emit(events.TASK_FINISHED, {"success": outcome.success, "reason": outcome.reason,
+                                         "answer": outcome.answer, "steps": outcome.steps,
+                                         "tokens": outcome.tokens, "seconds": round(outcome.seconds, 3)})
+        return outcome
+
+    def _end(self, reason: Reason, answer: str = "", success: bool = False) -> RunOutcome:
+        return RunOutcome(success=success, answer=answer, steps=len(self._history), reason=reason,
+                          tokens=self._tokens, seconds=self.clock() - self._started,
+                          history=tuple(self._history))
+
+    def _budget_exhausted(self) -> Reason | None:
+        if self.stop.is_set():
+            return "stopped"
+        if len(self._history) >= self.budgets.max_steps:
+            return "max_steps"
+        if self._tokens >= self.budgets.max_tokens:
+            return "max_tokens"
+        if self.clock() - self._started >= self.budgets.wall_clock:
+            return "wall_clock"
+        return None
+
+    def _run_steps(self) -> RunOutcome:
+        while True:
+            reason = self._budget_exhausted()
+            if reason is not None:
+                return self._end(reason)
+            step = len(self._history) + 1
+            self._fit_context()
+            self.emit(LLM_REQUEST, {"step": step, "messages": len(self._messages),
+                                    "max_tokens": self.budgets.reply_tokens})
+            try:
+                reply = self.llm.complete(self._messages, max_tokens=self.budgets.reply_tokens,
+                                          grammar=A.GRAMMAR, stop=self.stop)
+            except LLMError as exc:
+                self.emit(events.ERROR, {"step": step, "where": "llm", "message": exc.one_line()})
+                return self._end("model_error", exc.one_line())
+            self._tokens += reply.tokens_used
+            usage = {"prompt_tokens": reply.prompt_tokens, "evaluated_tokens": reply.evaluated_tokens,
+                     "completion_tokens": reply.completion_tokens, "seconds": round(reply.seconds, 4),
+                     "finish_reason": reply.finish_reason}
+            if reply.finish_reason == "cancelled":
+                self.emit(LLM_MALFORMED, {"step": step, "raw": reply.text, "error": "stopped by the user", **usage})
+                return self._end("stopped")
+            action = A.parse(reply.text)
+            self._messages.append({"role": "assistant", "content": reply.text.strip()})
+            if isinstance(action, A.Malformed):
+                error = action.error
+                if reply.finish_reason == "length":
+                    error += f" (the reply hit the {self.budgets.reply_tokens}-token limit: be shorter)"
+                self.emit(LLM_MALFORMED, {"step": step, "raw": reply.text, "error": error, **usage})
+                self._malformed_in_a_row += 1
+                self._observe(step, action, f"Your reply was not a valid action: {error}. Reply with exactly "
+                              "one JSON object as described.", ok=None)
+                if self._malformed_in_a_row >= MAX_MALFORMED_IN_A_ROW:
+                    return self._end("stuck", f"{self._malformed_in_a_row} malformed replies in a row")
+                continue
+            self._malformed_in_a_row = 0
+            self.emit(events.LLM_ACTION, {"step": step, "thought": action.thought, "action": A.to_payload(action),
+                                          "raw": reply.text, **usage})
+            ended = self._act(step, action)
+            if ended is not None:
+                return ended
+
+    # --- one action ------------------------------------------------------------------------------------
+    def _act(self, step: int, action: A.Action) -> RunOutcome | None:
+        signature = A.signature(action)
+        self._repeats = self._repeats + 1 if signature == self._last_signature else 1
+        self._last_signature = signature
+        if isinstance(action, A.Finish):
+            return self._finish(step, action)
+        if self.policy.needs_approval(action):
+            approved = bool(self.approve(action)) if self.approve is not None else False
+            self.emit(AGENT_APPROVAL, {"step": step, "action": A.to_payload(action), "approved": approved})
+            if not approved:
+                return self._after(step, action, signature, "The user did not approve this action. Choose "
+                                   "another way, or finish with success false and say what you needed.", False)
+        if isinstance(action, A.Think):
+            return self._after(step, action, signature, "Noted. Now act: run code, or finish.", None)
+        try:
+            if isinstance(action, A.RunCode):
+                text, ok = self._run_code(action)
+            elif isinstance(action, A.Install):
+                text, ok = self._install(action)
+            elif isinstance(action, A.ReadFile):
+                text, ok = self._read_file(action.path)
+            else:
+                text, ok = self._write_file(action.path, action.content)
+        except Exception as exc:  # the sandbox failed, not the code: tell the model and the log
+            message = exc.one_line() if hasattr(exc, "one_line") else f"{type(exc).__name__}: {exc}"
+            self.emit(events.ERROR, {"step": step, "where": action.name, "message": message})
+            text, ok = f"{action.name} could not be carried out: {message}", False
+        if action.name != "read_file":
+            self._last_effect_ok = ok
+        return self._after(step, action, signature, text, ok)
+
+    def _after(self, step: int, action: A.Action, signature: str, text: str, ok: bool | None) -> RunOutcome | None:
+        if ok is False:
+            self._failures[signature] = self._failures.get(signature, 0) + 1
+        failures = self._failures.get(signature, 0) if ok is False else 0
+        stuck = failures >= STUCK_REPEATS or self._repeats >= STUCK_REPEATS
+        if not stuck and (failures == STUCK_REPEATS - 1 or self._repeats == STUCK_REPEATS - 1):
+            text += ("\nwarning: you already did exactly this and it did not help. Do something different "
+                     "(change the code, inspect the data, or finish).")
+        self._observe(step, action, text, ok)
+        if stuck:
+            return self._end("stuck", f"the same {action.name} action was repeated {max(failures, self._repeats)} "
+                             "times without progress")
+        return None
+
+    def _observe(self, step: int, action: A.Action | A.Malformed, text: str, ok: bool | None,
+                 extra: dict[str, Any] | None = None) -> None:
+        self._history.append(StepRecord(step, action, text, ok))
+        self._messages.append({"role": "user", "content": prompts.observation_message(step, text)})
+        name = action.name if not isinstance(action, A.Malformed) else "malformed"
+        self.emit(AGENT_OBSERVATION, {"step": step, "action": name, "ok": ok, "text": text, **(extra or {})})
+
+    # --- finishing ---------------------------------------------------------------------------------------
+    def _finish(self, step: int, action: A.Finish) -> RunOutcome | None:
+        if not action.success:
+            self._observe(step, action, "finished: the agent gave up", None)
+            return self._end("gave_up", action.answer)
+        problem = self._verify(action.answer)
+        if problem is None:
+            self._observe(step, action, "finished: verified against the executions", None, {"verified": True})
+            return self._end("finished", action.answer, success=True)
+        self._verify_rejections += 1
+        if self._verify_rejections > 1:
+            self._observe(step, action, f"finished without verification: {problem}", None, {"verified": False})
+            return self._end("unverified", action.answer)
+        self._observe(step, action, f"Not finished yet: {problem}. Run code that prints the result, then finish "
+                      "with that result (or finish with success false).", None, {"verified": False})
+        return None
+
+    def _verify(self, answer: str) -> str | None:
+        """Why the success claim is not supported by what ran, or None when it is."""
+        if self._last_effect_ok is None:
+            return "nothing has been run yet, so the result is not checked"
+        if self._last_effect_ok is False:
+            return "the last action failed"
+        numbers = set(_NUMBER.findall(answer))
+        if numbers and self._executions:
+            printed = "\n".join(r.stdout.text() for r in self._executions if r.ok)
+            seen = set(_NUMBER.findall(printed))
+            if not numbers & seen:
+                return f"the number(s) {', '.join(sorted(numbers)[:5])} in the answer appear in no output"
+        return None
+
+    # --- the tools ---------------------------------------------------------------------------------------
+    def sandbox(self) -> SandboxAPI:
+        if self._sandbox is None:
+            self._sandbox = self._sandbox_source()  # type: ignore[operator]
+        return self._sandbox
+
+    def _run_code(self, action: A.RunCode) -> tuple[str, bool]:
+        remaining = self.budgets.wall_clock - (self.clock() - self._started)
+        timeout = max(1.0, min(self.budgets.exec_timeout, remaining))
+        execution = self.sandbox().execute(action.language, action.code, timeout=timeout)
+        done = threading.Event()
+        watcher = threading.Thread(target=self._cancel_on_stop, args=(execution, done), daemon=True)
+        watcher.start()
+        try:
+            for chunk in execution:
+                if self.on_chunk is not None:
+                    self.on_chunk(chunk)
+            result = execution.result()
+        finally:
+            done.set()
+        self._executions.append(result)
+        return prompts.execution_observation(result, hints_for(result, self._list_workspace)), result.ok
+
+    def _cancel_on_stop(self, execution: Any, done: threading.Event) -> None:
+        while not done.wait(0.1):
+            if self.stop.is_set():
+                execution.cancel()
+                return
+
+    def _install(self, action: A.Install) -> tuple[str, bool]:
+        result = self.sandbox().install(action.manager, list(action.packages))  # type: ignore[arg-type]
+        return prompts.install_observation(result), result.ok
+
+    def _resolve(self, path: str) -> Path:
+        """A workspace path from what the model wrote; never outside the workspace (symlinks included)."""
+        if self.workspace is None:
+            raise _ToolError("file tools are not available in this session")
+        relative = path.strip()
+        for prefix in ("/workspace/", "/workspace"):
+            if relative.startswith(prefix):
+                relative = relative[len(prefix):]
+                break
+        root = self.workspace.resolve()
+        target = (root / relative.lstrip("/")).resolve()
+        if target != root and not target.is_relative_to(root):
+            raise _ToolError(f"{path} is outside /workspace")
+        return target
+
+    def _list_workspace(self) -> list[str]:
+        if self.workspace is None or not self.workspace.is_dir():
+            return []
+        root = self.workspace
+        found = []
+        for item in sorted(root.rglob("*")):
+            relative = item.relative_to(root)
+            if any(part.startswith(".") for part in relative.parts):
+                continue  # the venv and R library live in hidden folders
+            found.append(relative.as_posix() + ("/" if item.is_dir() else ""))
+            if len(found) >= 200:
+                break
+        return found
+
+    def _read_file(self, path: str) -> tuple[str, bool]:
+        try:
+            target = self._resolve(path)
+        except _ToolError as exc:
+            return f"read_file {path}: {exc}", False
+        if target.is_dir():
+            return prompts.listing(self._list_workspace()), True
+        try:
+            data = target.read_bytes()
+        except FileNotFoundError:
+            return f"read_file {path}: no such file; {prompts.listing(self._list_workspace())}", False
+        except OSError as exc:
+            return f"read_file {path}: {exc.strerror or exc}", False
+        return prompts.file_observation(path, data.decode("utf-8", errors="replace"), len(data)), True
+
+    def _write_file(self, path: str, content: str) -> tuple[str, bool]:
+        try:
+            target = self._resolve(path)
+        except _ToolError as exc:
+            return f"write_file {path}: {exc}", False
+        existed = target.exists()
+        data = content.encode("utf-8")
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_name(f".{target.name}.wb-tmp")
+            tmp.write_bytes(data)
+            tmp.replace(target)
+        except OSError as exc:
+            return f"write_file {path}: {exc.strerror or exc}", False
+        relative = target.relative_to(self.workspace.resolve()).as_posix()  # type: ignore[union-attr]
+        self.emit(events.FILE_CHANGED, {"path": relative, "change": "modified" if existed else "created",
+                                        "sha256": hashlib.sha256(data).hexdigest(), "size": len(data),
+                                        "by": "agent.write_file"})
+        return f"write_file {relative}: wrote {len(data):,} bytes", True
+
+    # --- the context window ----------------------------------------------------------------------------
+    def _fit_context(self) -> None:
+        """Drop the oldest steps when the prompt would not fit; keep the system prompt and the task.
+
+        Half the old steps go at once, so the new prefix stays stable (and cached) for several steps.
+        Steps go in assistant/user pairs so roles keep alternating, which strict chat templates require.
+        """
+        limit = self.llm.context_length - self.budgets.reply_tokens - 64
+        while len(self._messages) > 4 and self.llm.count_tokens(self._messages) > limit:
+            body = self._messages[2:]
+            cut = max(2, (len(body) // 4) * 2)
+            if cut >= len(body):
+                cut = len(body) - 2
+            if cut <= 0:
+                break
+            task = self._messages[1]["content"]
+            if OMITTED not in task:
+                task += "\n" + OMITTED
+            self._messages = [self._messages[0], {"role": "user", "content": task}, *body[cut:]]
+
+
+OMITTED = "(Earlier steps were omitted to fit the context window.)"
+
+
+class _ToolError(Exception):
+    pass
+
+
+def summarize(outcome: RunOutcome) -> str:
+    """One line a person reads at the end of a run."""
+    what = {"finished": "finished", "gave_up": "the agent gave up", "unverified": "finished without a verified "
+            "result", "max_steps": "step budget used up", "max_tokens": "token budget used up",
+            "wall_clock": "time budget used up", "stopped": "stopped by the user",
+            "stuck": "stopped: the agent was repeating itself", "model_error": "the model failed"}[outcome.reason]
+    return f"{what} after {outcome.steps} step(s), {outcome.tokens:,} tokens, {outcome.seconds:.1f} s"
+
+
+def history_text(history: Sequence[StepRecord]) -> str:  # pragma: no cover - a debugging aid
+    return "\n".join(f"[{r.index}] {getattr(r.action, 'name', 'malformed')}: {r.observation}" for r in history)

@@ -1,0 +1,119 @@
+"""What the model reads: the system prompt, the task, and observations worded the same way every time.
+
+Observations are the agent's eyes, so they say plainly what happened (exit code, time, which stream was
+cut and by how much, files changed, artifacts) and never hide a truncation. Wording is stable and the
+history is append-only, so consecutive prompts share their prefix and llama.cpp reuses its KV cache.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from workbench.agent.actions import LANGUAGES, MANAGERS
+from workbench.sandbox.types import ExecutionResult, InstallResult, StreamSummary
+
+# Characters of each stream shown to the model: the head (what started) and the tail (where it failed).
+STREAM_HEAD = 600
+STREAM_TAIL = 1400
+FILE_CHARS = 6000
+
+SYSTEM_PROMPT = f"""You are Workbench, a careful data analyst agent. You solve the task by running code \
+in a sandbox and reading the results. The sandbox is Linux with no network; the current directory is \
+/workspace, where the user's files are and where files you write persist.
+
+Reply with exactly one JSON object per turn, one of:
+{{"thought": "why", "action": "run_code", "language": "python", "code": "print(sum(range(10)))"}}
+{{"thought": "why", "action": "install", "manager": "pip", "packages": ["pandas"]}}
+{{"thought": "why", "action": "read_file", "path": "data.csv"}}
+{{"thought": "why", "action": "write_file", "path": "notes.txt", "content": "text"}}
+{{"thought": "why", "action": "think"}}
+{{"thought": "why", "action": "finish", "answer": "the result", "success": true}}
+
+Languages: {", ".join(LANGUAGES)}. Package managers: {", ".join(MANAGERS)}.
+Rules:
+- Compute with code and print what you need to see; never guess a result.
+- After each action you get an observation: exit code, output, files changed. If it failed, read the \
+error and fix the code.
+- Finish only after an execution printed the result, and put that result in "answer".
+- If the task cannot be done, finish with "success": false and say why.
+- Inside JSON strings write a newline as \\n and a quote as \\"."""
+
+
+def task_message(task: str) -> str:
+    return f"Task: {task.strip()}"
+
+
+def observation_message(step: int, text: str) -> str:
+    return f"Observation (step {step}):\n{text}"
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n:,} {word}" + ("" if n == 1 else "s")
+
+
+def stream_text(name: str, summary: StreamSummary) -> str:
+    """One stream for the model: head and tail when long, and always saying what was left out."""
+    text = summary.text()
+    if not text.strip() and summary.total_bytes == 0:
+        return f"{name}: (empty)"
+    notes = []
+    if len(text) > STREAM_HEAD + STREAM_TAIL:
+        omitted = len(text) - STREAM_HEAD - STREAM_TAIL
+        text = f"{text[:STREAM_HEAD]}\n[... {_plural(omitted, 'character')} omitted ...]\n{text[-STREAM_TAIL:]}"
+        notes.append(f"shortened: first {STREAM_HEAD:,} and last {STREAM_TAIL:,} characters shown")
+    if summary.truncated:
+        notes.append(f"the sandbox kept only the first {_plural(len(summary.kept), 'byte')} of "
+                     f"{summary.total_bytes:,}")
+    label = f"{name} ({'; '.join(notes)})" if notes else name
+    return f"{label}:\n{text.rstrip()}"
+
+
+def execution_observation(result: ExecutionResult, hints: Sequence[str] = ()) -> str:
+    if result.timed_out or result.killed_by == "timeout":
+        status = f"TIMED OUT after {result.duration:.1f} s and was stopped"
+    elif result.killed_by == "oom":
+        status = f"KILLED: out of memory after {result.duration:.1f} s"
+    elif result.killed_by == "user":
+        status = "STOPPED by the user"
+    else:
+        code = "unknown" if result.exit_code is None else str(result.exit_code)
+        verdict = "succeeded" if result.ok else "FAILED"
+        status = f"{verdict}: exit code {code} after {result.duration:.2f} s"
+    lines = [f"run_code ({result.language}) {status}", stream_text("stdout", result.stdout),
+             stream_text("stderr", result.stderr)]
+    if result.files:
+        shown = ", ".join(f"{f.change} {f.path}" + (f" ({f.size:,} bytes)" if f.size is not None else "")
+                          for f in result.files[:20])
+        more = f" and {len(result.files) - 20} more" if len(result.files) > 20 else ""
+        lines.append(f"files changed: {shown}{more}")
+    if result.artifacts:
+        lines.append("artifacts: " + ", ".join(f"{a.path} ({a.mime})" for a in result.artifacts[:20]))
+    if result.state_lost:
+        lines.append("note: the interpreter restarted; variables from earlier steps are gone")
+    lines.extend(f"note: {note}" for note in result.notes)
+    lines.extend(f"hint: {hint}" for hint in hints)
+    return "\n".join(lines)
+
+
+def install_observation(result: InstallResult) -> str:
+    packages = " ".join(result.requested)
+    if result.ok:
+        versions = ", ".join(f"{p.name} {p.version}" for p in result.installed) or "nothing new"
+        return (f"install ({result.manager}) {packages} succeeded in {result.duration:.1f} s: {versions}. "
+                "You can use it now.")
+    tail = result.output.strip()[-STREAM_TAIL:]
+    return f"install ({result.manager}) {packages} FAILED: exit code {result.exit_code}\n{tail}"
+
+
+def file_observation(path: str, content: str, size: int) -> str:
+    if len(content) > FILE_CHARS:
+        return (f"read_file {path} ({size:,} bytes; first {FILE_CHARS:,} characters shown):\n"
+                f"{content[:FILE_CHARS]}\n[... rest omitted ...]")
+    return f"read_file {path} ({size:,} bytes):\n{content}"
+
+
+def listing(paths: Sequence[str], limit: int = 40) -> str:
+    if not paths:
+        return "the workspace is empty"
+    shown = ", ".join(paths[:limit])
+    return f"files in /workspace: {shown}" + (f" and {len(paths) - limit} more" if len(paths) > limit else "")
