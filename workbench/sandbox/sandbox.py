@@ -39,6 +39,7 @@ from workbench.project import Project
 from workbench.sandbox import image as images
 from workbench.sandbox import policy, workspace
 from workbench.sandbox.engine import Engine, ExecHandle, connect
+from workbench.sandbox.errors import ImageMissing
 from workbench.sandbox.execution import EventSink, LiveExecution
 from workbench.sandbox.types import ExecutionResult, InstallResult, PackageManager, SandboxInfo
 
@@ -105,7 +106,7 @@ class Sandbox:
                                             else images.BASE_IMAGE)
         if not engine.image_exists(image):
             engine.close()
-            raise EngineUnavailable(f"the sandbox image {image} is missing", "run: workbench setup")
+            raise ImageMissing(f"the sandbox image {image} is missing", "run: workbench setup")
         sandbox = cls(project, engine, settings, bus, session_id or events.new_session_id(),
                       actor or events.current_user(), image)
         sandbox._prepare_host()

@@ -1,0 +1,179 @@
+"""`workbench exec`, `workbench install` and `workbench session`: the sandbox from the command line.
+
+Thin on purpose: parse, open a `WorkSession` (so the audit log records every event), call the sandbox,
+copy its output to ours as it arrives, exit with its status.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from workbench.cli.common import open_project, project_option
+from workbench.errors import UsageError
+from workbench.sandbox.errors import ExecutionNotStarted, ExecutionTimedOut
+
+EXIT_CODES = """\b
+Exit status: the code's own, or
+  2    bad input (unknown language, missing file, -c and FILE together)
+  3    the container engine cannot be reached (run packaging/setup-engine.sh)
+  4    the sandbox image is missing (run workbench setup)
+  124  timed out (the code was killed)
+  125  the engine could not start the code (e.g. the PID limit was hit)
+  137  killed for using more memory than the limit"""
+
+
+def _languages() -> list[str]:
+    from workbench import runtimes
+
+    return list(runtimes.RUNTIMES)
+
+
+def _read_code(code: str | None, file: Path | None) -> str:
+    if code is not None and file is not None:
+        raise UsageError("give the code with -c or as a FILE, not both")
+    if code is None and file is None:
+        raise UsageError("no code: give -c CODE or a FILE (use - for stdin)")
+    if code is not None:
+        return code
+    assert file is not None
+    if str(file) == "-":
+        return sys.stdin.read()
+    try:
+        return file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UsageError(f"no such file: {file}") from None
+    except IsADirectoryError:
+        raise UsageError(f"{file} is a folder, not a code file") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"{file} is not UTF-8 text") from None
+    except OSError as exc:
+        raise UsageError(f"cannot read {file}: {exc.strerror or exc}") from None
+
+
+@click.command("exec", epilog=EXIT_CODES)
+@project_option
+@click.option("--lang", "-l", "language", required=True, metavar="LANG",
+              help="python, r, shell or sql (see workbench/runtimes.py).")
+@click.option("-c", "code", metavar="CODE", help="The code to run.")
+@click.option("--timeout", type=float, metavar="SECONDS", help="Wall-clock limit (default: sandbox.timeout).")
+@click.option("--session", metavar="NAME", help="Run in the warm session NAME: variables persist between runs.")
+@click.argument("file", required=False, type=click.Path(path_type=Path, allow_dash=True))
+def exec_(project_dir: Path, language: str, code: str | None, timeout: float | None, session: str | None,
+          file: Path | None) -> None:
+    """Run code in the project's sandbox, streaming its stdout and stderr to ours as it runs."""
+    from workbench import runtimes
+    from workbench.session import WorkSession
+
+    runtimes.get(language)  # bad language: fail before starting anything
+    source = _read_code(code, file)
+    if timeout is not None and timeout <= 0:
+        raise UsageError("--timeout must be a positive number of seconds")
+    project = open_project(project_dir)
+    with WorkSession.open(project, details={"command": "exec"}) as work:
+        sandbox = work.sandbox
+        if not sandbox.info.limits_enforced:
+            click.echo("workbench: note: this engine does not enforce memory/CPU/PID limits "
+                       "(rootless Podman on cgroup v1); rlimits and the timeout stand in", err=True)
+        execution = sandbox.execute(language, source, timeout=timeout, session=session)
+        out, err = sys.stdout.buffer, sys.stderr.buffer
+        try:
+            for chunk in execution:
+                target = out if chunk.stream == "stdout" else err
+                target.write(chunk.data)
+                target.flush()
+        except KeyboardInterrupt:
+            execution.cancel()
+        result = execution.result()
+    if result.state_lost:
+        click.echo(f"workbench: note: session {result.session!r} was restarted; its state was lost", err=True)
+    if result.timed_out:
+        raise ExecutionTimedOut(f"timed out after {result.duration:.1f} s; the code was killed",
+                                "raise --timeout or sandbox.timeout")
+    if result.exit_code is None:
+        reason = "; ".join(result.notes) or "the engine did not report an exit status"
+        raise ExecutionNotStarted(reason)
+    if result.killed_by == "oom":
+        click.echo(f"workbench: killed: out of memory (limit {work.settings.sandbox.memory})", err=True)
+    elif result.killed_by == "user":
+        click.echo("workbench: interrupted", err=True)
+    for stream in (result.stdout, result.stderr):
+        if stream.truncated:
+            click.echo(f"workbench: note: output beyond {len(stream.kept)} bytes was not kept "
+                       f"({stream.total_bytes} bytes, sha256 {stream.sha256[:16]}...)", err=True)
+    sys.exit(result.exit_code)
+
+
+@click.command(epilog=EXIT_CODES)
+@project_option
+@click.option("--manager", "-m", type=click.Choice(["pip", "r", "apt"]), required=True,
+              help="pip: a venv in the workspace; r: an R library in the workspace; apt: the project's image.")
+@click.argument("packages", nargs=-1, required=True)
+def install(project_dir: Path, manager: str, packages: tuple[str, ...]) -> None:
+    """Install packages into the project so later runs (and sessions) can use them.
+
+    Installs run in their own container, the only step with network access (to the configured package
+    sources); code you run never has a network.
+    """
+    from workbench.session import WorkSession
+
+    project = open_project(project_dir)
+    with WorkSession.open(project, details={"command": "install"}) as work:
+        result = work.sandbox.install(manager, list(packages), progress=lambda line: click.echo(line, err=True))  # type: ignore[arg-type]
+    for package in result.installed:
+        click.echo(f"installed {package.name} {package.version} ({package.manager})")
+    if not result.ok:
+        tail = " | ".join(result.output.strip().splitlines()[-3:])
+        raise ExecutionNotStarted(f"{manager} install failed (exit {result.exit_code}): {tail}") \
+            if result.exit_code == 125 else _install_failed(manager, result.exit_code, tail)
+
+
+def _install_failed(manager: str, code: int, tail: str) -> UsageError:
+    error = UsageError(f"{manager} install failed (exit {code}): {tail}")
+    error.exit_code = 1
+    return error
+
+
+@click.group()
+def session() -> None:
+    """List or restart warm interpreter sessions (`workbench exec --session NAME`)."""
+
+
+@session.command("list")
+@project_option
+def session_list(project_dir: Path) -> None:
+    """Show the project's warm sessions: name, language, state."""
+    from workbench.sandbox.kernels import list_sessions
+
+    project = open_project(project_dir)
+    rows = list_sessions(project)
+    if not rows:
+        click.echo("no warm sessions")
+    for row in rows:
+        click.echo(f"{row['name']:<16} {row['language']:<8} {row['state']:<8} executions={row['executions']} "
+                   f"idle={row['idle']:.0f}s")
+
+
+@session.command("restart")
+@project_option
+@click.option("--lang", "-l", "language", default=None, help="Only this language's interpreter.")
+@click.argument("name")
+def session_restart(project_dir: Path, language: str | None, name: str) -> None:
+    """Restart the warm session NAME: its interpreters start fresh (their state is lost)."""
+    from workbench.sandbox.kernels import restart_session
+
+    project = open_project(project_dir)
+    count = restart_session(project, name, language)
+    click.echo(f"restarted {count} interpreter(s) of session {name!r}" if count else f"no session {name!r}")
+
+
+@session.command("stop")
+@project_option
+def session_stop(project_dir: Path) -> None:
+    """Stop the project's warm-session container now (it also stops by itself when idle)."""
+    from workbench.sandbox.kernels import stop_sessions
+
+    project = open_project(project_dir)
+    click.echo("stopped" if stop_sessions(project) else "no warm sessions were running")
