@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Rootless smoke leg: run Workbench as an unprivileged user against that user's own rootless Podman.
+#
+# CI runs as root, so the main suite exercises rootful Podman. This leg makes sure the product's real
+# target, rootless Podman, also works end to end: it creates (once) an unprivileged user with subordinate
+# ids, starts that user's Podman API socket, imports the cached base image into the user's storage,
+# then runs `workbench doctor` and `workbench exec` as that user.
+#
+# On a cgroup v1 machine rootless Podman silently ignores memory/CPU/PID limits; Workbench must then
+# SAY so (doctor's limits line, the execution's notes). The caller (tests/rootless/) checks that.
+#
+#   packaging/rootless-smoke.sh VENV PROJECT_DIR    (as root; prints what the user's commands print)
+set -euo pipefail
+
+VENV=${1:?usage: rootless-smoke.sh VENV PROJECT_DIR}
+PROJECT=${2:?usage: rootless-smoke.sh VENV PROJECT_DIR}
+USER_NAME=${WORKBENCH_ROOTLESS_USER:-wbrootless}
+step() { printf 'rootless: %s\n' "$*" >&2; }
+die() { printf 'rootless: error: %s\n' "$*" >&2; exit 1; }
+
+[ "$(id -u)" = 0 ] || die "run as root (it creates the unprivileged user)"
+if ! id "$USER_NAME" >/dev/null 2>&1; then
+  step "creating user $USER_NAME"
+  useradd --create-home --shell /bin/bash "$USER_NAME"
+fi
+uid=$(id -u "$USER_NAME")
+home=$(getent passwd "$USER_NAME" | cut -d: -f6)
+grep -q "^$USER_NAME:" /etc/subuid || echo "$USER_NAME:200000:65536" >> /etc/subuid
+grep -q "^$USER_NAME:" /etc/subgid || echo "$USER_NAME:200000:65536" >> /etc/subgid
+
+runtime_dir=/run/user/$uid
+mkdir -p "$runtime_dir" && chown "$USER_NAME:" "$runtime_dir" && chmod 700 "$runtime_dir"
+as_user() {
+  # a login shell: nothing of root's environment (DOCKER_HOST, WORKBENCH_*) reaches the user
+  su -l -s /bin/bash "$USER_NAME" -c "export XDG_RUNTIME_DIR=$runtime_dir HOME=$home; cd $home; $*"
+}
+
+# setup-engine.sh run as the user configures rootless Podman (overlay storage, runc, ulimits) and
+# starts the user's API socket.
+as_user "bash $(cd "$(dirname "$0")" && pwd)/setup-engine.sh" >&2
+
+# The user cannot run root's virtualenv (its Python may live under /root), so it gets its own, from
+# Debian's python3, installed offline from a wheelhouse of exactly what root's venv holds.
+user_venv="$home/wb-venv"
+if [ ! -x "$user_venv/bin/workbench" ] || [ "${REFRESH:-0}" = 1 ]; then
+  wheelhouse=$(mktemp -d /tmp/wb-wheelhouse.XXXXXX)
+  step "wheelhouse for $USER_NAME's virtualenv"
+  "$VENV/bin/python" -m pip freeze --exclude-editable | grep -v -E '^(workbench|llm[-_]smollm2|llama[-_]cpp[-_]python)[= ]' | grep -v ' @ ' > "$wheelhouse/req.txt"
+  "$VENV/bin/python" -m pip download -q --no-deps -d "$wheelhouse" -r "$wheelhouse/req.txt" 2>&1 | grep -v '^WARNING: Location' || true
+  "$VENV/bin/python" -m pip wheel -q --no-deps -w "$wheelhouse" "$(cd "$(dirname "$0")/.." && pwd)" 2>&1 | grep -v '^WARNING: Location' || true
+  cp "$(PYTHON="$VENV/bin/python" bash "$(dirname "$0")/llama-wheel.sh")" "$wheelhouse/" 2>/dev/null || true
+  chmod -R a+rX "$wheelhouse"
+  as_user "/usr/bin/python3 -m venv $user_venv && $user_venv/bin/pip install -q --no-index --find-links $wheelhouse -r $wheelhouse/req.txt $wheelhouse/llama_cpp_python-*.whl $wheelhouse/workbench-*.whl" >&2
+  rm -rf "$wheelhouse"
+fi
+VENV_USER=$user_venv
+
+image=$("$VENV/bin/python" -c 'from workbench.sandbox.image import BASE_IMAGE; print(BASE_IMAGE)')
+tarball=$("$VENV/bin/python" -c 'from workbench.sandbox.image import cache_tarball; print(cache_tarball())' 2>/dev/null || true)
+if ! as_user "podman image exists $image"; then
+  [ -n "$tarball" ] && [ -f "$tarball" ] || die "no cached base image tarball to import (run: workbench setup)"
+  step "importing $image into $USER_NAME's storage"
+  install -o "$USER_NAME" -m 0644 "$tarball" "$home/base.tar"
+  as_user "podman import -q ~/base.tar $image >/dev/null && rm ~/base.tar"
+fi
+
+rm -rf "$PROJECT"
+mkdir -p "$PROJECT"
+chown "$USER_NAME:" "$PROJECT"
+as_user "$VENV_USER/bin/workbench init $PROJECT >/dev/null"
+echo "== doctor"
+as_user "$VENV_USER/bin/workbench doctor -p $PROJECT" || true
+echo "== exec"
+as_user "$VENV_USER/bin/workbench exec -p $PROJECT --lang python -c 'import os; print(\"uid\", os.getuid()); open(\"/workspace/owned.txt\", \"w\").write(\"x\")'"
+echo "== owner"
+stat -c '%U' "$PROJECT/workspace/owned.txt"

@@ -1,0 +1,47 @@
+"""Rootless smoke leg: Workbench as an unprivileged user on that user's rootless Podman.
+
+The main suite runs as root in CI (rootful Podman). Here an unprivileged user runs `workbench doctor`
+and `workbench exec` against its own rootless engine: code must run as that user (keep-id), files it
+writes must belong to that user on the host, and where the engine ignores cgroup limits (rootless on
+cgroup v1) Workbench must say so instead of pretending.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import need
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.engine
+@pytest.mark.slow
+def test_rootless_leg(tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("the rootless leg creates an unprivileged user: run the suite as root (CI does)")
+    need(shutil.which("podman") is not None and shutil.which("su") is not None, "podman and su")
+    project = Path("/tmp/wb-rootless-leg") / tmp_path.name / "project"
+    venv = Path(sys.executable).parent.parent
+    result = subprocess.run(["bash", str(ROOT / "packaging" / "rootless-smoke.sh"), str(venv), str(project)],
+                            capture_output=True, text=True, timeout=900)
+    out = result.stdout
+    assert result.returncode == 0, result.stderr[-2000:] + out[-2000:]
+    doctor = out.split("== doctor", 1)[1].split("== exec", 1)[0]
+    assert "[ok  ] isolation: rootless engine" in doctor
+    limits_line = next(line for line in doctor.splitlines() if "limits:" in line)
+    cgroup_v1_rootless = "silently ignores" in limits_line
+    # Either the limits are enforced (cgroup v2) or doctor says plainly that they are not.
+    assert cgroup_v1_rootless or "[ok  ] limits" in limits_line
+    exec_part = out.split("== exec", 1)[1].split("== owner", 1)[0]
+    uid = int(subprocess.run(["id", "-u", "wbrootless"], capture_output=True, text=True).stdout)
+    assert f"uid {uid}" in exec_part  # keep-id: the container user is the host user, never 0
+    if cgroup_v1_rootless:
+        assert "does not enforce" in result.stderr + out  # the execution says so too
+    assert out.strip().splitlines()[-1] == "wbrootless"  # the file it wrote belongs to the user
