@@ -1,0 +1,110 @@
+"""Text to unit vectors through llama.cpp, loaded on first use and kept for the life of the process.
+
+Loading even a small GGUF costs tens of milliseconds and the agent embeds a query per task, so one
+`Llama(embedding=True)` per model file is cached per process. llama.cpp contexts are not thread-safe,
+hence the lock. Vectors are L2-normalised so that cosine similarity is a dot product and the vector
+index can rank by plain L2 distance.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from typing import Protocol
+
+import numpy as np
+
+from workbench.errors import WorkbenchError
+from workbench.memory.model import EmbeddingModel, find_embedding_model
+
+MIN_SIMILARITY = 0.25
+CONTEXT = 512  # all-MiniLM-L6-v2's limit; longer notes are truncated (the start carries the gist)
+
+
+class Embedder(Protocol):
+    """What the index needs: a stable id for the vectors it makes, and a way to make them."""
+
+    id: str
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """An (n, d) float32 array of unit vectors."""
+        ...
+
+
+class LlamaEmbedder:
+    def __init__(self, model: EmbeddingModel, threads: int | None = None):
+        self.model = model
+        self.id = model.id
+        # Below this cosine a sentence model's hit is off-topic (measured on tests/memory/data); a chat
+        # model's vectors are all alike (cosines near 1), so no threshold means anything there.
+        self.min_similarity = MIN_SIMILARITY if model.kind == "sentence" else None
+        self._threads = threads
+        self._llama = None
+        self._lock = threading.Lock()
+
+    def _load(self):
+        if self._llama is None:
+            try:
+                import llama_cpp
+            except ImportError as exc:  # pragma: no cover - a dependency of the project
+                raise WorkbenchError("llama-cpp-python is not installed", "run: make") from exc
+            extra = {"pooling_type": llama_cpp.LLAMA_POOLING_TYPE_MEAN} if self.model.pooling_mean else {}
+            try:
+                self._llama = llama_cpp.Llama(model_path=str(self.model.path), embedding=True, n_ctx=CONTEXT,
+                                              n_batch=CONTEXT, n_ubatch=CONTEXT, n_threads=self._threads,
+                                              verbose=False, **extra)
+            except (ValueError, RuntimeError, OSError) as exc:
+                raise WorkbenchError(f"cannot load the embedding model {self.model.path}: {exc}",
+                                     "rebuild it: FORCE=1 bash packaging/embedding-model.sh") from exc
+        return self._llama
+
+    @property
+    def dimensions(self) -> int:
+        with self._lock:
+            return int(self._load().n_embd())
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dimensions), dtype=np.float32)
+        with self._lock:
+            llama = self._load()
+            # One text at a time: a batch shares the 512-token context, one long note would crowd others.
+            rows = [llama.embed(text or " ", normalize=True, truncate=True) for text in texts]
+        vectors = np.asarray(rows, dtype=np.float32)
+        if vectors.ndim != 2:  # a model without pooling returns per-token vectors
+            raise WorkbenchError(f"{self.model.path} gave token vectors, not one vector per text",
+                                 "use a sentence-embedding GGUF (packaging/embedding-model.sh)")
+        return vectors
+
+
+_cache: dict[str, LlamaEmbedder] = {}
+_cache_lock = threading.Lock()
+
+
+def embedder_for(model: EmbeddingModel) -> LlamaEmbedder:
+    """The process-wide embedder for this model file (created once, loaded on first embed)."""
+    key = str(model.path.resolve())
+    with _cache_lock:
+        found = _cache.get(key)
+        if found is None or found.id != model.id:
+            found = _cache[key] = LlamaEmbedder(model)
+        return found
+
+
+def default_embedder(settings=None) -> LlamaEmbedder | None:
+    """The best embedder this machine has (see workbench.memory.model), or None for full-text only."""
+    model = find_embedding_model(settings)
+    return embedder_for(model) if model is not None else None
+
+
+def doctor_finding(settings=None) -> tuple[str, str, str, str | None]:
+    """(name, status, detail, fix) for `workbench doctor`: which embedding model, and how well it ranks.
+
+    Warns rather than fails without the sentence model: memory still works, with the chat model's weaker
+    embeddings or full-text search only.
+    """
+    from workbench.memory.model import BUILD_HINT, describe
+
+    good, line = describe(settings)
+    detail = line.removeprefix("memory embeddings: ").replace(f" ({BUILD_HINT})", "")
+    return "embeddings", "ok" if good else "warn", detail, None if good else BUILD_HINT
