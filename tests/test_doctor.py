@@ -37,3 +37,23 @@ def test_doctor_against_live_engine(tmp_path):
 def test_disk_check(tmp_path):
     finding = check_disk(tmp_path)
     assert finding.status in ("ok", "fail") and "GiB free" in finding.detail
+
+
+def test_install_sources_reported(tmp_path, monkeypatch):
+    wheelhouse = tmp_path / "wheels"
+    wheelhouse.mkdir()
+    monkeypatch.setenv("WORKBENCH_INSTALL__PIP_FIND_LINKS", str(wheelhouse))
+    monkeypatch.setenv("WORKBENCH_INSTALL__PIP_INDEX_URL", "http://127.0.0.1:9/simple")
+    from workbench.doctor import check_install_sources
+
+    findings = {f.name: f for f in check_install_sources(load_settings())}
+    assert findings["install source: pip wheelhouse"].status == "ok"
+    assert findings["install source: pip index"].status == "warn"
+    assert "unreachable" in findings["install source: pip index"].detail
+
+
+def test_no_install_sources_means_registries():
+    from workbench.doctor import check_install_sources
+
+    (finding,) = check_install_sources(load_settings())
+    assert finding.status == "ok" and "registries" in finding.detail

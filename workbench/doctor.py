@@ -157,6 +157,47 @@ def check_embeddings(settings: Settings) -> Finding | None:
     return Finding(name, status, detail, fix)
 
 
+def _source_reachable(location: str) -> tuple[bool, str]:
+    """A local folder exists, or a URL answers within two seconds (a mirror on the local network)."""
+    import urllib.error
+    import urllib.request
+
+    if location.startswith("file://"):
+        location = location[len("file://"):]
+    if not location.startswith(("http://", "https://")):
+        path = Path(location).expanduser()
+        return path.exists(), "folder present" if path.exists() else "folder missing"
+    try:
+        with urllib.request.urlopen(location, timeout=2) as response:
+            return True, f"answers (HTTP {response.status})"
+    except urllib.error.HTTPError as exc:
+        return exc.code < 500, f"answers (HTTP {exc.code})"
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        return False, f"unreachable ({getattr(exc, 'reason', exc)})"
+
+
+def check_install_sources(settings: Settings) -> list[Finding]:
+    """Where run-time package installs come from: the registries, or local mirrors for air-gapped use."""
+    configured = {
+        "pip wheelhouse": settings.install.pip_find_links,
+        "pip index": settings.install.pip_index_url,
+        "apt mirror": settings.install.apt_mirror,
+        "CRAN repository": settings.install.cran_repo,
+    }
+    findings = []
+    for name, location in configured.items():
+        if not location:
+            continue
+        ok, detail = _source_reachable(location)
+        findings.append(Finding(f"install source: {name}", "ok" if ok else "warn", f"{location}: {detail}",
+                                "" if ok else f"check [install] in the settings; {name} installs will fail"))
+    if not findings:
+        findings.append(Finding("install sources", "ok", "package managers' own configuration (public registries); "
+                                "set [install] pip_find_links / pip_index_url / apt_mirror / cran_repo for a "
+                                "local mirror"))
+    return findings
+
+
 def _guarded(name: str, check: Callable[[], Finding | list[Finding] | None]) -> list[Finding]:
     try:
         result = check()
@@ -172,6 +213,7 @@ def run_doctor(settings: Settings, project_root: Path | None = None) -> DoctorRe
     findings += _guarded("engine", lambda: check_engine(settings))
     findings += _guarded("model", lambda: check_model(settings))
     findings += _guarded("embeddings", lambda: check_embeddings(settings))
+    findings += _guarded("install sources", lambda: check_install_sources(settings))
     findings += _guarded("keyring", check_keyring)
     findings += _guarded("disk", lambda: check_disk(project_root or Path.cwd()))
     return DoctorReport(tuple(findings))
