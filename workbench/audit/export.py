@@ -225,7 +225,7 @@ def _check_reference(reference: Checkpoint, origin: str, keys: list[PublicKey], 
         raise Failure(f"{label}: {exc}") from exc
     if reference.size > head.size:
         raise Failure(f"{label} is newer than the export's head (size {head.size})")
-    for _number, cp, proof in checkpoints:
+    for _number, cp, _proof in checkpoints:
         if cp.size == reference.size:
             if cp.root != reference.root:
                 raise Failure(f"{label}: the log's checkpoint of that size has another root: it was rewritten")

@@ -100,11 +100,10 @@ class PublicKey:
             return cls(key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw))
         line = text.splitlines()[0].strip()
         try:
-            if "+" in line and line.count("+") >= 2 and not line.endswith("="):
-                name, keyhash, data = line.rsplit("+", 2)
-            else:
-                name, keyhash, data = "", "", line
-            if name or keyhash:
+            parts = line.split("+", 2)  # a name has no "+", a key hash is 8 hex digits
+            is_vkey = len(parts) == 3 and len(parts[1]) == 8 and all(c in "0123456789abcdef" for c in parts[1])
+            name, keyhash, data = parts if is_vkey else ("", "", line)
+            if is_vkey:
                 raw = unb64(data)
                 if raw[:1] != ED25519_ALG:
                     raise ValueError("the vkey is not an Ed25519 key")

@@ -159,6 +159,20 @@ class AuditStore:
                 self._durable = False
                 self._fsync()
 
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """A read transaction: every query inside sees the same committed state (WAL snapshot)."""
+        with self.lock:
+            if self.conn.in_transaction:
+                yield
+                return
+            self.conn.execute("BEGIN")
+            try:
+                yield
+            finally:
+                if self.conn.in_transaction:
+                    self.conn.execute("COMMIT")
+
     @property
     def in_write(self) -> bool:
         return self._depth > 0

@@ -245,6 +245,13 @@ def verify_store(store: AuditStore, pinned: list[PublicKey] | None = None, refer
     origin = origin or store.meta("origin") or ""
     anchors, is_pinned = anchors_for(pinned, key_store)
     result = VerifyResult(ok=False, entries=0, root="", fingerprint="", pinned=bool(anchors))
+    with store.snapshot():
+        _verify_snapshot(store, origin, anchors, is_pinned, reference, result)
+    return result
+
+
+def _verify_snapshot(store: AuditStore, origin: str, anchors: list[PublicKey], is_pinned: bool,
+                     reference: Checkpoint | None, result: VerifyResult) -> None:
     try:
         keys = trusted(parse_key_rows(store.key_rows()), anchors, is_pinned)
         checkpoints = parse_checkpoints(store.checkpoint_rows(), origin)
@@ -274,7 +281,6 @@ def verify_store(store: AuditStore, pinned: list[PublicKey] | None = None, refer
         result.ok = True
     except Failure as exc:
         result.first_error = str(exc)
-    return result
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,127 @@
+"""Benchmark of the audit log: appends per second and verification speed, beside raw baselines.
+
+For each size N it measures, in one run on one machine:
+
+* appends/s, batched: events appended in bursts of 1,000 per transaction (as a session does), with a
+  signed checkpoint every 256 entries (fsync at each checkpoint);
+* appends/s, one transaction per append (the worst case: a lone event), on min(N, 10,000) events;
+* raw SQLite inserts/s: the same rows executemany'd into a bare table in one transaction;
+* verify entries/s: `AuditLog.verify()` over the whole log (chain, tree, every checkpoint signature);
+* raw SHA-256/s: one SHA-256 over each entry's hashed bytes, nothing else.
+
+Target (issue 4): verify 1M entries in under 10 s. A script, not a test:
+
+    .venv/bin/python bench/audit.py --sizes 100000,1000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import sqlite3
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+BURST = 1000
+
+
+def make_events(start: int, count: int, session: str) -> list:
+    from workbench.events import Event
+
+    now = datetime.now(UTC)
+    return [Event(kind="exec.finished", session_id=session, actor="agent:bench/tiny", user="user:bench",
+                  time=now,
+                  payload={"language": "python", "code": f"print({i} * 2)", "exit_code": 0, "duration": 0.012,
+                           "stdout": f"{i * 2}\n", "stdout_sha256": hashlib.sha256(str(i).encode()).hexdigest()})
+            for i in range(start, start + count)]
+
+
+def bench_size(n: int, workdir: Path) -> dict[str, float]:
+    from workbench.audit import AuditLog
+    from workbench.audit.canonical import entry_leaf_data
+    from workbench.audit.store import ENTRY_COLUMNS
+
+    db = workdir / f"audit-{n}.db"
+    log = AuditLog.open_path(db, origin=f"bench.local/audit/{n}", checkpoint_every=256)
+    log.key_info()  # create the key outside the timing
+    append_time = 0.0
+    for start in range(0, n, BURST):
+        events = make_events(start, min(BURST, n - start), f"s{start // 100_000}")
+        t0 = time.perf_counter()
+        with log.batch():
+            for event in events:
+                log.append(event)
+        append_time += time.perf_counter() - t0
+    t0 = time.perf_counter()
+    log.checkpoint()
+    append_time += time.perf_counter() - t0
+
+    single_n = min(n, 10_000)
+    single = AuditLog.open_path(workdir / f"single-{n}.db", origin="bench.local/single", checkpoint_every=256)
+    events = make_events(0, single_n, "single")
+    t0 = time.perf_counter()
+    for event in events:
+        single.append(event)
+    single_time = time.perf_counter() - t0
+    single.close()
+
+    t0 = time.perf_counter()
+    result = log.verify()
+    verify_time = time.perf_counter() - t0
+    if not result.ok:
+        raise SystemExit(f"benchmark log does not verify: {result.first_error}")
+
+    raw = sqlite3.connect(workdir / f"raw-{n}.db", isolation_level=None)
+    raw.execute("PRAGMA journal_mode = WAL")
+    raw.execute("PRAGMA synchronous = NORMAL")
+    raw.execute(f"CREATE TABLE entries ({ENTRY_COLUMNS})")
+    raw_time = sha_time = 0.0
+    cursor = log.store.entry_rows()
+    while rows := cursor.fetchmany(65536):
+        t0 = time.perf_counter()
+        raw.execute("BEGIN")
+        raw.executemany("INSERT INTO entries VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        raw.execute("COMMIT")
+        raw_time += time.perf_counter() - t0
+        datas = [entry_leaf_data(*row[:9]) for row in rows]
+        sha = hashlib.sha256
+        t0 = time.perf_counter()
+        for data in datas:
+            sha(data).digest()
+        sha_time += time.perf_counter() - t0
+    raw.close()
+    log.close()
+    return {"n": n, "append": n / append_time, "append_s": append_time, "single": single_n / single_time,
+            "raw_insert": n / raw_time, "verify": n / verify_time, "verify_s": verify_time,
+            "sha": n / sha_time, "db_mb": db.stat().st_size / 1e6}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="100000,1000000", help="comma-separated entry counts")
+    args = parser.parse_args(argv)
+    try:
+        sizes = [int(s.replace("_", "")) for s in args.sizes.split(",") if s.strip()]
+    except ValueError:
+        parser.error(f"--sizes must be comma-separated integers, not {args.sizes!r}")
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    with tempfile.TemporaryDirectory(prefix="wb-audit-bench-") as tmp:
+        os.environ["WORKBENCH_DATA_DIR"] = str(Path(tmp) / "data")  # never touch the user's keys
+        print(f"{'entries':>9} | {'appends/s':>10} {'(1/txn)':>9} {'raw insert/s':>13} | {'verify/s':>10} "
+              f"{'verify s':>8} {'raw sha256/s':>13} | {'db MB':>6}")
+        for n in sizes:
+            r = bench_size(n, Path(tmp))
+            print(f"{r['n']:>9,} | {r['append']:>10,.0f} {r['single']:>9,.0f} {r['raw_insert']:>13,.0f} | "
+                  f"{r['verify']:>10,.0f} {r['verify_s']:>8.2f} {r['sha']:>13,.0f} | {r['db_mb']:>6.1f}",
+                  flush=True)
+    print("appends: batched 1,000 per transaction with a signed, fsynced checkpoint every 256 entries; "
+          "(1/txn): one transaction per append. Target: verify 1M entries in < 10 s.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
