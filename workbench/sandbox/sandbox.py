@@ -26,7 +26,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -255,10 +255,20 @@ class Sandbox:
                 return int(parts[1])
         return None
 
-    def install(self, manager: PackageManager, packages: Sequence[str]) -> InstallResult:
+    def install(self, manager: PackageManager, packages: Sequence[str], *,
+                progress: Callable[[str], None] | None = None) -> InstallResult:
+        """Install into the workspace (pip, r) or the project image (apt); `progress` gets log lines."""
         from workbench.sandbox.install import install
 
-        return install(self, manager, packages)
+        return install(self, manager, packages, progress)
+
+    def use_image(self, image: str) -> None:
+        """Switch to `image` (after an apt install): the next execution starts a container from it."""
+        with self._lock:
+            self.image = image
+            if self.container:
+                self.engine.remove(self.container)
+                self.container = None
 
 
 class OneOffRun:
