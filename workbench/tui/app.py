@@ -1,42 +1,134 @@
-"""The Textual workstation. Until the full workstation lands, a screen showing doctor's findings."""
+"""The Textual workstation: `make_app(project)` is the one factory the CLI and the tests use.
+
+Building the app has no side effects beyond reading theme files and settings: no engine is contacted,
+nothing is written. The main screen starts its workers (doctor, session, audit) once mounted.
+"""
 
 from __future__ import annotations
 
-from textual import work
-from textual.app import App, ComposeResult
-from textual.widgets import Footer, Header, Static
+from collections.abc import Iterable
+from typing import Any
 
-from workbench.doctor import DoctorReport, run_doctor
+from textual import work
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.screen import Screen
+
+from workbench.config import Settings
+from workbench.errors import ConfigError
 from workbench.project import Project
+from workbench.tui import themes, user_config
+from workbench.tui.screens.error import Problem
+from workbench.tui.screens.main import MainScreen
+from workbench.tui.services import Services
+
+# (title, help, action on the main screen) for the command palette: every action the app has.
+COMMANDS: tuple[tuple[str, str, str], ...] = (
+    ("New session", "Start a fresh session (the workspace and installed packages carry over)", "new_session"),
+    ("Stop", "Stop the agent and the running code now", "stop"),
+    ("Approve", "Approve the action waiting for approval", "approve"),
+    ("Deny", "Deny the action waiting for approval", "deny"),
+    ("Run code directly", "Type code in any language and run it in the sandbox (recorded)", "run_code"),
+    ("Install package", "Install pip, R or apt packages into the project", "install_package"),
+    ("Verify audit", "Recompute the audit log's hash chain and check its signatures", "verify_audit"),
+    ("Export report", "Write the PDF compliance report", "export_report"),
+    ("Switch model", "Use another local GGUF model for this project", "switch_model"),
+    ("Switch theme", "Pick a theme (the choice is saved)", "switch_theme"),
+    ("Open file in $EDITOR", "Open the file selected in the Files pane", "open_in_editor"),
+    ("Check environment", "Run doctor again: engine, image, model, keyring", "check_environment"),
+    ("Zoom pane", "Maximize the focused pane (again to restore)", "zoom"),
+    ("Focus Steps", "Move to the Steps pane (F2)", "focus_pane('steps')"),
+    ("Focus Output", "Move to the Output pane (F3)", "focus_pane('output')"),
+    ("Focus Files", "Move to the Files pane (F4)", "focus_pane('files')"),
+    ("Focus Audit", "Move to the Audit pane (F5)", "focus_pane('audit')"),
+)
 
 
 class WorkbenchApp(App):
     TITLE = "Workbench"
-    BINDINGS = [("ctrl+q", "quit", "Quit")]
+    CSS_PATH = "workbench.tcss"
+    BINDINGS = [Binding("ctrl+q", "quit", "Quit", priority=True)]
 
-    def __init__(self, project: Project):
+    def __init__(self, project: Project, *, services: Services | None = None, settings: Settings | None = None,
+                 user_themes: Any = None, persist_theme: bool = True) -> None:
         super().__init__()
         self.project = project
-        self.sub_title = str(project.root)
+        self.services = services or Services()
+        self.settings_error: ConfigError | None = None
+        self.settings = settings if settings is not None else self._load_settings()
+        self.persist_theme = persist_theme
+        self.sub_title = project.name
+        self.theme_errors = self._register_themes(user_themes)
+        wanted = self.settings.ui.theme
+        self._theme_missing = wanted not in self.available_themes
+        self.theme = themes.DEFAULT_THEME if self._theme_missing else wanted
 
-    def compose(self) -> ComposeResult:
-        yield Header()
-        yield Static("Checking engine, image, model and keyring…", id="doctor")
-        yield Footer()
+    def _load_settings(self) -> Settings:
+        try:
+            return self.project.settings()
+        except ConfigError as exc:
+            self.settings_error = exc
+            return Settings.model_construct()
+
+    def reload_settings(self) -> None:
+        self.settings = self._load_settings()
+
+    def _register_themes(self, user_dir: Any) -> tuple[str, ...]:
+        found = themes.load_all(user_dir)
+        if themes.DEFAULT_THEME not in found.themes:
+            self.register_theme(themes.fallback_theme())
+        for theme in found.themes.values():
+            self.register_theme(theme)
+        return found.errors
+
+    def get_default_screen(self) -> Screen:
+        return MainScreen()
 
     def on_mount(self) -> None:
-        self.run_doctor()
+        if self.theme_errors:
+            self.notify(themes.invalid_notice(self.theme_errors), title="Invalid theme files",
+                        severity="warning", timeout=15)
+        if self._theme_missing:
+            self.notify(f"Theme {self.settings.ui.theme!r} not found; using {themes.DEFAULT_THEME}.",
+                        severity="warning", timeout=10)
+        self.theme_changed_signal.subscribe(self, self._theme_changed)
+        if self.settings_error is not None:
+            error = self.settings_error
+            self.main.show_problems([Problem("settings", error.message, error.hint or "fix or remove the file")],
+                                    "Workbench's settings could not be read (defaults are in use)")
 
-    @work(thread=True, exclusive=True, exit_on_error=False)
-    def run_doctor(self) -> None:
-        report = run_doctor(self.project.settings(), self.project.root)
-        self.call_from_thread(self._show, report)
+    @property
+    def main(self) -> MainScreen:
+        return next(s for s in self.screen_stack if isinstance(s, MainScreen))
 
-    def _show(self, report: DoctorReport) -> None:
-        lines = [finding.line() for finding in report.findings]
-        self.query_one("#doctor", Static).update("\n".join(lines))
+    def _theme_changed(self, theme: Any) -> None:
+        if self.persist_theme:
+            self.save_theme(theme.name)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="theme")
+    def save_theme(self, name: str) -> None:
+        try:
+            user_config.save_theme(name)
+        except (OSError, ValueError) as exc:
+            self.call_from_thread(self.notify, f"Could not save the theme choice: {exc}", severity="warning")
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        for title, help_text, action in COMMANDS:
+            yield SystemCommand(title, help_text, lambda action=action: self._run_main_action(action))
+        yield from super().get_system_commands(screen)
+
+    def _run_main_action(self, action: str) -> None:
+        self.call_later(self.run_action, action, self.main)
+
+    async def action_quit(self) -> None:
+        for screen in self.screen_stack:
+            if isinstance(screen, MainScreen):
+                screen.close_session()
+        self.exit()
 
 
-def make_app(project: Project) -> WorkbenchApp:
+def make_app(project: Project, *, services: Services | None = None, settings: Settings | None = None,
+             user_themes: Any = None, persist_theme: bool = True) -> WorkbenchApp:
     """The one factory the CLI and the tests use to build the app."""
-    return WorkbenchApp(project)
+    return WorkbenchApp(project, services=services, settings=settings, user_themes=user_themes,
+                        persist_theme=persist_theme)

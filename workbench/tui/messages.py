@@ -1,0 +1,62 @@
+"""Messages that carry work done on threads to the UI. High-rate ones coalesce (`can_replace`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from textual.message import Message
+
+from workbench.events import Event
+
+
+class OutputPending(Message):
+    """New output is waiting in the bridge's buffer; the handler drains all of it at once."""
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, OutputPending)
+
+
+class FilesChanged(Message):
+    """Something under the workspace changed (watchdog); many changes coalesce into one reload."""
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, FilesChanged)
+
+
+@dataclass
+class BusEvent(Message):
+    """Any event other than `exec.output`, as published on the session's bus."""
+
+    event: Event
+
+
+@dataclass
+class SessionReady(Message):
+    """A work session is open (or failed to open: `error` set)."""
+
+    session: Any | None
+    error: str | None = None
+    hint: str | None = None
+
+
+@dataclass
+class EnvironmentChecked(Message):
+    """Doctor's findings, for the status bar and the error screen."""
+
+    report: Any
+
+
+@dataclass
+class AuditLoaded(Message):
+    """Audit summary read on a thread (entries, sessions, verification)."""
+
+    summary: Any
+
+
+@dataclass
+class SessionReplay(Message):
+    """The events of an earlier session, read back from the audit log."""
+
+    session_id: str
+    events: list[Event]

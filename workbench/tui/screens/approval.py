@@ -1,0 +1,71 @@
+"""Ask before running: the action and its code, in full, then approve (y) or deny (n / escape)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from rich.syntax import Syntax
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Button, Label, Static
+
+from workbench.tui.widgets.steps_panel import LEXERS
+
+
+def describe(action: Any) -> dict[str, Any]:
+    """The action as a plain dict, whatever form the agent hands it in."""
+    if isinstance(action, dict):
+        return dict(action)
+    try:
+        from workbench.agent.actions import to_payload
+
+        return to_payload(action)
+    except Exception:
+        data = getattr(action, "__dict__", None)
+        return dict(data) if data else {"action": str(action)}
+
+
+class ApprovalScreen(ModalScreen[bool]):
+    """Dismisses with True (approved) or False (denied)."""
+
+    BINDINGS = [
+        Binding("y", "decide(True)", "Approve", priority=True),
+        Binding("n", "decide(False)", "Deny", priority=True),
+        Binding("escape", "decide(False)", "Deny"),
+    ]
+
+    def __init__(self, action: Any) -> None:
+        super().__init__()
+        self.action_data = describe(action)
+
+    def compose(self) -> ComposeResult:
+        data = self.action_data
+        kind = str(data.get("action", "action"))
+        with Vertical(id="approval-dialog", classes="dialog"):
+            yield Label(f"The agent wants to {kind.replace('_', ' ')}. Approve?", id="approval-title")
+            if data.get("thought"):
+                yield Static(str(data["thought"]), id="approval-thought", markup=False)
+            with VerticalScroll(id="approval-code"):
+                code = data.get("code") or data.get("content")
+                if code:
+                    language = str(data.get("language", "") or "text")
+                    yield Static(Syntax(str(code), LEXERS.get(language.lower(), "text"), line_numbers=True,
+                                        word_wrap=True, theme="ansi_dark", background_color="default"))
+                else:
+                    rest = {k: v for k, v in data.items() if k not in ("thought", "action")}
+                    yield Static(json.dumps(rest, indent=2, default=str), markup=False)
+            with Horizontal(classes="buttons"):
+                yield Button("Approve (y)", id="approve", variant="success")
+                yield Button("Deny (n)", id="deny", variant="error")
+
+    def on_mount(self) -> None:
+        self.query_one("#approval-code").focus()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id == "approve")
+
+    def action_decide(self, approved: bool) -> None:
+        self.dismiss(approved)

@@ -1,0 +1,120 @@
+"""Small dialogs: run code directly, install packages, export the report, switch model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, Label, OptionList, Select, TextArea
+from textual.widgets.option_list import Option
+
+LANGUAGES = ("python", "r", "shell", "sql")
+MANAGERS = ("pip", "r", "apt")
+TEXTAREA_LANG = {"python": "python", "shell": "bash", "sql": "sql", "r": None}
+
+
+@dataclass(frozen=True)
+class CodeRequest:
+    language: str
+    code: str
+
+
+class ExecPrompt(ModalScreen[CodeRequest | None]):
+    """Type code in any language and run it in the sandbox (recorded like the agent's)."""
+
+    BINDINGS = [Binding("ctrl+r", "run", "Run", priority=True), Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, language: str = "python", code: str = "") -> None:
+        super().__init__()
+        self.language, self.code = language, code
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="exec-dialog", classes="dialog"):
+            yield Label("Run code in the sandbox (ctrl+r runs, esc cancels)", classes="dialog-title")
+            yield Select([(name, name) for name in LANGUAGES], value=self.language, allow_blank=False,
+                         id="exec-language")
+            yield TextArea(self.code, language=TEXTAREA_LANG.get(self.language), id="exec-code",
+                           show_line_numbers=True, tab_behavior="indent")
+            with Horizontal(classes="buttons"):
+                yield Button("Run (ctrl+r)", id="run", variant="primary")
+                yield Button("Cancel", id="cancel")
+
+    def on_mount(self) -> None:
+        self.query_one(TextArea).focus()
+
+    def on_select_changed(self, event: Select.Changed) -> None:
+        self.query_one(TextArea).language = TEXTAREA_LANG.get(str(event.value))
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.action_run() if event.button.id == "run" else self.action_cancel()
+
+    def action_run(self) -> None:
+        code = self.query_one(TextArea).text
+        if not code.strip():
+            self.notify("Type some code first.", severity="warning")
+            return
+        self.dismiss(CodeRequest(str(self.query_one(Select).value), code))
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class InputPrompt(ModalScreen[str | None]):
+    """One line of text (a path, package names), with an optional choice beside it."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, title: str, placeholder: str = "", value: str = "",
+                 choices: tuple[str, ...] = (), choice: str = "") -> None:
+        super().__init__()
+        self.heading, self.placeholder, self.value = title, placeholder, value
+        self.choices, self.choice = choices, choice or (choices[0] if choices else "")
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="input-dialog", classes="dialog"):
+            yield Label(self.heading, classes="dialog-title")
+            if self.choices:
+                yield Select([(c, c) for c in self.choices], value=self.choice, allow_blank=False)
+            yield Input(self.value, placeholder=self.placeholder, id="prompt-input")
+
+    def on_mount(self) -> None:
+        self.query_one(Input).focus()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        value = event.value.strip()
+        if not value:
+            self.dismiss(None)
+            return
+        if self.choices:
+            value = f"{self.query_one(Select).value} {value}"
+        self.dismiss(value)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class ModelPicker(ModalScreen[Any]):
+    """Pick one of the GGUF models found on this machine."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, models: list[Any]) -> None:
+        super().__init__()
+        self.models = models
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="model-dialog", classes="dialog"):
+            yield Label("Switch model (enter picks, esc cancels)", classes="dialog-title")
+            options = [Option(f"{m.name}  ·  {m.source}  ·  {m.describe_size()}", id=str(i))
+                       for i, m in enumerate(self.models)]
+            yield OptionList(*options) if options else Label("No GGUF models found on this machine.")
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        self.dismiss(self.models[int(event.option.id or 0)])
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)

@@ -1,0 +1,145 @@
+"""The TUI's one seam to the core: opening sessions, doctor, reading the audit log, running the agent.
+
+Every method here blocks (engine, sqlite, model), so the app calls them only from thread workers. Tests
+pass a subclass with fakes; the defaults call the real core. Nothing here imports Textual.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from workbench.config import Settings
+from workbench.doctor import DoctorReport, run_doctor
+from workbench.events import Event
+from workbench.project import Project
+
+Approve = Callable[[Any], bool]
+
+
+@dataclass(frozen=True)
+class SessionRow:
+    id: str
+    first_time: datetime
+    last_time: datetime
+    entries: int
+    actors: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class EntryRow:
+    seq: int
+    time: datetime
+    kind: str
+    session_id: str
+    actor: str
+    summary: str
+
+
+@dataclass(frozen=True)
+class AuditSummary:
+    """What the audit panel shows: verification, key fingerprint, sessions and recent entries."""
+
+    ok: bool | None  # None: not verified (yet)
+    entries: int
+    fingerprint: str = ""
+    error: str | None = None
+    sessions: tuple[SessionRow, ...] = ()
+    recent: tuple[EntryRow, ...] = ()
+    key_warning: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def summarize_payload(kind: str, payload: dict[str, Any]) -> str:
+    """A short one-line description of an entry's payload for the audit table."""
+    if kind == "exec.output":
+        return f"{payload.get('stream', '?')}: {len(str(payload.get('text', '')))} chars"
+    if kind == "exec.started":
+        first = next((line for line in str(payload.get("code", "")).splitlines() if line.strip()), "")
+        return f"{payload.get('language', '?')}: {first}"[:80]
+    if kind == "exec.finished":
+        return f"exit {payload.get('exit_code')} in {float(payload.get('duration') or 0):.2f}s"
+    for key in ("task", "thought", "answer", "message", "path", "outcome", "trigger"):
+        if payload.get(key):
+            return str(payload[key]).replace("\n", " ")[:80]
+    return ", ".join(sorted(payload))[:80]
+
+
+class Services:
+    """The real core. Subclass and override for tests."""
+
+    def open_session(self, project: Project, settings: Settings) -> Any:
+        from workbench.session import WorkSession
+
+        return WorkSession.open(project, settings=settings, trigger="tui")
+
+    def doctor(self, settings: Settings, root: Path) -> DoctorReport:
+        return run_doctor(settings, root)
+
+    def _with_log(self, project: Project, session: Any, use: Callable[[Any], Any]) -> Any:
+        audit = getattr(session, "audit", None) if session is not None else None
+        if audit is not None:
+            return use(audit)
+        from workbench.audit import AuditLog
+
+        with AuditLog.open(project) as log:
+            return use(log)
+
+    def audit_summary(self, project: Project, session: Any = None, verify: bool = False,
+                      recent: int = 60) -> AuditSummary:
+        def read(log: Any) -> AuditSummary:
+            sessions = tuple(SessionRow(s.id, s.first_time, s.last_time, s.entries, tuple(s.actors))
+                             for s in log.sessions())
+            size = log.size()
+            rows = []
+            if size:
+                start = max(0, size - recent)
+                for entry in log.entries():
+                    if entry.seq < start:
+                        continue
+                    rows.append(EntryRow(entry.seq, entry.time, entry.kind, entry.session_id, entry.actor,
+                                         summarize_payload(entry.kind, entry.payload)))
+            info = log.key_info()
+            ok, error = None, None
+            if verify:
+                result = log.verify()
+                ok = bool(result.ok)
+                error = None if result.ok else str(getattr(result, "first_error", "") or "verification failed")
+            return AuditSummary(ok, size, info.fingerprint, error, sessions, tuple(rows[-recent:]),
+                                info.warning())
+
+        return self._with_log(project, session, read)
+
+    def session_events(self, project: Project, session_id: str, session: Any = None) -> list[Event]:
+        def read(log: Any) -> list[Event]:
+            return [Event(kind=e.kind, session_id=e.session_id, actor=e.actor, payload=e.payload, user=e.user,
+                          time=e.time, id=e.event_id or str(e.seq))
+                    for e in log.entries(session=session_id) if e.kind != "exec.output"]
+
+        return self._with_log(project, session, read)
+
+    def run_agent(self, session: Any, task: str, approve: Approve, stop: threading.Event) -> Any:
+        from workbench.tui import agent_adapter
+
+        return agent_adapter.run(session, task, approve, stop)
+
+    def execute(self, session: Any, language: str, code: str) -> Any:
+        """Run code typed by the user; events reach the UI through the bus like the agent's."""
+        return session.sandbox.execute(language, code)
+
+    def install(self, session: Any, manager: str, packages: list[str]) -> Any:
+        return session.sandbox.install(manager, packages)
+
+    def models(self, settings: Settings) -> list[Any]:
+        from workbench.agent import models
+
+        return models.discover(settings.model.models_dir or None)
+
+    def use_model(self, project: Project, path: Path) -> None:
+        from workbench.agent import models
+
+        models.use(project.config_file, path)

@@ -1,0 +1,53 @@
+"""One line at the bottom: model, engine (rootless/rootful), limits, sandbox state, session."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.reactive import reactive
+from textual.widgets import Static
+
+from workbench.doctor import DoctorReport
+
+
+class StatusBar(Static):
+    """Shows what the analyst needs to trust a run at a glance. Fed by doctor and by events."""
+
+    model: reactive[str] = reactive("checking…")
+    engine: reactive[str] = reactive("checking…")
+    isolation: reactive[str] = reactive("")
+    limits: reactive[str] = reactive("")
+    sandbox: reactive[str] = reactive("not started")
+    session: reactive[str] = reactive("opening…")
+
+    def apply_report(self, report: DoctorReport) -> None:
+        """Take model, engine, isolation and limits from doctor's findings."""
+        model = report.get("model")
+        engine = report.get("engine")
+        isolation = report.get("isolation")
+        limits = report.get("limits")
+        self.model = (model.detail if model.status == "ok" else "missing") if model else "unknown"
+        if engine is None:
+            self.engine = "unknown"
+        elif engine.status != "ok":
+            self.engine = "unavailable"
+        else:
+            self.engine = engine.detail.split(" at ")[0]
+        self.isolation = isolation.detail.replace(" engine", "") if isolation else ""
+        if limits is None:
+            self.limits = ""
+        else:
+            self.limits = "enforced" if limits.status == "ok" else "NOT enforced"
+
+    def render(self) -> Text:
+        sep = ("  │  ", "dim")
+        text = Text(no_wrap=True, overflow="ellipsis")
+        parts = [("model", self.model, ""), ("engine", " ".join(p for p in (self.engine, self.isolation) if p), ""),
+                 ("limits", self.limits or "?", "bold red" if self.limits.startswith("NOT") else ""),
+                 ("sandbox", self.sandbox, "bold" if self.sandbox == "running" else ""),
+                 ("session", self.session, "")]
+        for index, (label, value, style) in enumerate(parts):
+            if index:
+                text.append(*sep)
+            text.append(f"{label} ", "dim")
+            text.append(value, style)
+        return text

@@ -1,0 +1,166 @@
+"""The agent's steps as a list of cards: thought, action, code (highlighted), result (exit, duration).
+
+Cards are built from events only (live from the bus, or replayed from the audit log), so what the
+analyst sees here is what the reviewer reads in the log.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from rich.console import Group, RenderableType
+from rich.syntax import Syntax
+from rich.text import Text
+from textual.containers import VerticalScroll
+from textual.widgets import Static
+
+from workbench.events import Event
+
+LEXERS = {"python": "python", "r": "r", "shell": "bash", "bash": "bash", "sh": "bash", "sql": "sql",
+          "julia": "julia", "javascript": "javascript", "node": "javascript"}
+MAX_STEPS = 300
+EMPTY = ("No steps yet. Type a task below and press enter: the agent's thoughts, code and results appear "
+         "here.\nctrl+r runs code yourself · ctrl+p lists every command · F2–F5 move between panes.")
+
+
+class StepCard(Static):
+    """One step. Classes: -running, -ok, -failed, -user, -task, -note."""
+
+    def __init__(self, title: str, *, thought: str = "", code: str = "", language: str = "",
+                 body: str = "", classes: str = "") -> None:
+        super().__init__(classes=f"step {classes}".strip())
+        self.title = title
+        self.thought = thought
+        self.code = code
+        self.language = language
+        self.body = body
+        self.result = ""
+
+    def on_mount(self) -> None:
+        self.update(self._renderable())
+
+    def set_result(self, result: str, ok: bool) -> None:
+        self.result = result
+        self.remove_class("-running")
+        self.add_class("-ok" if ok else "-failed")
+        self.update(self._renderable())
+
+    def _renderable(self) -> RenderableType:
+        parts: list[RenderableType] = [Text(self.title, style="bold")]
+        if self.thought:
+            parts.append(Text(self.thought, style="italic"))
+        if self.code:
+            dark = self.app.current_theme.dark if self.is_attached else True
+            parts.append(Syntax(self.code, LEXERS.get(self.language.lower(), "text"), word_wrap=True,
+                                theme="ansi_dark" if dark else "ansi_light", background_color="default"))
+        if self.body:
+            parts.append(Text(self.body))
+        if self.result:
+            parts.append(Text(self.result, style="bold"))
+        return Group(*parts)
+
+
+def _short(value: Any, limit: int = 400) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+class StepsPanel(VerticalScroll):
+    """The Steps pane. `add_event` turns each event into a card or updates one."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._by_execution: dict[str, StepCard] = {}
+        self._pending_code: StepCard | None = None
+        self.count = 0
+        self.replaying = False
+
+    def compose(self):
+        yield Static(EMPTY, classes="steps-empty", markup=False)
+
+    def clear_steps(self) -> None:
+        self._by_execution.clear()
+        self._pending_code = None
+        self.count = 0
+        self.replaying = False
+        self.remove_children()
+        self.mount(Static(EMPTY, classes="steps-empty", markup=False))
+
+    def _add(self, card: StepCard) -> StepCard:
+        self.count += 1
+        for hint in self.query(".steps-empty"):
+            hint.remove()
+        self.mount(card)
+        extra = len(self.children) - MAX_STEPS
+        if extra > 0:
+            for old in list(self.children)[:extra]:
+                old.remove()
+        self.scroll_end(animate=False)
+        return card
+
+    def add_event(self, event: Event) -> None:
+        kind, p = event.kind, dict(event.payload)
+        who = "you" if event.actor.startswith("user:") else event.actor.split(":", 1)[0]
+        if kind == "task.started":
+            self._add(StepCard(f"Task · {p.get('task', '')}", classes="-task"))
+        elif kind == "llm.action":
+            self._llm_action(p)
+        elif kind == "exec.started":
+            self._exec_started(p, who)
+        elif kind == "exec.finished":
+            self._exec_finished(p)
+        elif kind == "task.finished":
+            ok = bool(p.get("success", p.get("ok", p.get("outcome") in ("success", "finished"))))
+            answer = p.get("answer") or p.get("summary") or p.get("outcome") or ""
+            self._add(StepCard(f"{'✔ Done' if ok else '✘ Stopped'} · {_short(answer)}",
+                               classes="-ok" if ok else "-failed"))
+        elif kind == "package.installed":
+            self._add(StepCard(f"Installed · {_short(p.get('packages') or p.get('requested') or p)}",
+                               classes="-ok" if p.get("ok", True) else "-failed"))
+        elif kind == "error":
+            self._add(StepCard(f"Error · {_short(p.get('message') or p)}", classes="-failed"))
+        elif kind.startswith("agent.") and p:
+            detail = p.get("message") or p.get("hint") or p.get("reason") or p.get("error")
+            if detail:
+                self._add(StepCard(f"{kind.removeprefix('agent.')} · {_short(detail)}", classes="-note"))
+
+    def _llm_action(self, p: dict[str, Any]) -> None:
+        action = str(p.get("action", "?"))
+        thought = str(p.get("thought", ""))
+        if action == "run_code":
+            card = StepCard(f"Run {p.get('language', '')} code", thought=thought, code=str(p.get("code", "")),
+                            language=str(p.get("language", "")), classes="-running")
+            self._pending_code = self._add(card)
+        elif action == "finish":
+            return  # task.finished says it
+        elif action == "think":
+            self._add(StepCard("Think", thought=thought, classes="-note"))
+        else:
+            rest = {k: v for k, v in p.items() if k not in ("action", "thought")}
+            self._add(StepCard(action.replace("_", " ").capitalize(), thought=thought, body=_short(rest),
+                               classes="-note"))
+
+    def _exec_started(self, p: dict[str, Any], who: str) -> None:
+        execution_id = str(p.get("execution_id", ""))
+        card = self._pending_code
+        self._pending_code = None
+        if card is None:  # run by the user (or a tool without an llm.action before it)
+            card = self._add(StepCard(f"Run {p.get('language', '')} code · {who}", code=str(p.get("code", "")),
+                                      language=str(p.get("language", "")), classes="-running -user"))
+        self._by_execution[execution_id] = card
+
+    def _exec_finished(self, p: dict[str, Any]) -> None:
+        card = self._by_execution.pop(str(p.get("execution_id", "")), None)
+        if card is None:
+            return
+        ok = p.get("exit_code") == 0 and not p.get("timed_out") and not p.get("killed_by")
+        text = f"{'✔' if ok else '✘'} exit {p.get('exit_code')} · {float(p.get('duration') or 0):.2f} s"
+        if p.get("timed_out"):
+            text += " · timed out"
+        elif p.get("killed_by"):
+            text += f" · killed ({p['killed_by']})"
+        files = p.get("files") or []
+        if files:
+            text += " · files: " + ", ".join(f"{f.get('path')} ({f.get('change')})" for f in files[:6])
+        card.set_result(text, ok)
