@@ -250,9 +250,10 @@ class AuditLog:
 
     # --- the in-memory tree -------------------------------------------------------------------------
     def _forget(self) -> None:
-        """A transaction rolled back: drop what we believed about the head."""
+        """A transaction rolled back: drop what we believed about the head and the stored keys."""
         self._tree = None
         self._synced = -1
+        self._keys_logged.clear()
 
     def _sync(self) -> merkle.CompactRange:
         """Bring the compact range up to the database's head (another process may have appended)."""
