@@ -132,9 +132,9 @@ class Sandbox:
                     old.unlink()
             except OSError:
                 pass
-        if self.identity.chown_workspace:
-            uid, gid = (int(x) for x in self.identity.user.split(":"))
-            policy.hand_workspace_to(self.project.workspace, uid, gid)
+        owner = self.workspace_owner()
+        if owner is not None:
+            policy.hand_workspace_to(self.project.workspace, *owner)
 
     def labels(self, role: str) -> dict[str, str]:
         return {policy.LABEL_PROJECT: self.project.id, policy.LABEL_ROLE: role, policy.LABEL_OWNER: owner_label()}
@@ -207,6 +207,13 @@ class Sandbox:
     def _emit(self, kind: str, payload: dict[str, Any]) -> None:
         if self.bus is not None:
             self.bus.emit(kind, self.session_id, self.actor, payload)
+
+    def workspace_owner(self) -> tuple[int, int] | None:
+        """The uid:gid the workspace must belong to before a run (rootful engine run by root), else None."""
+        if not self.identity.chown_workspace:
+            return None
+        uid, gid = self.identity.user.split(":")
+        return int(uid), int(gid)
 
     def python_path(self) -> str:
         venv_python = self.project.workspace / ".venv" / "bin" / "python"
@@ -296,7 +303,7 @@ class OneOffRun:
         # The pid file lets cancel() signal the process group `timeout` leads.
         wrapped = ["/bin/sh", "-c", f'echo $$ > /tmp/.wb-$0.pid; exec timeout -k {KILL_GRACE} "$@"',
                    self.execution_id, f"{self.timeout:g}s", *cmd]
-        self.before = workspace.snapshot(sandbox.project.workspace)
+        self.before = workspace.snapshot(sandbox.project.workspace, owner=sandbox.workspace_owner())
         try:
             self.container = sandbox._ensure_running()
             self.handle = sandbox.engine.exec_create(self.container, wrapped, user=sandbox.identity.user,
@@ -336,7 +343,8 @@ class OneOffRun:
             self._signal("KILL")
 
     def _signal(self, sig: str) -> None:
-        script = f'p=$(cat /tmp/.wb-$0.pid 2>/dev/null) && kill -{sig} -- -"$p" "$p" 2>/dev/null; true'
+        # dash's kill takes no "--"; "-PID" is the process group `timeout` leads.
+        script = f'p=$(cat /tmp/.wb-$0.pid 2>/dev/null) && {{ kill -{sig} -"$p"; kill -{sig} "$p"; }} 2>/dev/null; true'
         try:
             self.sandbox.run_quiet(["/bin/sh", "-c", script, self.execution_id])
         except Exception as exc:

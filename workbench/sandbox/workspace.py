@@ -20,18 +20,41 @@ ARTIFACT_MIME = {".png": "image/png", ".svg": "image/svg+xml", ".pdf": "applicat
 Snapshot = dict[str, tuple[int, int]]
 
 
-def snapshot(root: Path) -> Snapshot:
+def snapshot(root: Path, owner: tuple[int, int] | None = None) -> Snapshot:
+    """(size, mtime) per file. With `owner`, also hand every file and folder (package trees included) to
+    that uid:gid: a rootful engine run by root runs code as an unprivileged uid, and files the user drops
+    into the workspace must stay writable for it (see policy.py)."""
     entries: Snapshot = {}
     for folder, dirs, files in os.walk(root):
-        dirs[:] = [d for d in dirs if d not in SKIP_DIRS]
+        if owner is not None:
+            _own(folder, owner)
         for name in files:
             path = os.path.join(folder, name)
             try:
                 st = os.lstat(path)
             except OSError:
                 continue
-            entries[os.path.relpath(path, root)] = (st.st_size, st.st_mtime_ns)
+            if owner is not None and (st.st_uid, st.st_gid) != owner:
+                _own(path, owner)
+            if not _skipped(folder, root):
+                entries[os.path.relpath(path, root)] = (st.st_size, st.st_mtime_ns)
+        if owner is None:
+            dirs[:] = [d for d in dirs if d not in SKIP_DIRS]
     return entries
+
+
+def _skipped(folder: str, root: Path) -> bool:
+    rel = os.path.relpath(folder, root)
+    return rel != "." and any(part in SKIP_DIRS for part in Path(rel).parts)
+
+
+def _own(path: str, owner: tuple[int, int]) -> None:
+    try:
+        st = os.lstat(path)
+        if (st.st_uid, st.st_gid) != owner:
+            os.lchown(path, *owner)
+    except OSError:
+        pass
 
 
 def file_sha256(path: Path) -> str | None:
