@@ -1,0 +1,458 @@
+"""What the report shows, collected from audit entries into plain dataclasses.
+
+Why a separate model: the PDF code then only lays out values, and the collection (the part that must
+survive any log, however odd) is testable without reportlab. `collect` reads entries once, in order,
+and never raises on an unknown kind or a missing field.
+
+Output excerpts: an execution's stdout/stderr are reassembled from its ``exec.output`` events. The log
+keeps up to the sandbox's cap (megabytes); the report shows the first `EXCERPT_LINES` lines /
+`EXCERPT_CHARS` characters of each stream and says how much more the log and the run held.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from workbench.report import payload as P
+
+EXCERPT_LINES = 40
+EXCERPT_CHARS = 4000
+
+
+class EntryLike(Protocol):
+    seq: int
+    time: datetime
+    kind: str
+    session_id: str
+    actor: str
+    user: str
+    payload: dict[str, Any]
+    hash: str
+
+
+@dataclass
+class StreamExcerpt:
+    """One output stream of one execution."""
+
+    name: str  # "stdout" / "stderr"
+    parts: list[str] = field(default_factory=list)
+    shown_chars: int = 0
+    shown_lines: int = 0
+    logged_chars: int = 0  # characters of this stream found in the log's exec.output events
+    cut: bool = False  # the report shows less than the log holds
+    total_bytes: int | None = None  # what the run wrote (from exec.finished)
+    kept_bytes: int | None = None  # what the sandbox kept (and logged)
+    sha256: str = ""
+    truncated: bool = False  # the sandbox's cap cut the output
+
+    def add(self, text: str) -> None:
+        self.logged_chars += len(text)
+        if self.cut:
+            return
+        room_chars = EXCERPT_CHARS - self.shown_chars
+        room_lines = EXCERPT_LINES - self.shown_lines
+        piece = text
+        if len(piece) > room_chars:
+            piece = piece[:max(room_chars, 0)]
+            self.cut = True
+        newlines = piece.count("\n")
+        if newlines >= room_lines:
+            at = -1
+            for _ in range(room_lines):
+                at = piece.index("\n", at + 1)
+            if at + 1 < len(piece) or len(piece) < len(text):
+                self.cut = True
+            piece = piece[:at + 1]
+            newlines = room_lines
+        self.parts.append(piece)
+        self.shown_chars += len(piece)
+        self.shown_lines += newlines
+
+    @property
+    def text(self) -> str:
+        return "".join(self.parts)
+
+    @property
+    def empty(self) -> bool:
+        return self.logged_chars == 0 and not self.total_bytes
+
+
+@dataclass
+class FileTouch:
+    path: str
+    change: str
+    sha256: str | None
+    size: int | None
+
+
+@dataclass
+class ArtifactRef:
+    path: str
+    mime: str
+    sha256: str
+    size: int | None
+
+
+@dataclass
+class Execution:
+    number: int  # 1-based, in report order
+    execution_id: str
+    session_id: str
+    actor: str
+    user: str
+    seq: int  # the first entry about it
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    language: str = ""
+    code: str | None = None  # None when exec.started is not in the report's range
+    limits: dict[str, Any] = field(default_factory=dict)
+    warm_session: str = ""
+    exit_code: int | None = None
+    duration: float | None = None
+    timed_out: bool = False
+    killed_by: str = ""
+    limits_enforced: bool | None = None
+    state_lost: bool = False
+    notes: list[str] = field(default_factory=list)
+    stdout: StreamExcerpt = field(default_factory=lambda: StreamExcerpt("stdout"))
+    stderr: StreamExcerpt = field(default_factory=lambda: StreamExcerpt("stderr"))
+    files: list[FileTouch] = field(default_factory=list)
+    artifacts: list[ArtifactRef] = field(default_factory=list)
+    finished: bool = False
+    entry_hashes: list[tuple[int, str]] = field(default_factory=list)  # (seq, hash) of its entries
+
+    @property
+    def ok(self) -> bool:
+        return self.finished and self.exit_code == 0 and not self.timed_out and not self.killed_by
+
+    @property
+    def outcome(self) -> str:
+        if not self.finished:
+            return "no result recorded"
+        if self.timed_out:
+            return "timed out"
+        if self.killed_by:
+            return f"killed ({self.killed_by})"
+        if self.exit_code is None:
+            return "exit code unknown"
+        return "succeeded" if self.exit_code == 0 else "failed"
+
+
+@dataclass
+class Package:
+    name: str
+    version: str
+    manager: str
+    time: datetime
+    session_id: str
+    actor: str
+
+
+@dataclass
+class ErrorNote:
+    time: datetime
+    session_id: str
+    actor: str
+    message: str
+    seq: int
+
+
+@dataclass
+class TaskNote:
+    time: datetime
+    kind: str  # task.started / task.finished
+    actor: str
+    text: str
+
+
+# What a session's timeline holds, in log order.
+Item = Execution | Package | ErrorNote | TaskNote
+
+
+@dataclass
+class Session:
+    id: str
+    first_seq: int
+    started_at: datetime
+    finished_at: datetime | None = None
+    trigger: str = ""
+    actors: list[str] = field(default_factory=list)
+    users: list[str] = field(default_factory=list)
+    outcome: str = ""
+    workbench_version: str = ""
+    schedule: str = ""
+    cron: str = ""
+    details: dict[str, Any] = field(default_factory=dict)
+    items: list[Item] = field(default_factory=list)
+    entries: int = 0
+    agent_steps: int = 0  # llm.* entries
+    other_kinds: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def executions(self) -> list[Execution]:
+        return [item for item in self.items if isinstance(item, Execution)]
+
+
+@dataclass
+class LanguageTotals:
+    count: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    seconds: float = 0.0
+
+
+@dataclass
+class ReportModel:
+    sessions: list[Session] = field(default_factory=list)
+    executions: list[Execution] = field(default_factory=list)
+    packages: list[Package] = field(default_factory=list)
+    errors: list[ErrorNote] = field(default_factory=list)
+    files: dict[str, tuple[FileTouch, int]] = field(default_factory=dict)  # path -> (last change, times)
+    models: list[str] = field(default_factory=list)
+    actors: list[str] = field(default_factory=list)
+    users: list[str] = field(default_factory=list)
+    versions: list[str] = field(default_factory=list)
+    first_time: datetime | None = None
+    last_time: datetime | None = None
+    entries: int = 0
+    first_seq: int | None = None
+    last_seq: int | None = None
+    unknown_kinds: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def by_language(self) -> dict[str, LanguageTotals]:
+        totals: dict[str, LanguageTotals] = {}
+        for ex in self.executions:
+            t = totals.setdefault(ex.language or "(unknown)", LanguageTotals())
+            t.count += 1
+            t.succeeded += ex.ok
+            t.failed += not ex.ok
+            t.seconds += ex.duration or 0.0
+        return dict(sorted(totals.items()))
+
+    @property
+    def compute_seconds(self) -> float:
+        return sum(ex.duration or 0.0 for ex in self.executions)
+
+    @property
+    def succeeded(self) -> int:
+        return sum(1 for ex in self.executions if ex.ok)
+
+    @property
+    def limits_not_enforced(self) -> int:
+        return sum(1 for ex in self.executions if ex.limits_enforced is False)
+
+
+KNOWN = {"session.started", "session.finished", "exec.started", "exec.output", "exec.finished",
+         "package.installed", "task.started", "task.finished", "error", "file.changed", "memory.saved"}
+
+
+def model_of_actor(actor: str) -> str:
+    """``agent:<name>/<model>`` -> ``<model>``; anything else -> ""."""
+    if actor.startswith("agent:") and "/" in actor:
+        return actor.split("/", 1)[1]
+    return ""
+
+
+class _Collector:
+    def __init__(self) -> None:
+        self.model = ReportModel()
+        self.sessions: dict[str, Session] = {}
+        self.open_execs: dict[str, Execution] = {}
+        self.models: dict[str, None] = {}
+        self.actors: dict[str, None] = {}
+        self.users: dict[str, None] = {}
+        self.versions: dict[str, None] = {}
+
+    def session(self, entry: EntryLike) -> Session:
+        sid = str(entry.session_id or "")
+        found = self.sessions.get(sid)
+        if found is None:
+            found = Session(sid, entry.seq, entry.time)
+            self.sessions[sid] = found
+            self.model.sessions.append(found)
+        return found
+
+    def add(self, entry: EntryLike) -> None:
+        m = self.model
+        m.entries += 1
+        if m.first_seq is None:
+            m.first_seq = entry.seq
+        m.last_seq = entry.seq
+        if m.first_time is None or entry.time < m.first_time:
+            m.first_time = entry.time
+        if m.last_time is None or entry.time > m.last_time:
+            m.last_time = entry.time
+        actor, user = str(entry.actor or ""), str(entry.user or "")
+        self.actors.setdefault(actor)
+        if user:
+            self.users.setdefault(user)
+        model_name = model_of_actor(actor)
+        if model_name:
+            self.models.setdefault(model_name)
+        session = self.session(entry)
+        session.entries += 1
+        session.finished_at = entry.time
+        if actor and actor not in session.actors:
+            session.actors.append(actor)
+        if user and user not in session.users:
+            session.users.append(user)
+        payload = entry.payload if isinstance(entry.payload, dict) else {}
+        kind = str(entry.kind or "")
+        handler = _HANDLERS.get(kind)
+        if handler is not None:
+            handler(self, entry, session, payload)
+        elif kind.startswith("llm."):
+            session.agent_steps += 1
+            for key in ("model", "model_name"):
+                name = P.get_str(payload, key)
+                if name:
+                    self.models.setdefault(name)
+        else:
+            m.unknown_kinds[kind] += 1
+            session.other_kinds[kind] += 1
+
+    # --- handlers -----------------------------------------------------------------------------
+    def execution(self, entry: EntryLike, session: Session, payload: dict[str, Any]) -> Execution:
+        exec_id = P.get_str(payload, "execution_id") or f"(no id, entry {entry.seq})"
+        found = self.open_execs.get(exec_id)
+        if found is None:
+            found = Execution(len(self.model.executions) + 1, exec_id, session.id, str(entry.actor or ""),
+                              str(entry.user or ""), entry.seq)
+            self.open_execs[exec_id] = found
+            self.model.executions.append(found)
+            session.items.append(found)
+        found.entry_hashes.append((entry.seq, str(entry.hash or "")))
+        return found
+
+    def on_session_started(self, entry: EntryLike, session: Session, payload: dict[str, Any]) -> None:
+        session.started_at = entry.time
+        session.trigger = P.get_str(payload, "trigger") or session.trigger
+        session.workbench_version = P.get_str(payload, "workbench_version")
+        if session.workbench_version:
+            self.versions.setdefault(session.workbench_version)
+        session.schedule = P.get_str(payload, "schedule")
+        session.cron = P.get_str(payload, "cron")
+        session.details = {k: v for k, v in payload.items()
+                           if k not in ("trigger", "project", "project_id", "workbench_version", "schedule",
+                                        "cron")}
+        for key in ("model", "model_name"):
+            name = P.get_str(payload, key)
+            if name:
+                self.models.setdefault(name)
+
+    def on_session_finished(self, entry: EntryLike, session: Session, payload: dict[str, Any]) -> None:
+        session.outcome = P.get_str(payload, "outcome") or "finished"
+        session.finished_at = entry.time
+
+    def on_exec_started(self, entry: EntryLike, session: Session, payload: dict[str, Any]) -> None:
+        ex = self.execution(entry, session, payload)
+        ex.started_at = entry.time
+        ex.language = P.get_str(payload, "language") or ex.language
+        ex.code = P.get_str(payload, "code")
+        ex.limits = P.get_dict(payload, "limits")
+        ex.warm_session = P.get_str(payload, "session")
+
+    def on_exec_output(self, entry: EntryLike, session: Session, payload: dict[str, Any]) -> None:
+        ex = self.execution(entry, session, payload)
+        stream = ex.stderr if P.get_str(payload, "stream") == "stderr" else ex.stdout
+        stream.add(P.get_str(payload, "text") or P.get_str(payload, "data"))
+
+    def on_exec_finished(self, entry: EntryLike, session: Session, payload: dict[str, Any]) -> None:
+        ex = self.execution(entry, session, payload)
+        ex.finished = True
+        ex.finished_at = entry.time
+        ex.language = ex.language or P.get_str(payload, "language")
+        ex.exit_code = P.get_int(payload, "exit_code")
+        ex.duration = P.get_float(payload, "duration")
+        ex.timed_out = bool(P.get_bool(payload, "timed_out"))
+        ex.killed_by = P.get_str(payload, "killed_by")
+        ex.limits_enforced = P.get_bool(payload, "limits_enforced")
+        ex.state_lost = bool(P.get_bool(payload, "state_lost"))
+        ex.notes = P.get_strs(payload, "notes")
+        ex.warm_session = ex.warm_session or P.get_str(payload, "session")
+        for stream in (ex.stdout, ex.stderr):
+            info = P.get_dict(payload, stream.name)
+            stream.total_bytes = P.get_int(info, "total_bytes")
+            stream.kept_bytes = P.get_int(info, "kept_bytes")
+            stream.sha256 = P.get_str(info, "sha256")
+            stream.truncated = bool(P.get_bool(info, "truncated"))
+        for item in P.get_dicts(payload, "files"):
+            self.touch(ex.files, item)
+        for item in P.get_dicts(payload, "artifacts"):
+            ex.artifacts.append(ArtifactRef(P.get_str(item, "path"), P.get_str(item, "mime"),
+                                            P.get_str(item, "sha256"), P.get_int(item, "size")))
+        self.open_execs.pop(ex.execution_id, None)
+
+    def touch(self, into: list[FileTouch] | None, item: dict[str, Any]) -> None:
+        touch = FileTouch(P.get_str(item, "path") or "(no path)", P.get_str(item, "change") or "changed",
+                          P.get_str(item, "sha256") or None, P.get_int(item, "size"))
+        if into is not None:
+            into.append(touch)
+        _, times = self.model.files.get(touch.path, (touch, 0))
+        self.model.files[touch.path] = (touch, times + 1)
+
+    def on_file_changed(self, entry: EntryLike, session: Session, payload: dict[str, Any]) -> None:
+        self.touch(None, payload)
+
+    def on_package(self, entry: EntryLike, session: Session, payload: dict[str, Any]) -> None:
+        pkg = Package(P.get_str(payload, "name") or "(unnamed)", P.get_str(payload, "version"),
+                      P.get_str(payload, "manager"), entry.time, session.id, str(entry.actor or ""))
+        self.model.packages.append(pkg)
+        session.items.append(pkg)
+
+    def on_error(self, entry: EntryLike, session: Session, payload: dict[str, Any]) -> None:
+        message = (P.get_str(payload, "message") or P.get_str(payload, "error") or P.get_str(payload, "text")
+                   or ", ".join(f"{k}={P.text(v)}" for k, v in payload.items()) or "(no message)")
+        where = P.get_str(payload, "where") or P.get_str(payload, "source")
+        note = ErrorNote(entry.time, session.id, str(entry.actor or ""),
+                         f"{where}: {message}" if where else message, entry.seq)
+        self.model.errors.append(note)
+        session.items.append(note)
+
+    def on_task(self, entry: EntryLike, session: Session, payload: dict[str, Any]) -> None:
+        words = (P.get_str(payload, "task") or P.get_str(payload, "text") or P.get_str(payload, "goal")
+                 or P.get_str(payload, "outcome") or P.get_str(payload, "status"))
+        if entry.kind == "task.finished":
+            status = P.get_str(payload, "outcome") or P.get_str(payload, "status")
+            ok = P.get_bool(payload, "ok")
+            if ok is None:
+                ok = P.get_bool(payload, "success")
+            bits = [b for b in (status, "succeeded" if ok else ("failed" if ok is False else "")) if b]
+            summary = P.get_str(payload, "summary") or P.get_str(payload, "answer")
+            words = "; ".join(dict.fromkeys(bits)) + (f": {summary}" if summary else "")
+        session.items.append(TaskNote(entry.time, entry.kind, str(entry.actor or ""), words))
+
+
+_HANDLERS: dict[str, Callable[[_Collector, EntryLike, Session, dict[str, Any]], None]] = {
+    "session.started": _Collector.on_session_started,
+    "session.finished": _Collector.on_session_finished,
+    "exec.started": _Collector.on_exec_started,
+    "exec.output": _Collector.on_exec_output,
+    "exec.finished": _Collector.on_exec_finished,
+    "package.installed": _Collector.on_package,
+    "error": _Collector.on_error,
+    "task.started": _Collector.on_task,
+    "task.finished": _Collector.on_task,
+    "file.changed": _Collector.on_file_changed,
+    "memory.saved": lambda self, entry, session, payload: None,
+}
+
+
+def collect(entries: Iterable[EntryLike], progress: Callable[[int], None] | None = None) -> ReportModel:
+    """Build the report model from entries in log order; `progress(n)` is called every 1,000 entries."""
+    collector = _Collector()
+    for n, entry in enumerate(entries, 1):
+        collector.add(entry)
+        if progress is not None and n % 1000 == 0:
+            progress(n)
+    m = collector.model
+    m.models = list(collector.models)
+    m.actors = [a for a in collector.actors if a]
+    m.users = list(collector.users)
+    m.versions = list(collector.versions)
+    return m
