@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from weakref import WeakKeyDictionary
 
 from reportlab.lib.colors import Color
-from reportlab.pdfbase.pdfmetrics import stringWidth
+from reportlab.pdfbase.pdfmetrics import getFont, stringWidth
 from reportlab.platypus import Flowable
 
 
@@ -172,32 +173,109 @@ class LineBlock(Flowable):
             canv.rect(0, 0, 2.2, height, stroke=0, fill=1)
             canv.restoreState()
         gutter_w = self._gutter_width()
-        text = canv.beginText()
-        font = size = color = None
+        writer = TextWriter(canv)
+        gutter_cw = stringWidth("0", st.gutter_font, st.gutter_size) if st.gutter_chars else 0.0
         y = height - st.pad_y
+        canv.saveState()
         for gutter, line in rows:
             y -= st.leading
             baseline = y + st.leading * 0.25
-            if gutter and st.gutter_chars:
-                if (font, size) != (st.gutter_font, st.gutter_size):
-                    font, size = st.gutter_font, st.gutter_size
-                    text.setFont(font, size)
-                if color is not st.gutter_color and st.gutter_color is not None:
-                    color = st.gutter_color
-                    text.setFillColor(color)
-                w = stringWidth(gutter, font, size)
-                text.setTextOrigin(st.pad_x + gutter_w - w - stringWidth("0", font, size), baseline)
-                text.textOut(gutter)
+            if gutter and st.gutter_chars and st.gutter_color is not None:
+                x = st.pad_x + gutter_w - (len(gutter) + 1) * gutter_cw
+                writer.text(x, baseline, gutter, st.gutter_font, st.gutter_size, st.gutter_color)
             if line.text:
-                if (font, size) != (line.font, line.size):
-                    font, size = line.font, line.size
-                    text.setFont(font, size)
-                if color is not line.color:
-                    color = line.color
-                    text.setFillColor(color)
-                text.setTextOrigin(st.pad_x + gutter_w, baseline)
-                text.textOut(line.text)
-        canv.drawText(text)
+                writer.text(st.pad_x + gutter_w, baseline, line.text, line.font, line.size, line.color)
+        writer.flush()
+        canv.restoreState()
+
+
+def _pdf_escape_table() -> dict[int, str]:
+    table = {}
+    for b in range(256):
+        if b in (0x5C, 0x28, 0x29):
+            table[b] = "\\" + chr(b)
+        elif 32 <= b < 127:
+            table[b] = chr(b)
+        else:
+            table[b] = f"\\{b:03o}"
+    return table
+
+
+_ESCAPE = _pdf_escape_table()
+_ASCII = "".join(chr(c) for c in range(32, 127))
+
+
+class TextWriter:
+    """Writes text runs as raw PDF text operators: the hot loop of the report.
+
+    reportlab's TextObject measures every string (to advance its cursor) and encodes it character by
+    character; we position each run absolutely, so no measuring is needed, and printable ASCII (most of
+    code and output) is encoded in one C call once we have checked, through the documented
+    ``splitString`` API, that the font's subset 0 maps ASCII to itself in this document. Other text
+    goes through ``splitString`` as reportlab documents for dynamic (TrueType) fonts; core fonts
+    (the no-DejaVu fallback) go through the canvas's own text object.
+    """
+
+    def __init__(self, canv):
+        self.canv = canv
+        self.doc = canv._doc
+        self.ops: list[str] = []
+        self.font_key: tuple[str, int, float] | None = None
+        self.color = None
+
+    def _font(self, name: str):
+        cache = _FONT_CACHE.get(self.doc)
+        if cache is None:
+            cache = _FONT_CACHE.setdefault(self.doc, {})
+        hit = cache.get(name)
+        if hit is None:
+            font = getFont(name)
+            if getattr(font, "_dynamicFont", 0):
+                ascii_identity = font.splitString(_ASCII, self.doc) == [(0, _ASCII.encode("ascii"))]
+            else:
+                ascii_identity = False
+            hit = cache[name] = (font, bool(getattr(font, "_dynamicFont", 0)), ascii_identity)
+        return hit
+
+    def text(self, x: float, y: float, text: str, font_name: str, size: float, color) -> None:
+        font, dynamic, ascii_identity = self._font(font_name)
+        if not dynamic:
+            self.flush()
+            self.canv.setFont(font_name, size)
+            self.canv.setFillColor(color)
+            self.canv.drawString(x, y, text)
+            self.color = None
+            self.font_key = None
+            return
+        ops = self.ops
+        if not ops:
+            ops.append("BT")
+        if color is not self.color:
+            r, g, b = color.rgb()
+            ops.append(f"{r:.3f} {g:.3f} {b:.3f} rg")
+            self.color = color
+        ops.append(f"1 0 0 1 {x:.2f} {y:.2f} Tm")
+        if ascii_identity and text.isascii() and text.isprintable():
+            chunks = [(0, text.encode("ascii"))]
+        else:
+            chunks = font.splitString(text, self.doc)
+        for subset, data in chunks:
+            key = (font_name, subset, size)
+            if key != self.font_key:
+                ops.append(f"{font.getSubsetInternalName(subset, self.doc)} {size:.2f} Tf")
+                self.font_key = key
+            ops.append(f"({data.decode('latin-1').translate(_ESCAPE)}) Tj")
+
+    def flush(self) -> None:
+        if self.ops:
+            self.ops.append("ET")
+            self.canv.addLiteral("\n".join(self.ops))
+            self.ops = []
+            self.font_key = None
+            self.color = None
+
+
+_FONT_CACHE: WeakKeyDictionary = WeakKeyDictionary()
 
 
 class OutlineMark(Flowable):
