@@ -46,6 +46,11 @@ from workbench.sandbox.types import ExecutionResult, InstallResult, PackageManag
 log = logging.getLogger(__name__)
 
 ROLE_EXEC = "exec"
+# Runs each one-off execution: `timeout` leads a new process group holding everything the code forks;
+# its pid goes to a file so cancel() can signal the group; when the code ends, whatever it left running
+# in that group (background jobs, a fork bomb) is killed, so nothing outlives its execution.
+WRAPPER = ('id=$0; grace=$1; shift; timeout -k "$grace" "$@" & p=$!; echo $p > /tmp/.wb-$id.pid; '
+           'wait $p; rc=$?; kill -KILL -$p 2>/dev/null; rm -f /tmp/.wb-$id.pid; exit $rc')
 SANDBOX_STARTED = "sandbox.started"
 KILL_GRACE = 2  # seconds between SIGTERM and SIGKILL for a timed-out or cancelled execution
 NOT_ENFORCED = ("memory, CPU and PID limits are not enforced by this engine (rootless Podman on cgroup v1); "
@@ -300,9 +305,7 @@ class OneOffRun:
         inside = f"{policy.CODE_DIR}/code/{self.code_file.name}"
         cmd = runtimes.command(self.runtime, file=inside, python=sandbox.python_path(),
                                database=f"{policy.WORKSPACE}/{sandbox.settings.sandbox.sql_database}")
-        # The pid file lets cancel() signal the process group `timeout` leads.
-        wrapped = ["/bin/sh", "-c", f'echo $$ > /tmp/.wb-$0.pid; exec timeout -k {KILL_GRACE} "$@"',
-                   self.execution_id, f"{self.timeout:g}s", *cmd]
+        wrapped = ["/bin/sh", "-c", WRAPPER, self.execution_id, str(KILL_GRACE), f"{self.timeout:g}s", *cmd]
         self.before = workspace.snapshot(sandbox.project.workspace, owner=sandbox.workspace_owner())
         try:
             self.container = sandbox._ensure_running()
