@@ -1,0 +1,88 @@
+"""Exec latency of `print(1)`: Workbench's API beside its baselines, measured in the same run.
+
+    .venv/bin/python bench/exec_latency.py [-n 50] [-p PROJECT_DIR]
+
+Rows (median and p95 over N runs, and the ratio to bare host python3):
+  workbench one-off     Sandbox.execute("python", "print(1)").result()   (a new process per run)
+  workbench warm        the same in a warm session (a live interpreter kept by the runner)
+  podman exec           `podman exec CONTAINER python3 -c 'print(1)'` in the same container (CLI)
+  host python3 -c       bare python3 on the host, no container at all
+Figures are ratios against a baseline measured in the same run, so they compare across machines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def timed(fn, runs: int) -> list[float]:
+    fn()  # warm-up, not counted
+    samples = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - start)
+    return samples
+
+
+def p95(samples: list[float]) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-n", "--runs", type=int, default=50)
+    parser.add_argument("-p", "--project", type=Path, help="a project folder (default: a temporary one)")
+    args = parser.parse_args()
+
+    from workbench.project import Project
+    from workbench.sandbox import Sandbox
+
+    folder = args.project or Path(tempfile.mkdtemp(prefix="wb-bench-")) / "project"
+    project = Project.open(folder, create=True)
+    rows: list[tuple[str, list[float]]] = []
+    with Sandbox.open(project) as box:
+        def one_off():
+            result = box.execute("python", "print(1)").result()
+            assert result.stdout.kept == b"1\n", result
+
+        rows.append(("workbench one-off", timed(one_off, args.runs)))
+        try:
+            def warm():
+                result = box.execute("python", "print(1)", session="bench").result()
+                assert result.stdout.kept == b"1\n", result
+
+            rows.append(("workbench warm", timed(warm, args.runs)))
+        except Exception as exc:  # warm sessions unavailable (e.g. a remote engine): say so, go on
+            print(f"(warm session row skipped: {exc})", file=sys.stderr)
+        podman = shutil.which("podman")
+        if podman and box.engine.is_podman and box.engine.endpoint.startswith("unix://"):
+            cmd = [podman, "exec", "--user", box.identity.user, box.container, "python3", "-c", "print(1)"]
+            rows.append(("podman exec (CLI)", timed(lambda: subprocess.run(cmd, check=True, capture_output=True),
+                                                   args.runs)))
+    # The interpreter running this script: a real binary (a `python3` on PATH may be a pyenv shell shim).
+    host = [sys.executable, "-c", "print(1)"]
+    rows.append(("host python3 -c", timed(lambda: subprocess.run(host, check=True, capture_output=True),
+                                          args.runs)))
+    baseline = statistics.median(rows[-1][1])
+    print(f"exec latency of print(1), {args.runs} runs each ({box.info.engine}, "
+          f"{'rootless' if box.info.rootless else 'rootful'})")
+    print(f"{'':22}{'median ms':>10}{'p95 ms':>10}{'x host python3':>16}")
+    for name, samples in rows:
+        median = statistics.median(samples)
+        print(f"{name:22}{median * 1000:10.1f}{p95(samples) * 1000:10.1f}{median / baseline:16.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
