@@ -131,7 +131,7 @@ class LlamaCppModel:
         trained = self.header.context_length
         self.context_length = min(context, trained) if trained else context
         self.threads = threads or physical_cores()
-        self.name = self.header.name or self.path.stem
+        self.name = self.path.stem  # the file name says the variant; general.name often does not
         started = time.perf_counter()
         try:
             self._llama = Llama(model_path=str(self.path), n_ctx=self.context_length, n_threads=self.threads,

