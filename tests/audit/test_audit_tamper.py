@@ -257,3 +257,17 @@ def test_no_single_mutation_goes_unnoticed(tmp_path_factory, n, every, mutation,
     assert not result.ok, f"undetected: {mutation}"
     assert result.first_error and "\n" not in result.first_error
     json.dumps(result.first_error)
+
+
+def test_the_parallel_verifier_finds_the_same_first_problem(log, monkeypatch):
+    from workbench.audit import verify as verify_module
+
+    monkeypatch.setattr(verify_module, "PARALLEL_MIN", 1)
+    monkeypatch.setattr(verify_module, "MAX_WORKERS", 3)
+    monkeypatch.setattr(verify_module.os, "cpu_count", lambda: 3)
+    assert verify_path(log).ok
+    sql(log, "UPDATE entries SET payload = replace(payload, 'MARKER_0015', 'MARKER_0016') WHERE seq = 15")
+    sql(log, "UPDATE entries SET time = '2001-01-01T00:00:00.000000+00:00' WHERE seq = 12")
+    fails(log, "entry 12", "do not match its hash")
+    sql(log, "DELETE FROM entries WHERE seq = 3")
+    fails(log, "entry 3 is missing")

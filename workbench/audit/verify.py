@@ -18,25 +18,38 @@ What is checked, in this order (the first failure is reported, naming the entry,
 
 Entries after the last checkpoint are hashed and chained but not yet signed; the result counts them.
 The scan is written for speed (one tight loop, rows fetched in large batches, hashlib only): it is the
-part that must handle a million entries in seconds.
+part that must handle a million entries in seconds. Logs of `PARALLEL_MIN` entries or more are checked
+in worker processes, one range each, while this process rebuilds the tree from the stored hashes
+(which the workers prove match the entries); the first problem by entry number is reported.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import multiprocessing
+import os
+import sqlite3
 from collections.abc import Iterable
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from json.encoder import encode_basestring
+from pathlib import Path
 from typing import Any
 
 from workbench.audit import merkle
 from workbench.audit.checkpoint import Checkpoint
 from workbench.audit.errors import AuditError
 from workbench.audit.keys import KeyStore, PublicKey, Rotation, unb64
-from workbench.audit.store import GENESIS, AuditStore
+from workbench.audit.store import ENTRY_COLUMNS, GENESIS, AuditStore
+
+log = logging.getLogger(__name__)
 
 BATCH = 65536
+PARALLEL_MIN = 100_000  # below this, starting worker processes costs more than it saves
+MAX_WORKERS = 4
 
 
 @dataclass
@@ -68,7 +81,11 @@ class VerifyResult:
 
 
 class Failure(Exception):
-    """Internal: stops a verification at its first problem."""
+    """Internal: stops a verification at its first problem (`seq`: the entry, where there is one)."""
+
+    def __init__(self, message: str, seq: int | None = None):
+        super().__init__(message)
+        self.seq = seq
 
 
 # --- keys ----------------------------------------------------------------------------------------
@@ -140,25 +157,23 @@ class Scan:
     roots: dict[int, bytes]
 
 
-def scan_entries(batches: Iterable[list[tuple[Any, ...]]], want_roots: set[int]) -> Scan:
-    """Check numbering, chain and hashes of entries in order; collect tree roots at `want_roots` sizes."""
+def scan_entries(batches: Iterable[list[tuple[Any, ...]]], want_roots: set[int], start: int = 0,
+                 last: bytes | None = GENESIS, tree: bool = True) -> Scan:
+    """Check numbering, chain links and hashes of entries in order, from entry `start` whose predecessor
+    has hash `last`; with `tree`, also build the tree and collect its roots at the `want_roots` sizes."""
     sha = hashlib.sha256
     enc = encode_basestring
     nodes: list[bytes] = []
     roots: dict[int, bytes] = {0: merkle.EMPTY_ROOT} if 0 in want_roots else {}
-    size = 0
-    last = GENESIS
+    size = start
     try:
         for rows in batches:
             for seq, time, kind, sid, actor, user, eid, payload, prev, digest in rows:
                 if seq != size:
-                    if isinstance(seq, int) and seq > size:
-                        missing = f"{size}" if seq == size + 1 else f"{size}..{seq - 1}"
-                        raise Failure(f"entry {missing} is missing: the log jumps from entry {size - 1} to {seq}")
-                    raise Failure(f"entry {size}: found sequence number {seq!r} out of order")
+                    _bad_number(seq, size)
                 if prev != last:
                     raise Failure(f"entry {seq} ({kind}): its link to entry {seq - 1} is broken (an entry "
-                                  "before it was removed, inserted, reordered or changed)")
+                                  "before it was removed, inserted, reordered or changed)", seq)
                 leaf = sha(b"\x00" + (
                     f'{{"actor":{enc(actor)},"event_id":{enc(eid)},"kind":{enc(kind)},'
                     f'"payload_sha256":"{sha(payload.encode()).hexdigest()}","prev":"{prev.hex()}",'
@@ -166,19 +181,88 @@ def scan_entries(batches: Iterable[list[tuple[Any, ...]]], want_roots: set[int])
                 ).encode()).digest()
                 if leaf != digest:
                     raise Failure(f"entry {seq} ({kind}, session {sid}, {time}): its contents do not match its "
-                                  "hash (its payload, time or another field was changed)")
-                n, h = size, leaf
-                while n & 1:
-                    h = sha(b"\x01" + nodes.pop() + h).digest()
-                    n >>= 1
-                nodes.append(h)
+                                  "hash (its payload, time or another field was changed)", seq)
                 size += 1
                 last = leaf
-                if size in want_roots:
-                    roots[size] = merkle.CompactRange(size, nodes).root()
+                if tree:
+                    n, h = seq, leaf
+                    while n & 1:
+                        h = sha(b"\x01" + nodes.pop() + h).digest()
+                        n >>= 1
+                    nodes.append(h)
+                    if size in want_roots:
+                        roots[size] = merkle.CompactRange(size, nodes).root()
     except (TypeError, AttributeError, ValueError, UnicodeEncodeError) as exc:
-        raise Failure(f"entry {size}: a field has the wrong type or encoding ({exc})") from exc
+        raise Failure(f"entry {size}: a field has the wrong type or encoding ({exc})", size) from exc
+    return Scan(size, merkle.CompactRange(size, nodes) if tree else merkle.CompactRange(), roots)
+
+
+def _bad_number(seq: Any, size: int) -> None:
+    if isinstance(seq, int) and seq > size:
+        missing = f"{size}" if seq == size + 1 else f"{size}..{seq - 1}"
+        raise Failure(f"entry {missing} is missing: the log jumps from entry {size - 1} to {seq}", size)
+    raise Failure(f"entry {size}: found sequence number {seq!r} out of order", size)
+
+
+def build_tree(batches: Iterable[list[tuple[Any, ...]]], want_roots: set[int]) -> Scan:
+    """The tree over (seq, hash) rows, checking only the numbering (the hashes are checked elsewhere)."""
+    sha = hashlib.sha256
+    nodes: list[bytes] = []
+    roots: dict[int, bytes] = {0: merkle.EMPTY_ROOT} if 0 in want_roots else {}
+    size = 0
+    for rows in batches:
+        for seq, h in rows:
+            if seq != size:
+                _bad_number(seq, size)
+            n = size
+            while n & 1:
+                h = sha(b"\x01" + nodes.pop() + h).digest()
+                n >>= 1
+            nodes.append(h)
+            size += 1
+            if size in want_roots:
+                roots[size] = merkle.CompactRange(size, nodes).root()
     return Scan(size, merkle.CompactRange(size, nodes), roots)
+
+
+def _check_range(path: str, start: int, end: int) -> tuple[int, str] | None:
+    """Worker: check entries [start, end) of the log file; the first problem as (seq, message)."""
+    conn = sqlite3.connect(f"{Path(path).absolute().as_uri()}?mode=ro", uri=True, timeout=30)
+    try:
+        last = GENESIS
+        if start:
+            row = conn.execute("SELECT hash FROM entries WHERE seq = ?", (start - 1,)).fetchone()
+            last = row[0] if row else None
+        cursor = conn.execute(f"SELECT {ENTRY_COLUMNS} FROM entries WHERE seq >= ? AND seq < ? ORDER BY seq",
+                              (start, end))
+        scan = scan_entries(iter(lambda: cursor.fetchmany(BATCH), []), set(), start, last, tree=False)
+        if scan.size != end:
+            return scan.size, f"entry {scan.size}..{end - 1} is missing"
+        return None
+    except Failure as exc:
+        return (exc.seq if exc.seq is not None else start), str(exc)
+    finally:
+        conn.close()
+
+
+def parallel_scan(store: AuditStore, size: int, want_roots: set[int], workers: int) -> Scan:
+    """Check entry hashes in `workers` processes while this one builds the tree from the stored hashes."""
+    context = multiprocessing.get_context("spawn")  # no fork: the caller may have threads
+    bounds = [(size * i // workers, size * (i + 1) // workers) for i in range(workers)]
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        futures = [pool.submit(_check_range, str(store.path), a, b) for a, b in bounds]
+        errors: list[tuple[int, str]] = []
+        scan = None
+        try:
+            cursor = store.conn.execute("SELECT seq, hash FROM entries WHERE seq < ? ORDER BY seq", (size,))
+            scan = build_tree(iter(lambda: cursor.fetchmany(BATCH), []), want_roots)
+        except Failure as exc:
+            errors.append((exc.seq if exc.seq is not None else 0, str(exc)))
+        errors += [found for future in futures if (found := future.result()) is not None]
+    if errors:
+        raise Failure(min(errors)[1])
+    assert scan is not None
+    return scan
 
 
 # --- checkpoints ---------------------------------------------------------------------------------
@@ -261,8 +345,7 @@ def _verify_snapshot(store: AuditStore, origin: str, anchors: list[PublicKey], i
         want = {cp.size for cp in checkpoints}
         if reference is not None:
             want.add(reference.size)
-        cursor = store.entry_rows()
-        scan = scan_entries(iter(lambda: cursor.fetchmany(BATCH), []), want)
+        scan = _scan_store(store, want)
         result.entries = scan.size
         result.root = scan.tree.root().hex()
         check_roots(checkpoints, scan)
@@ -281,6 +364,18 @@ def _verify_snapshot(store: AuditStore, origin: str, anchors: list[PublicKey], i
         result.ok = True
     except Failure as exc:
         result.first_error = str(exc)
+
+
+def _scan_store(store: AuditStore, want: set[int]) -> Scan:
+    size = store.head()[0]
+    workers = min(MAX_WORKERS, os.cpu_count() or 1)
+    if size >= PARALLEL_MIN and workers > 1:
+        try:
+            return parallel_scan(store, size, want, workers)
+        except (OSError, BrokenProcessPool, ImportError) as exc:  # no processes here: do it in one
+            log.debug("parallel verification unavailable (%s), verifying in one process", exc)
+    cursor = store.entry_rows()
+    return scan_entries(iter(lambda: cursor.fetchmany(BATCH), []), want)
 
 
 @dataclass(frozen=True)
