@@ -42,6 +42,7 @@ def test_stale_container_from_a_crash_is_removed(engine_ready, project):
         stale = box.engine.create_container({"image": box.image, "command": ["true"], "labels": spec_labels,
                                              "host_config": {"network_mode": "none"}})
     with Sandbox.open(project) as box:
+        assert run(box, "python", "print(1)")[0].ok
         ids = [c["Id"] for c in _containers(box.engine, project)]
         assert stale not in ids
         assert len(ids) == 1  # only this session's

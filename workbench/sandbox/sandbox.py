@@ -1,8 +1,8 @@
 """`Sandbox`: the project's container for one work session, and one-off executions in it.
 
 Lifecycle: `Sandbox.open` removes stale containers of this project left by a crashed process (found by
-label: the owner process is gone, or the container is not running), then creates and starts one
-container for this session; every one-off `execute` is an exec in it; `close` removes it. Warm sessions
+label: the owner process is gone, or the container is not running); the first one-off `execute` creates
+and starts one container for this session, every later one is an exec in it; `close` removes it. Warm sessions
 (`execute(..., session=NAME)`) live in a separate, longer-lived container: see `workbench.sandbox.kernels`.
 
 Each one-off execution:
@@ -115,8 +115,7 @@ class Sandbox:
         sandbox = cls(project, engine, settings, bus, session_id or events.new_session_id(),
                       actor or events.current_user(), image)
         sandbox._prepare_host()
-        sandbox.remove_stale()
-        sandbox._start_container()
+        sandbox.remove_stale()  # the container itself starts with the first one-off execution
         info = sandbox.info
         sandbox._emit(SANDBOX_STARTED, {"engine": info.engine, "endpoint": info.endpoint,
                                         "rootless": info.rootless, "limits_enforced": info.limits_enforced,

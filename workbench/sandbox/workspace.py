@@ -13,7 +13,7 @@ from pathlib import Path
 
 from workbench.sandbox.types import Artifact, FileChange
 
-SKIP_DIRS = frozenset({".venv", ".R", ".workbench", "__pycache__", ".ipynb_checkpoints"})
+SKIP_DIRS = frozenset({".venv", ".R", ".workbench", ".workbench-runner", "__pycache__", ".ipynb_checkpoints"})
 ARTIFACT_MIME = {".png": "image/png", ".svg": "image/svg+xml", ".pdf": "application/pdf",
                  ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".gif": "image/gif", ".html": "text/html"}
 
