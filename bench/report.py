@@ -37,16 +37,15 @@ def baseline(n_paragraphs: int, out: Path) -> float:
     return time.perf_counter() - started
 
 
-def count_lines(pdf: Path) -> int:
-    """Text lines the report drew, as the baseline's paragraph count (pypdf when installed)."""
-    try:
-        from pypdf import PdfReader
-    except ImportError:
-        return 0
-    return sum(len((page.extract_text() or "").splitlines()) for page in PdfReader(str(pdf)).pages)
+def count_lines(pdf: Path, pages: int) -> int:
+    """Text lines the report drew (the baseline's paragraph count): lines per page over a sample of
+    pages after the cover, summary and verification section, times the page count."""
+    from pypdf import PdfReader
 
-
-_per_execution: list[float] = []  # text lines the report draws per execution, measured on the first run
+    reader = PdfReader(str(pdf))
+    sample = reader.pages[4:44] or reader.pages
+    per_page = sum(len((page.extract_text() or "").splitlines()) for page in sample) / len(sample)
+    return int(per_page * pages)
 
 
 def run(executions: int, folder: Path) -> None:
@@ -60,9 +59,7 @@ def run(executions: int, folder: Path) -> None:
     fill_s = time.perf_counter() - started
     out = folder / f"report-{executions}.pdf"
     summary = render_report(project, out)
-    if executions <= 1000 or not _per_execution:
-        _per_execution.append(count_lines(out) / executions)
-    lines = int(_per_execution[0] * executions) or executions * 20
+    lines = count_lines(out, summary.pages)
     base = baseline(lines, folder / f"baseline-{executions}.pdf")
     print(f"{executions:>6,} executions ({entries:,} entries, log built in {fill_s:.1f} s): report "
           f"{summary.seconds:6.2f} s, {summary.pages:,} pages, {summary.bytes / 1e6:.1f} MB | baseline "

@@ -49,6 +49,17 @@ class BlockStyle:
 
 Row = tuple[str, Line]  # (gutter text, the piece of the line on this row)
 
+_ADVANCE: dict[tuple[str, float], float] = {}
+
+
+def advance(font: str, size: float) -> float:
+    """The width of one character of a monospace font (cached: it is asked for every line)."""
+    key = (font, size)
+    width = _ADVANCE.get(key)
+    if width is None:
+        width = _ADVANCE[key] = stringWidth("0", font, size)
+    return width
+
 
 def wrap_mono(text: str, chars: int) -> list[str]:
     """Cut `text` into pieces of at most `chars` characters (whole text on one row when it fits)."""
@@ -59,7 +70,7 @@ def wrap_mono(text: str, chars: int) -> list[str]:
 
 
 def wrap_words(text: str, font: str, size: float, width: float) -> list[str]:
-    """Greedy word wrap for proportional fonts; words longer than a row are cut by width."""
+    """Greedy word wrap for proportional fonts; a word longer than a row is cut where it must be."""
     if stringWidth(text, font, size) <= width:
         return [text]
     rows: list[str] = []
@@ -71,18 +82,25 @@ def wrap_words(text: str, font: str, size: float, width: float) -> list[str]:
             continue
         if current:
             rows.append(current)
-        while stringWidth(word, font, size) > width and len(word) > 1:
-            cut = len(word)
-            while cut > 1 and stringWidth(word[:cut], font, size) > width:
-                cut = max(1, int(cut * width / max(stringWidth(word[:cut], font, size), 1e-6)) - 1)
-                cut = min(cut, len(word) - 1)
-                if stringWidth(word[:cut], font, size) <= width:
-                    break
+        while len(word) > 1 and stringWidth(word, font, size) > width:
+            cut = _longest_fit(word, font, size, width)
             rows.append(word[:cut])
             word = word[cut:]
         current = word
     rows.append(current)
     return rows
+
+
+def _longest_fit(word: str, font: str, size: float, width: float) -> int:
+    """The longest prefix of `word` (at least one character) no wider than `width`: binary search."""
+    low, high = 1, len(word)
+    while low < high:
+        middle = (low + high + 1) // 2
+        if stringWidth(word[:middle], font, size) <= width:
+            low = middle
+        else:
+            high = middle - 1
+    return low
 
 
 class LineBlock(Flowable):
@@ -108,7 +126,7 @@ class LineBlock(Flowable):
         for line in self.lines:
             text = line.text.expandtabs(4)
             if line.mono:
-                chars = max(int(inner / stringWidth("0", line.font, line.size)), 8)
+                chars = max(int(inner / advance(line.font, line.size)), 8)
                 pieces = wrap_mono(text, chars)
             else:
                 pieces = wrap_words(text, line.font, line.size, inner)
@@ -122,7 +140,7 @@ class LineBlock(Flowable):
         st = self.style
         if not st.gutter_chars:
             return 0.0
-        return (st.gutter_chars + 1) * stringWidth("0", st.gutter_font, st.gutter_size)
+        return (st.gutter_chars + 1) * advance(st.gutter_font, st.gutter_size)
 
     def _height(self, rows: int) -> float:
         st = self.style
@@ -174,7 +192,7 @@ class LineBlock(Flowable):
             canv.restoreState()
         gutter_w = self._gutter_width()
         writer = TextWriter(canv)
-        gutter_cw = stringWidth("0", st.gutter_font, st.gutter_size) if st.gutter_chars else 0.0
+        gutter_cw = advance(st.gutter_font, st.gutter_size) if st.gutter_chars else 0.0
         y = height - st.pad_y
         canv.saveState()
         for gutter, line in rows:
