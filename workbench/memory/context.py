@@ -2,7 +2,7 @@
 
 The budget is counted with the caller's tokenizer when it gives one (the agent has the chat model's),
 else estimated at 4 characters a token, which over-counts English slightly: the safe side for a context
-window. Notes go in best first; the first note that does not fit is cut at a line boundary, and later
+window. Notes go in best first; the first note that does not fit is cut at a word boundary, and later
 ones are left out, so the most relevant knowledge survives a small budget.
 """
 
@@ -13,6 +13,7 @@ from typing import Any
 
 from workbench.memory.notes import Note
 
+MIN_BODY_CHARS = 40  # a cut note must still say something
 HEADER = "Notes from earlier sessions (most relevant first):\n"
 
 
@@ -27,6 +28,25 @@ def _block(note: Note) -> str:
     if note.first_line == note.title:  # the title was made from the first line: do not say it twice
         body = body.split("\n", 1)[1].strip() if "\n" in body else ""
     return f"\n## {note.title} ({date}{tags})\n{body}\n" if body else f"\n## {note.title} ({date}{tags})\n"
+
+
+def _cut(block: str, budget: int, count: Callable[[str], int]) -> str:
+    """The longest word-boundary prefix of `block` that fits `budget` with an ellipsis; "" when even the
+    heading and a few words of the note do not fit."""
+    heading_end = block.index("\n", 1) + 1
+    lo, hi = heading_end, len(block)
+    while lo < hi:  # binary search: token counters are monotone in the text's length
+        mid = (lo + hi + 1) // 2
+        if count(block[:mid] + "…\n") <= budget:
+            lo = mid
+        else:
+            hi = mid - 1
+    cut = block[:lo]
+    if " " in cut[heading_end:]:
+        cut = cut[: cut.rindex(" ")] if not cut.endswith((" ", "\n")) else cut
+    if len(cut) - heading_end < MIN_BODY_CHARS:
+        return ""
+    return cut.rstrip() + "…\n"
 
 
 def render_context(hits: Sequence[tuple[Note, float]], similarity: dict[str, float], token_budget: int,
@@ -45,14 +65,9 @@ def render_context(hits: Sequence[tuple[Note, float]], similarity: dict[str, flo
         block = _block(note)
         cost = count(block)
         if used_tokens + cost > token_budget:
-            lines = block.splitlines(keepends=True)
-            partial = ""
-            for line in lines:
-                if used_tokens + count(partial + line + "…\n") > token_budget:
-                    break
-                partial += line
-            if partial.count("\n") >= 3:  # heading and at least two lines of the note
-                parts.append(partial.rstrip("\n") + "\n…\n")
+            partial = _cut(block, token_budget - used_tokens, count)
+            if partial:
+                parts.append(partial)
                 used.append({"id": note.id, "score": round(score, 4), "truncated": True})
             break
         parts.append(block)

@@ -61,9 +61,13 @@ class Note:
 
     @property
     def search_text(self) -> str:
-        """What the embedder sees: title, tags and body, so all three can match a query."""
-        tags = f"\nTags: {', '.join(self.tags)}" if self.tags else ""
-        return f"{self.title}{tags}\n\n{self.body}".strip()
+        """What the embedder sees: title, tags and body, so all three can match a query.
+
+        A title made from the body's first line is not repeated (it would double that line's weight).
+        """
+        tags = f"Tags: {', '.join(self.tags)}\n" if self.tags else ""
+        head = "" if self.title == self.first_line else f"{self.title}\n"
+        return f"{head}{tags}\n{self.body}".strip()
 
 
 def default_title(text: str) -> str:

@@ -234,7 +234,8 @@ class MemoryStore:
             lists.append((VECTOR_WEIGHT, [r for r, _ in vec_hits]))
         match = fts_query(query)
         if match:
-            lists.append((TEXT_WEIGHT, self.index.text_search(match, pool)))
+            weight = getattr(self.embedder, "text_weight", TEXT_WEIGHT) if lists else TEXT_WEIGHT
+            lists.append((weight, self.index.text_search(match, pool)))
         fused = reciprocal_rank_fusion(lists)
         best = sorted(fused.items(), key=lambda item: -item[1])
         ids = self.index.ids_of(r for r, _ in best[: k * 2])
