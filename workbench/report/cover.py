@@ -127,7 +127,9 @@ def build(ctx: ReportContext) -> list[Flowable]:
         ("Model(s) used", ", ".join(m.models) or "none recorded (no agent steps)"),
         ("Who acted", ", ".join(m.actors[:12]) + (f" and {len(m.actors) - 12} more" if len(m.actors) > 12 else "")
          or "nobody"),
-        ("Container engine", engine_text(ctx)),
+        ("Sandbox (as recorded)", "; ".join(m.engines[:6]) + (f"; and {len(m.engines) - 6} more" if len(m.engines) > 6
+                                                                else "") or "no sandbox.started entry in the selection"),
+        ("Engine at export time", engine_text(ctx)),
         ("Isolation settings", f"{settings} (project configuration at export time). Sandbox policy: no "
                                "network for user code, all capabilities dropped, no-new-privileges, read-only "
                                "root filesystem, only /workspace writable"),

@@ -19,8 +19,8 @@ from typing import Any, Protocol
 
 from workbench.report import payload as P
 
-EXCERPT_LINES = 40
-EXCERPT_CHARS = 4000
+EXCERPT_LINES = 60
+EXCERPT_CHARS = 6000
 
 
 class EntryLike(Protocol):
@@ -187,6 +187,7 @@ class Session:
     schedule: str = ""
     cron: str = ""
     details: dict[str, Any] = field(default_factory=dict)
+    sandbox: str = ""  # engine, isolation and image as the sandbox.started entry recorded them
     items: list[Item] = field(default_factory=list)
     entries: int = 0
     agent_steps: int = 0  # llm.* entries
@@ -216,6 +217,7 @@ class ReportModel:
     actors: list[str] = field(default_factory=list)
     users: list[str] = field(default_factory=list)
     versions: list[str] = field(default_factory=list)
+    engines: list[str] = field(default_factory=list)  # distinct sandbox descriptions recorded in the log
     first_time: datetime | None = None
     last_time: datetime | None = None
     entries: int = 0
@@ -247,10 +249,6 @@ class ReportModel:
         return sum(1 for ex in self.executions if ex.limits_enforced is False)
 
 
-KNOWN = {"session.started", "session.finished", "exec.started", "exec.output", "exec.finished",
-         "package.installed", "task.started", "task.finished", "error", "file.changed", "memory.saved"}
-
-
 def model_of_actor(actor: str) -> str:
     """``agent:<name>/<model>`` -> ``<model>``; anything else -> ""."""
     if actor.startswith("agent:") and "/" in actor:
@@ -267,6 +265,7 @@ class _Collector:
         self.actors: dict[str, None] = {}
         self.users: dict[str, None] = {}
         self.versions: dict[str, None] = {}
+        self.engines: dict[str, None] = {}
 
     def session(self, entry: EntryLike) -> Session:
         sid = str(entry.session_id or "")
@@ -344,6 +343,20 @@ class _Collector:
             name = P.get_str(payload, key)
             if name:
                 self.models.setdefault(name)
+
+    def on_sandbox_started(self, entry: EntryLike, session: Session, payload: dict[str, Any]) -> None:
+        engine = P.get_str(payload, "engine") or "unknown engine"
+        rootless = P.get_bool(payload, "rootless")
+        enforced = P.get_bool(payload, "limits_enforced")
+        bits = [engine, {True: "rootless", False: "rootful", None: ""}[rootless],
+                {True: "limits enforced", False: "limits NOT enforced", None: ""}[enforced]]
+        image, user = P.get_str(payload, "image"), P.get_str(payload, "user")
+        if image:
+            bits.append(f"image {image}")
+        if user:
+            bits.append(f"runs as {user}")
+        session.sandbox = ", ".join(b for b in bits if b)
+        self.engines.setdefault(session.sandbox)
 
     def on_session_finished(self, entry: EntryLike, session: Session, payload: dict[str, Any]) -> None:
         session.outcome = P.get_str(payload, "outcome") or "finished"
@@ -439,6 +452,7 @@ _HANDLERS: dict[str, Callable[[_Collector, EntryLike, Session, dict[str, Any]], 
     "task.started": _Collector.on_task,
     "task.finished": _Collector.on_task,
     "file.changed": _Collector.on_file_changed,
+    "sandbox.started": _Collector.on_sandbox_started,
     "memory.saved": lambda self, entry, session, payload: None,
 }
 
@@ -455,4 +469,5 @@ def collect(entries: Iterable[EntryLike], progress: Callable[[int], None] | None
     m.actors = [a for a in collector.actors if a]
     m.users = list(collector.users)
     m.versions = list(collector.versions)
+    m.engines = list(collector.engines)
     return m

@@ -22,6 +22,7 @@ from workbench.report.styles import ACCENT, AMBER, FAINT, GREEN, INK, MUTED, RED
 
 MAX_IMAGE_W = 150 * mm
 MAX_IMAGE_H = 110 * mm
+MIN_IMAGE_W = 70 * mm
 CODE_LINES_CAP = 5000  # lines of one execution's code shown; a note says how many more the log holds
 
 
@@ -41,6 +42,7 @@ def session_facts(st: Styles, s: Session) -> list[Line]:
         ("ended", f"{fmt.when(s.finished_at)}" + (f" ({s.outcome})" if s.outcome else " (no session.finished "
                                                                                        "entry)")),
         ("workbench", s.workbench_version),
+        ("sandbox", s.sandbox),
         ("entries", f"{s.entries:,} · {len(s.executions):,} executions · {s.agent_steps:,} agent steps"),
     ]
     for key, value in list(s.details.items())[:8]:
@@ -90,7 +92,7 @@ def result_facts(st: Styles, ex: Execution) -> list[Line]:
     if not ex.finished:
         out.append(ml("no exec.finished entry: the execution was interrupted or is outside the selection", AMBER))
     limits = "enforced" if ex.limits_enforced else ("NOT enforced" if ex.limits_enforced is False else "unknown")
-    applied = ", ".join(f"{k} {v}" for k, v in list(ex.limits.items())[:8])
+    applied = ", ".join(f"{k} {v}" for k, v in list(ex.limits.items())[:10] if k != "enforced")
     out.append(ml(f"limits     {limits}" + (f" ({applied})" if applied else ""),
                   AMBER if ex.limits_enforced is False else MUTED))
     if ex.state_lost:
@@ -147,9 +149,9 @@ def artifact_flowables(ctx: ReportContext, ex: Execution) -> list[Flowable]:
     st = ctx.styles
     story: list[Flowable] = []
     for art in ex.artifacts[:50]:
-        line = st.mono_line(f"artifact   {art.path} · {art.mime or 'unknown type'} · {fmt.size(art.size)} · "
-                            f"sha256 {art.sha256 or 'not recorded'}")
-        story.append(st.block([line], st.facts))
+        lines = [st.mono_line(f"artifact   {art.path} ({art.mime or 'unknown type'}, {fmt.size(art.size)})"),
+                 st.mono_line(f"           sha256 {art.sha256 or 'not recorded'}", MUTED)]
+        story.append(st.block(lines, st.facts))
         if not artifacts.is_image(art):
             continue
         verdict = artifacts.check(ctx.project.workspace, art)
@@ -172,9 +174,9 @@ def _image(path) -> Image | None:
         return None
     if w <= 0 or h <= 0:
         return None
-    scale = min(MAX_IMAGE_W / w, MAX_IMAGE_H / h)
-    if w * scale < 60 * mm:  # small plots are scaled up to a readable width
-        scale = min(60 * mm / w, MAX_IMAGE_H / h)
+    scale = min(1.0, MAX_IMAGE_W / w, MAX_IMAGE_H / h)  # one pixel to one point at most: 72 dpi
+    if w * scale < MIN_IMAGE_W:  # small plots are scaled up to a readable width
+        scale = min(MIN_IMAGE_W / w, MAX_IMAGE_H / h)
     picture = Image(str(path), width=w * scale, height=h * scale)
     picture.hAlign = "LEFT"
     picture.spaceBefore, picture.spaceAfter = 3, 6

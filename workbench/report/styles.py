@@ -44,6 +44,7 @@ class Styles:
     small: ParagraphStyle
     cell: ParagraphStyle
     cell_mono: ParagraphStyle
+    cell_hash: ParagraphStyle
     code: BlockStyle
     code_plain: BlockStyle
     output: BlockStyle
@@ -94,6 +95,7 @@ def make_styles(fs: FontSet) -> Styles:
         small=p("small", fs.sans, 7.8, 10, MUTED, after=2),
         cell=p("cell", fs.sans, 8.4, 10.6, INK),
         cell_mono=p("cell_mono", fs.mono, 7.6, 9.8, INK),
+        cell_hash=p("cell_hash", fs.mono, 6.6, 8.6, INK),
         code=BlockStyle(leading=9.4, pad_x=4, pad_y=3, background=CODE_BG, border=RULE, gutter_chars=4,
                         space_before=2, space_after=3, **mono_gutter),
         code_plain=BlockStyle(leading=9.6, pad_x=5, pad_y=3.5, background=CODE_BG, border=RULE, space_before=2,

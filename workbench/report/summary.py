@@ -19,11 +19,12 @@ LIST_CAP = 200
 
 
 def grid(st: Styles, header: list[str], rows: list[list[str]], widths: list[float | None],
-         mono_cols: frozenset[int] = frozenset()) -> Table:
+         mono_cols: frozenset[int] = frozenset(), small_mono: bool = False) -> Table:
     """A small data table with a shaded header row; repeats the header across pages."""
+    mono = st.cell_hash if small_mono else st.cell_mono
     data = [[st.para(h, st.cell) for h in header]]
     for row in rows:
-        data.append([st.para(v, st.cell_mono if i in mono_cols else st.cell) for i, v in enumerate(row)])
+        data.append([st.para(v, mono if i in mono_cols else st.cell) for i, v in enumerate(row)])
     table = Table(data, colWidths=widths, repeatRows=1)
     table.setStyle(TableStyle([
         ("BACKGROUND", (0, 0), (-1, 0), CODE_BG),
@@ -86,12 +87,13 @@ def build(ctx: ReportContext) -> list[Flowable]:
     if m.files:
         story.append(st.para("Files touched", st.h2))
         items = sorted(m.files.items())
-        rows_f = [[path, touch.change, touch.sha256 or "(deleted)", fmt.size(touch.size) if touch.size is not None
-                   else "", str(times)] for path, (touch, times) in items[:LIST_CAP]]
-        story.append(st.para("Each file's last recorded change; the digest is SHA-256 of its content then.",
-                             st.small))
-        story.append(grid(st, ["Path", "Last change", "SHA-256", "Size", "Times"], rows_f,
-                          [48 * mm, 18 * mm, None, 16 * mm, 11 * mm], frozenset({0, 2})))
+        rows_f = [[path, touch.change + (f" ({times}x)" if times > 1 else ""), touch.sha256 or "(deleted)",
+                   fmt.size(touch.size) if touch.size is not None else ""]
+                  for path, (touch, times) in items[:LIST_CAP]]
+        story.append(st.para("Each file's last recorded change (and how often it changed); the digest is the "
+                             "SHA-256 of its content then.", st.small))
+        story.append(grid(st, ["Path", "Change", "SHA-256", "Size"], rows_f,
+                          [None, 20 * mm, 93 * mm, 17 * mm], frozenset({0, 2}), small_mono=True))
         story += capped(st, len(items), "files")
 
     if m.errors:
