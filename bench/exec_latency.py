@@ -71,6 +71,9 @@ def main() -> int:
             rows.append(("podman exec (CLI)", timed(lambda: subprocess.run(cmd, check=True, capture_output=True),
                                                    args.runs)))
     # The interpreter running this script: a real binary (a `python3` on PATH may be a pyenv shell shim).
+    from workbench.sandbox.kernels import stop_sessions
+
+    stop_sessions(project)  # the warm session container would otherwise idle on for its timeout
     host = [sys.executable, "-c", "print(1)"]
     rows.append(("host python3 -c", timed(lambda: subprocess.run(host, check=True, capture_output=True),
                                           args.runs)))

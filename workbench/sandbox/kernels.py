@@ -5,6 +5,7 @@ limits as the one-off container. It is per project, not per process: it outlives
 that started it, so `workbench exec --session s1 -c 'x = 42'` and a later `... -c 'print(x)'` in a new
 process share `x`. It stops:
   * by itself after `IDLE_SECONDS` without a request (`sandbox.session_idle` when that setting exists),
+    or as soon as its socket disappears (the project folder was deleted),
   * on `workbench session stop`, or when the image or limits change (it is then recreated),
 and its state is gone with it (the next execution says `state_lost` only when an interpreter died
 mid-life; a fresh container simply starts empty).

@@ -117,6 +117,7 @@ def container_spec(*, image: str, settings: Settings, workspace: Path, code_dir:
         "tmpfs": {"/tmp": f"rw,nosuid,nodev,size={TMP_SIZE},mode=1777"},
         "ulimits": [_ulimit(u) for u in ulimits],
         "init": False,  # our own PID 1 (runner.py --init) reaps orphans
+        "auto_remove": True,  # a container whose PID 1 ended (idle session, project deleted) goes away
     }
     raw: dict[str, Any] = {}
     if ident.userns:

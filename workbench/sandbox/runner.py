@@ -246,6 +246,9 @@ class Server:
             if not self.busy and time.monotonic() - self.last_activity > self.idle:
                 self.stop.set()
                 break
+            if not os.path.exists(self.path):  # the project (or its workspace) was removed: nobody will come
+                self.stop.set()
+                break
             try:
                 conn, _ = listener.accept()
             except TimeoutError:
