@@ -68,6 +68,7 @@ def test_contract_paraphrase_finds_the_semicolon_note_first(tmp_path, minilm):
         store.close()
 
 
+@pytest.mark.slow
 def test_chat_model_fallback_still_ranks(tmp_path, quality_data):
     path = smollm2_path()
     if path is None:
