@@ -215,3 +215,26 @@ def test_exact_and_two_stage_vector_search_agree_on_a_small_index(tmp_path):
     truth = np.argsort(-(vectors @ query))[:5] + 1
     assert [r for r, _ in exact] == truth.tolist()
     index.close()
+
+
+def test_two_stores_on_one_project_write_at_the_same_time(make_store, fake_embedder):
+    import threading
+
+    stores = [make_store(), make_store()]
+    errors: list[BaseException] = []
+
+    def writer(store, tag):
+        try:
+            for i in range(10):
+                store.add(f"note {tag}{i}")
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(s, t)) for s, t in zip(stores, "ab", strict=True)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    final = make_store()
+    assert len(final.index.rows()) == 20 and len(final.list()) == 20

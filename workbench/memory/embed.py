@@ -114,8 +114,7 @@ def doctor_finding(settings=None) -> tuple[str, str, str, str | None]:
     Warns rather than fails without the sentence model: memory still works, with the chat model's weaker
     embeddings or full-text search only.
     """
-    from workbench.memory.model import BUILD_HINT, describe
+    from workbench.memory.model import describe
 
-    good, line = describe(settings)
-    detail = line.removeprefix("memory embeddings: ").replace(f" ({BUILD_HINT})", "")
-    return "embeddings", "ok" if good else "warn", detail, None if good else BUILD_HINT
+    good, detail, fix = describe(settings)
+    return "embeddings", "ok" if good else "warn", detail, fix

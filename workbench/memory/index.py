@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -125,6 +126,18 @@ class MemoryIndex:
                     title, tags, body, tokenize='porter unicode61 remove_diacritics 2');
             """)
             self.set_meta("schema", str(SCHEMA_VERSION))
+
+    @contextmanager
+    def write(self) -> Iterator[None]:
+        """A write transaction taken up front (BEGIN IMMEDIATE): with the agent and the CLI on one file,
+        a deferred transaction that read first could fail to upgrade instead of waiting its turn."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
 
     def close(self) -> None:
         try:

@@ -121,16 +121,15 @@ def find_embedding_model(settings: Any | None = None) -> EmbeddingModel | None:
     return None
 
 
-def describe(settings: Any | None = None) -> tuple[bool, str]:
-    """One doctor line: (good enough, what is used and how well it ranks, with the fix when not)."""
+def describe(settings: Any | None = None) -> tuple[bool, str, str | None]:
+    """For doctor: (good enough, what is used and how well it ranks, how to fix it when not)."""
     configured = _configured(settings)
     if configured and not Path(configured).expanduser().is_file():
-        return False, f"memory embeddings: the configured model {configured} does not exist"
+        return False, f"the configured embedding model {configured} does not exist", \
+            f"fix the setting memory.embedding_model or ${ENV_MODEL}, or unset it"
     model = find_embedding_model(settings)
     if model is None:
-        return False, f"memory embeddings: none, search is full-text only ({BUILD_HINT})"
+        return False, "none: memory search is full-text only", BUILD_HINT
     size = model.path.stat().st_size / 1e6
-    line = f"memory embeddings: {model.name} ({model.path}, {size:.0f} MB), {model.quality}"
-    if model.kind == "chat":
-        return False, f"{line} ({BUILD_HINT})"
-    return True, line
+    line = f"{model.name} ({model.path}, {size:.0f} MB), {model.quality}"
+    return model.kind != "chat", line, BUILD_HINT if model.kind == "chat" else None

@@ -130,7 +130,7 @@ class MemoryStore:
                 changed.append((file, note, digest))
         gone = [note_id for note_id in rows if note_id not in files]
         vectors = self._embed([note for _, note, _ in changed])
-        with self.index.conn:
+        with self.index.write():
             for file in touched:
                 self.index.touch(file.id, file.mtime_ns, file.size)
             for i, (file, note, digest) in enumerate(changed):
@@ -201,7 +201,7 @@ class MemoryStore:
             self.folder.delete(note_id)
         except OSError as exc:
             raise WorkbenchError(f"cannot delete {note.path}: {exc.strerror or exc}") from exc
-        with self.index.conn:
+        with self.index.write():
             self.index.delete(note_id)
         self._emit(MEMORY_DELETED, {"id": note.id, "title": note.title, "file": self._file_of(note),
                                     "sha256": hashlib.sha256(raw).hexdigest()})
