@@ -27,3 +27,19 @@ def test_latin1_core_font_fallback_escapes_the_rest():
                  {"Courier": None})
     assert not fs.unicode
     assert fs.clean("café Ω", "Courier") == "café \\u03a9"
+
+
+def test_a_report_renders_without_dejavu(monkeypatch, project, tmp_path):
+    """No TrueType font with wide coverage: Vera and Courier, everything else escaped, nothing lost."""
+    from tests.report.conftest import append, pdf_text
+    from tests.report.test_render import T0, run_events, session
+    from workbench.report import fonts as fonts_module
+    from workbench.report import render_report
+
+    monkeypatch.setattr(fonts_module, "_registered", None)
+    monkeypatch.setattr(fonts_module, "find_dejavu", lambda: None)
+    append(project, session("s", T0, run_events("s", "e", "print('Ω')", "Grüße Ωmega 你好\n", 0, T0)))
+    out = tmp_path / "fallback.pdf"
+    render_report(project, out)
+    text = pdf_text(out)
+    assert "Grüße" in text and "\\u03a9mega" in text and "\\u4f60\\u597d" in text

@@ -215,3 +215,13 @@ def test_cancel_leaves_no_file(project, tmp_path):
 def test_unwritable_destination_is_a_one_line_error(small_log, tmp_path):
     with pytest.raises(ReportError, match="does not exist"):
         render_report(small_log, tmp_path / "missing-dir" / "r.pdf")
+
+
+def test_a_megabyte_one_liner_is_capped_and_said(project, tmp_path):
+    code = "x = '" + "a" * 1_000_000 + "'\nprint('after-the-giant-line')\n"
+    append(project, session("s", T0, run_events("s", "e", code, "", 0, T0)))
+    out = tmp_path / "giant.pdf"
+    summary = render_report(project, out)
+    flat = " ".join(pdf_text(out).split())
+    assert summary.pages < 120
+    assert "more characters of this line in the log" in flat and "more lines" in flat

@@ -309,4 +309,6 @@ class OutlineMark(Flowable):
 
     def draw(self) -> None:
         self.canv.bookmarkHorizontal(self.key, 0, 0)
+        if self.level <= 1:  # the page header names the section a page starts in
+            self.canv._wb_section = self.title
         self.canv.addOutlineEntry(self.title, self.key, level=self.level, closed=self.closed)

@@ -123,6 +123,10 @@ class ReportDocument(BaseDocTemplate):
         canv.setFont(fonts.sans, 7)
         canv.setFillColor(FAINT)
         canv.drawString(left, top, f"Workbench compliance report · {self._project}")
+        section = getattr(canv, "_wb_section", "")
+        if section and doc.page > 1:
+            canv.drawCentredString((left + right) / 2, top, _fit(fonts.clean(section, fonts.sans), fonts.sans, 7,
+                                                                  70 * mm))
         if not ctx.verified:
             canv.setFont(fonts.sans_bold, 7)
             canv.setFillColor(RED)

@@ -24,6 +24,7 @@ MAX_IMAGE_W = 150 * mm
 MAX_IMAGE_H = 110 * mm
 MIN_IMAGE_W = 70 * mm
 CODE_LINES_CAP = 5000  # lines of one execution's code shown; a note says how many more the log holds
+CODE_CHARS_CAP = 400_000  # and characters (a minified one-liner of megabytes would fill a thousand pages)
 
 
 def session_title(session: Session) -> str:
@@ -74,13 +75,18 @@ def code_lines(st: Styles, ex: Execution) -> Iterator[Line]:
     lines = code.split("\n")
     if lines and lines[-1] == "" and len(lines) > 1:
         lines.pop()
-    shown = lines[:CODE_LINES_CAP]
     font, clean = st.fonts.mono, st.fonts.clean
-    for n, text in enumerate(shown, 1):
+    budget = CODE_CHARS_CAP
+    for n, text in enumerate(lines, 1):
+        if n > CODE_LINES_CAP or budget <= 0:
+            rest = len(code) - sum(len(t) + 1 for t in lines[:n - 1])
+            yield Line(f"... {len(lines) - n + 1:,} more lines ({max(rest, 0):,} characters) in the log "
+                       "(exec.started entry)", font, 7.6, AMBER, "")
+            return
+        if len(text) > budget:
+            text = text[:budget] + f" ... [{len(text) - budget:,} more characters of this line in the log]"
+        budget -= len(text)
         yield Line(clean(text, font), font, 7.6, INK, str(n))
-    if len(lines) > len(shown):
-        yield Line(f"... {len(lines) - len(shown):,} more lines in the log (exec.started entry)", font, 7.6,
-                   AMBER, "")
 
 
 def result_facts(st: Styles, ex: Execution) -> list[Line]:
