@@ -88,6 +88,7 @@ class RunOutcome:
     tokens: int = 0
     seconds: float = 0.0
     history: tuple[StepRecord, ...] = field(default_factory=tuple)
+    detail: str = ""  # why it ended, in words, when the model did not say (stuck, model error)
 
 
 # Stuck detection: the same failing action this many times ends the run; one fewer earns a warning.
@@ -136,14 +137,14 @@ class AgentLoop:
             "policy": {"executions": self.policy.executions, "installs": self.policy.installs}})
         outcome = self._run_steps()
         self.emit(events.TASK_FINISHED, {"success": outcome.success, "reason": outcome.reason,
-                                         "answer": outcome.answer, "steps": outcome.steps,
+                                         "answer": outcome.answer, "detail": outcome.detail, "steps": outcome.steps,
                                          "tokens": outcome.tokens, "seconds": round(outcome.seconds, 3)})
         return outcome
 
-    def _end(self, reason: Reason, answer: str = "", success: bool = False) -> RunOutcome:
+    def _end(self, reason: Reason, answer: str = "", success: bool = False, detail: str = "") -> RunOutcome:
         return RunOutcome(success=success, answer=answer, steps=len(self._history), reason=reason,
                           tokens=self._tokens, seconds=self.clock() - self._started,
-                          history=tuple(self._history))
+                          history=tuple(self._history), detail=detail)
 
     def _budget_exhausted(self) -> Reason | None:
         if self.stop.is_set():
@@ -170,7 +171,7 @@ class AgentLoop:
                                           grammar=A.GRAMMAR, stop=self.stop)
             except LLMError as exc:
                 self.emit(events.ERROR, {"step": step, "where": "llm", "message": exc.one_line()})
-                return self._end("model_error", exc.one_line())
+                return self._end("model_error", detail=exc.one_line())
             self._tokens += reply.tokens_used
             usage = {"prompt_tokens": reply.prompt_tokens, "evaluated_tokens": reply.evaluated_tokens,
                      "completion_tokens": reply.completion_tokens, "seconds": round(reply.seconds, 4),
@@ -189,7 +190,7 @@ class AgentLoop:
                 self._observe(step, action, f"Your reply was not a valid action: {error}. Reply with exactly "
                               "one JSON object as described.", ok=None)
                 if self._malformed_in_a_row >= MAX_MALFORMED_IN_A_ROW:
-                    return self._end("stuck", f"{self._malformed_in_a_row} malformed replies in a row")
+                    return self._end("stuck", detail=f"{self._malformed_in_a_row} malformed replies in a row")
                 continue
             self._malformed_in_a_row = 0
             self.emit(events.LLM_ACTION, {"step": step, "thought": action.thought, "action": A.to_payload(action),
@@ -240,8 +241,8 @@ class AgentLoop:
                      "(change the code, inspect the data, or finish).")
         self._observe(step, action, text, ok)
         if stuck:
-            return self._end("stuck", f"the same {action.name} action was repeated {max(failures, self._repeats)} "
-                             "times without progress")
+            return self._end("stuck", detail=f"the same {action.name} action was repeated "
+                             f"{max(failures, self._repeats)} times without progress")
         return None
 
     def _observe(self, step: int, action: A.Action | A.Malformed, text: str, ok: bool | None,
@@ -413,7 +414,8 @@ def summarize(outcome: RunOutcome) -> str:
             "result", "max_steps": "step budget used up", "max_tokens": "token budget used up",
             "wall_clock": "time budget used up", "stopped": "stopped by the user",
             "stuck": "stopped: the agent was repeating itself", "model_error": "the model failed"}[outcome.reason]
-    return f"{what} after {outcome.steps} step(s), {outcome.tokens:,} tokens, {outcome.seconds:.1f} s"
+    why = f" ({outcome.detail})" if outcome.detail else ""
+    return f"{what}{why} after {outcome.steps} step(s), {outcome.tokens:,} tokens, {outcome.seconds:.1f} s"
 
 
 def history_text(history: Sequence[StepRecord]) -> str:  # pragma: no cover - a debugging aid
