@@ -49,3 +49,11 @@ class ReportContext:
             return v.root
         cp = self.snapshot.checkpoint
         return cp.root if cp else ""
+
+    @property
+    def root_label(self) -> str:
+        """What the footer calls `root`: the verified root, or the signed root nothing could confirm."""
+        if self.verified:
+            return "log root"
+        return "log DID NOT VERIFY · " + ("root as recomputed" if self.snapshot.verification.root
+                                          else "last signed root (unconfirmed)")

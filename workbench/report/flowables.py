@@ -309,6 +309,10 @@ class OutlineMark(Flowable):
 
     def draw(self) -> None:
         self.canv.bookmarkHorizontal(self.key, 0, 0)
-        if self.level <= 1:  # the page header names the section a page starts in
-            self.canv._wb_section = self.title
+        if self.level <= 1:  # for the page header (see pdf.ReportDocument._section)
+            canv = self.canv
+            canv._wb_section = self.title
+            top = getattr(getattr(canv, "_doctemplate", None), "frame_top", None)
+            if top is not None and canv.absolutePosition(0, 0)[1] >= top - 40:
+                canv._wb_top_section = self.title
         self.canv.addOutlineEntry(self.title, self.key, level=self.level, closed=self.closed)

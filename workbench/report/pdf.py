@@ -105,7 +105,23 @@ class ReportDocument(BaseDocTemplate):
         self._project = st.fonts.clean(ctx.project.name, st.fonts.sans)
         frame = Frame(self.leftMargin, self.bottomMargin, self.width, self.height, id="body",
                       leftPadding=0, rightPadding=0, topPadding=0, bottomPadding=0)
-        self.addPageTemplates([PageTemplate("page", [frame], onPage=self._furniture)])
+        self.addPageTemplates([PageTemplate("page", [frame], onPage=self._furniture, onPageEnd=self._section)])
+        self.frame_top = self.bottomMargin + self.height
+
+    def _section(self, canv: Canvas, doc: BaseDocTemplate) -> None:
+        """Name, in the header, the section this page is about: one that starts at its top, else the one
+        it continues (known only once the page is drawn, hence at the page's end)."""
+        section = getattr(canv, "_wb_top_section", "") or getattr(canv, "_wb_page_start_section", "")
+        canv._wb_top_section = ""
+        canv._wb_page_start_section = getattr(canv, "_wb_section", "")
+        if section and doc.page > 1:
+            fonts = self.ctx.styles.fonts
+            canv.saveState()
+            canv.setFont(fonts.sans, 7)
+            canv.setFillColor(FAINT)
+            canv.drawCentredString(A4[0] / 2, A4[1] - 10 * mm, _fit(fonts.clean(section, fonts.sans), fonts.sans,
+                                                                     7, 70 * mm))
+            canv.restoreState()
 
     def afterFlowable(self, flowable: Flowable) -> None:
         if self._on_flowable is not None:
@@ -123,10 +139,6 @@ class ReportDocument(BaseDocTemplate):
         canv.setFont(fonts.sans, 7)
         canv.setFillColor(FAINT)
         canv.drawString(left, top, f"Workbench compliance report · {self._project}")
-        section = getattr(canv, "_wb_section", "")
-        if section and doc.page > 1:
-            canv.drawCentredString((left + right) / 2, top, _fit(fonts.clean(section, fonts.sans), fonts.sans, 7,
-                                                                  70 * mm))
         if not ctx.verified:
             canv.setFont(fonts.sans_bold, 7)
             canv.setFillColor(RED)
@@ -150,11 +162,11 @@ class ReportDocument(BaseDocTemplate):
         if ctx.verified:
             canv.setFont(fonts.mono, 6.4)
             canv.setFillColor(FAINT)
-            canv.drawString(left, y - 8, f"log root {root}")
+            canv.drawString(left, y - 8, f"{ctx.root_label} {root}")
         else:
             canv.setFont(fonts.mono_bold, 6.4)
             canv.setFillColor(RED)
-            canv.drawString(left, y - 8, f"log DID NOT VERIFY · root {root}")
+            canv.drawString(left, y - 8, _fit(f"{ctx.root_label} {root}", fonts.mono_bold, 6.4, right - left))
         canv.restoreState()
 
 

@@ -42,7 +42,9 @@ def build(ctx: ReportContext) -> list[Flowable]:
                                   "signature verified" if v.ok else f"FAILED: {v.error}"),
         ("Entries in the log", f"{v.entries:,}" if v.ok or v.entries else f"{snap.log_size:,} (stored)"),
         ("Signed by a checkpoint", f"{v.signed_entries:,} entries in {v.checkpoints} checkpoint(s)"
-                                   + (f"; the newest {unsigned:,} not yet signed" if v.ok and unsigned > 0 else "")),
+                                   + (f"; the newest {unsigned:,} not yet signed" if unsigned > 0 else "")
+         if v.ok else (f"not confirmed: the latest stored checkpoint claims {snap.checkpoint.size:,} entries"
+                       if snap.checkpoint else "no checkpoint could be confirmed")),
         ("Root hash (SHA-256, RFC 6962)", v.root or "not established (verification stopped before the end)"),
         ("Key fingerprint (SHA-256)", v.fingerprint or snap.key.fingerprint or "unknown"),
         ("Key kept in", snap.key.backend or snap.key.error or "unknown"),
