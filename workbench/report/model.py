@@ -169,8 +169,20 @@ class TaskNote:
     text: str
 
 
+@dataclass
+class AgentStep:
+    """What the agent decided (llm.action) or failed to say (llm.malformed), in its own words."""
+
+    time: datetime
+    actor: str
+    step: int | None
+    action: str
+    thought: str
+    error: str = ""
+
+
 # What a session's timeline holds, in log order.
-Item = Execution | Package | ErrorNote | TaskNote
+Item = Execution | Package | ErrorNote | TaskNote | AgentStep
 
 
 @dataclass
@@ -306,11 +318,17 @@ class _Collector:
         if handler is not None:
             handler(self, entry, session, payload)
         elif kind.startswith("llm."):
-            session.agent_steps += 1
             for key in ("model", "model_name"):
                 name = P.get_str(payload, key)
                 if name:
                     self.models.setdefault(name)
+            if kind in ("llm.action", "llm.malformed"):
+                session.agent_steps += 1
+                action = P.get_dict(payload, "action")
+                name = P.get_str(action, "action") or P.get_str(payload, "action")
+                session.items.append(AgentStep(entry.time, actor, P.get_int(payload, "step"), name,
+                                               P.get_str(payload, "thought") or P.get_str(action, "thought"),
+                                               P.get_str(payload, "error") if kind == "llm.malformed" else ""))
         else:
             m.unknown_kinds[kind] += 1
             session.other_kinds[kind] += 1

@@ -17,7 +17,7 @@ from reportlab.platypus import CondPageBreak, Flowable, Image
 from workbench.report import artifacts, fmt
 from workbench.report.context import ReportContext
 from workbench.report.flowables import Line, LineBlock, OutlineMark
-from workbench.report.model import ErrorNote, Execution, Package, Session, StreamExcerpt, TaskNote
+from workbench.report.model import AgentStep, ErrorNote, Execution, Package, Session, StreamExcerpt, TaskNote
 from workbench.report.styles import ACCENT, AMBER, FAINT, GREEN, INK, MUTED, RED, STDERR, Styles
 
 MAX_IMAGE_W = 150 * mm
@@ -218,8 +218,16 @@ def execution(ctx: ReportContext, ex: Execution) -> list[Flowable]:
     return story
 
 
-def other_item(st: Styles, item: Package | ErrorNote | TaskNote) -> Flowable:
+def other_item(st: Styles, item: Package | ErrorNote | TaskNote | AgentStep) -> Flowable:
     ml = st.mono_line
+    if isinstance(item, AgentStep):
+        step = f" {item.step}" if item.step is not None else ""
+        if item.error:
+            lines = [ml(f"agent step{step} · reply was not a valid action: {item.error[:400]}", AMBER)]
+        else:
+            lines = [ml(f"agent step{step} · {item.action or 'action not recorded'} · {fmt.when(item.time)}", MUTED)]
+        lines += [ml(t, MUTED) for t in item.thought[:1200].split("\n")[:12] if t]
+        return LineBlock(lines, st.agent)
     if isinstance(item, Package):
         line = ml(f"package installed · {item.name} {item.version or '(version not recorded)'} via "
                   f"{item.manager or '?'} · {fmt.when(item.time)} · by {item.actor}", ACCENT)
@@ -227,7 +235,7 @@ def other_item(st: Styles, item: Package | ErrorNote | TaskNote) -> Flowable:
     if isinstance(item, ErrorNote):
         lines = [ml(f"error · {fmt.when(item.time)} · entry {item.seq} · by {item.actor}", RED, bold=True)]
         lines += [ml(t, RED) for t in item.message.split("\n")[:40]]
-        return LineBlock(lines, st.output_err)
+        return LineBlock(lines, st.event_err)
     label = "task started" if item.kind == "task.started" else "task finished"
     lines = [ml(f"{label} · {fmt.when(item.time)} · by {item.actor}", ACCENT, bold=True)]
     lines += [ml(t, INK) for t in (item.text or "").split("\n")[:60] if t]

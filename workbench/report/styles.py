@@ -52,6 +52,8 @@ class Styles:
     facts: BlockStyle
     exec_head: BlockStyle
     note: BlockStyle
+    agent: BlockStyle
+    event_err: BlockStyle
 
     # --- text helpers ----------------------------------------------------------------------------
     def markup(self, text: str, font: str | None = None) -> str:
@@ -106,6 +108,9 @@ def make_styles(fs: FontSet) -> Styles:
                               bar=STDERR, space_before=1, space_after=3, **mono_gutter),
         facts=BlockStyle(leading=9.6, pad_x=0, pad_y=0, space_before=1, space_after=2, **mono_gutter),
         exec_head=BlockStyle(leading=13, pad_x=0, pad_y=1, space_before=9, space_after=1, **mono_gutter),
+        agent=BlockStyle(leading=9.2, pad_x=0, pad_y=0, space_before=7, space_after=0, **mono_gutter),
+        event_err=BlockStyle(leading=9.0, pad_x=6, pad_y=2.5, background=RED_BG, bar=RED, space_before=6,
+                             space_after=3, **mono_gutter),
         note=BlockStyle(leading=10.5, pad_x=6, pad_y=3, background=AMBER_BG, bar=AMBER, space_before=2,
                         space_after=3, **mono_gutter),
     )
