@@ -126,7 +126,8 @@ class Kernels:
             image=sandbox.image, settings=sandbox.settings, workspace=self.project.workspace,
             code_dir=sandbox.host_dir, labels=labels, ident=sandbox.identity,
             limits_enforced=sandbox.engine.limits_enforced,
-            command=["python3", f"{policy.CODE_DIR}/runner.py", "--serve", sock, "--idle", f"{idle:g}"])
+            command=[*policy.prlimit_args(sandbox.settings, sandbox.engine.limits_enforced),
+                     "python3", f"{policy.CODE_DIR}/runner.py", "--serve", sock, "--idle", f"{idle:g}"])
         container = sandbox.engine.create_container(spec)
         sandbox.engine.start(container)
         deadline = time.monotonic() + 15

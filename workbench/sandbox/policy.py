@@ -4,6 +4,8 @@ Layers (DESIGN.md, "Sandbox security"):
   2. limits    cgroup memory / CPU / PIDs from `settings.sandbox`; where the engine ignores them (rootless
                Podman on cgroup v1) rlimits stand in: RLIMIT_AS for memory, RLIMIT_NPROC for processes.
                RLIMIT_FSIZE (the workspace quota) caps any single file always; /tmp is a small tmpfs.
+               The rlimits are set twice: as container ulimits, and with `prlimit` in front of every
+               execution (rootless Podman 4.3 silently drops the container's ulimits).
   3. hardening cap_drop ALL, no-new-privileges, the engine's default seccomp profile (never disabled),
                read-only root filesystem, tmpfs /tmp, only /workspace writable.
   4. network   `network_mode="none"` for user code (Podman ignores docker-py's `network_disabled`).
@@ -92,17 +94,9 @@ def container_spec(*, image: str, settings: Settings, workspace: Path, code_dir:
     """The create-container arguments for a sandbox container (one-off or warm-session role)."""
     s = settings.sandbox
     memory = parse_size(s.memory)
-    quota = parse_size(s.workspace_quota)
-    # Passing any ulimit makes Podman fill in its own nofile default, which can exceed the host's hard
-    # limit (root without CAP_SYS_RESOURCE): name nofile explicitly, well under any hard limit.
-    nproc = s.pids if not limits_enforced else _under_hard_limit(resource.RLIMIT_NPROC, 16384)
-    ulimits = [{"Name": "nofile", "Soft": NOFILE, "Hard": NOFILE},
-               {"Name": "nproc", "Soft": nproc, "Hard": nproc},
-               {"Name": "fsize", "Soft": quota, "Hard": quota},
-               {"Name": "core", "Soft": 0, "Hard": 0}]
-    if not limits_enforced:
-        # The cgroup limits below are accepted and ignored: per-process rlimits are what remains.
-        ulimits += [{"Name": "as", "Soft": memory, "Hard": memory}]
+    limits_now = rlimits(settings, limits_enforced)
+    ulimits = [{"Name": "nofile", "Soft": NOFILE, "Hard": NOFILE}] + [
+        {"Name": name, "Soft": value, "Hard": value} for name, value in limits_now.items()]
     host_config: dict[str, Any] = {
         "binds": {str(workspace): {"bind": WORKSPACE, "mode": "rw"},
                   str(code_dir): {"bind": CODE_DIR, "mode": "ro"}},
@@ -134,6 +128,24 @@ def container_spec(*, image: str, settings: Settings, workspace: Path, code_dir:
         "host_config": host_config,
         "raw_host_config": raw,
     }
+
+
+def rlimits(settings: Settings, limits_enforced: bool) -> dict[str, int]:
+    """Per-process limits. Always: file size (the workspace quota) and no core files. Where the cgroup
+    limits are ignored: address space (the memory limit) and processes (the PID limit) stand in."""
+    s = settings.sandbox
+    found = {"fsize": parse_size(s.workspace_quota), "core": 0}
+    if limits_enforced:
+        found["nproc"] = _under_hard_limit(resource.RLIMIT_NPROC, 16384)
+    else:
+        found.update({"as": parse_size(s.memory), "nproc": s.pids})
+    return found
+
+
+def prlimit_args(settings: Settings, limits_enforced: bool) -> list[str]:
+    """The same limits applied from inside (util-linux `prlimit`): rootless Podman drops the container's
+    ulimits (measured with Podman 4.3), so the container's own processes set them for the code."""
+    return ["prlimit", *(f"--{name}={value}" for name, value in rlimits(settings, limits_enforced).items()), "--"]
 
 
 def _under_hard_limit(which: int, wanted: int) -> int:

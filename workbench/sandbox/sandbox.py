@@ -304,7 +304,9 @@ class OneOffRun:
         inside = f"{policy.CODE_DIR}/code/{self.code_file.name}"
         cmd = runtimes.command(self.runtime, file=inside, python=sandbox.python_path(),
                                database=f"{policy.WORKSPACE}/{sandbox.settings.sandbox.sql_database}")
-        wrapped = ["/bin/sh", "-c", WRAPPER, self.execution_id, str(KILL_GRACE), f"{self.timeout:g}s", *cmd]
+        limits = policy.prlimit_args(sandbox.settings, sandbox.engine.limits_enforced)
+        wrapped = ["/bin/sh", "-c", WRAPPER, self.execution_id, str(KILL_GRACE), f"{self.timeout:g}s",
+                   *limits, *cmd]
         self.before = workspace.snapshot(sandbox.project.workspace, owner=sandbox.workspace_owner())
         try:
             self.container = sandbox._ensure_running()
