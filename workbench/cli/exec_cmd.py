@@ -13,7 +13,7 @@ import click
 
 from workbench.cli.common import open_project, project_option
 from workbench.errors import UsageError
-from workbench.sandbox.errors import ExecutionNotStarted, ExecutionTimedOut
+from workbench.sandbox.errors import ExecutionNotStarted, ExecutionTimedOut, InstallFailed
 
 EXIT_CODES = """\b
 Exit status: the code's own, or
@@ -114,6 +114,7 @@ def exec_(project_dir: Path, language: str, code: str | None, timeout: float | N
 def install(project_dir: Path, manager: str, packages: tuple[str, ...]) -> None:
     """Install packages into the project so later runs (and sessions) can use them.
 
+    Exits 0 when installed, 1 when the package manager failed, 2/3/4 as for exec.
     Installs run in their own container, the only step with network access (to the configured package
     sources); code you run never has a network.
     """
@@ -126,14 +127,7 @@ def install(project_dir: Path, manager: str, packages: tuple[str, ...]) -> None:
         click.echo(f"installed {package.name} {package.version} ({package.manager})")
     if not result.ok:
         tail = " | ".join(result.output.strip().splitlines()[-3:])
-        raise ExecutionNotStarted(f"{manager} install failed (exit {result.exit_code}): {tail}") \
-            if result.exit_code == 125 else _install_failed(manager, result.exit_code, tail)
-
-
-def _install_failed(manager: str, code: int, tail: str) -> UsageError:
-    error = UsageError(f"{manager} install failed (exit {code}): {tail}")
-    error.exit_code = 1
-    return error
+        raise InstallFailed(f"{manager} install failed (exit {result.exit_code}): {tail}")
 
 
 @click.group()

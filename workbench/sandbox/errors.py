@@ -5,6 +5,7 @@
     4    the sandbox image is missing: run `workbench setup`                    (ImageMissing)
     124  the execution hit its timeout and was killed                           (ExecutionTimedOut)
     125  the engine could not start the execution (e.g. the PID limit was hit) (ExecutionNotStarted)
+    1    (install) the package manager failed                                  (InstallFailed)
     137  the execution was killed for using more memory than its limit         (the code's own status)
 Otherwise `workbench exec` exits with the code's exit status.
 """
@@ -24,3 +25,7 @@ class ExecutionTimedOut(WorkbenchError):
 
 class ExecutionNotStarted(WorkbenchError):
     exit_code = 125
+
+
+class InstallFailed(WorkbenchError):
+    exit_code = 1
