@@ -110,7 +110,7 @@ class WorkbenchApp(App):
         try:
             user_config.save_theme(name)
         except (OSError, ValueError) as exc:
-            self.call_from_thread(self.notify, f"Could not save the theme choice: {exc}", severity="warning")
+            self.main.later(self.notify, f"Could not save the theme choice: {exc}", severity="warning")
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         for title, help_text, action in COMMANDS:
@@ -123,7 +123,7 @@ class WorkbenchApp(App):
     async def action_quit(self) -> None:
         for screen in self.screen_stack:
             if isinstance(screen, MainScreen):
-                screen.close_session()
+                await screen.close_session()
         self.exit()
 
 

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from textual.message import Message
 
 from workbench.events import Event
+
+
+@dataclass
+class Invoke(Message):
+    """Run `callback` on the UI thread. Posting never blocks, unlike `App.call_from_thread`, which waits
+    forever if the app has already stopped (a worker finishing during quit would hang)."""
+
+    callback: Callable[[], Any]
 
 
 class OutputPending(Message):

@@ -70,7 +70,12 @@ def summarize_payload(kind: str, payload: dict[str, Any]) -> str:
 
 
 class Services:
-    """The real core. Subclass and override for tests."""
+    """The real core. Subclass and override for tests; `open_llm` swaps the model (a scripted one)."""
+
+    def __init__(self, open_llm: Any = None):
+        from workbench.tui.agent_adapter import AgentRunner
+
+        self.agent = AgentRunner(open_llm)
 
     def open_session(self, project: Project, settings: Settings) -> Any:
         from workbench.session import WorkSession
@@ -122,10 +127,12 @@ class Services:
 
         return self._with_log(project, session, read)
 
-    def run_agent(self, session: Any, task: str, approve: Approve, stop: threading.Event) -> Any:
-        from workbench.tui import agent_adapter
+    def run_agent(self, session: Any, task: str, approve: Approve, stop: threading.Event,
+                  on_status: Callable[[str], None] = lambda _: None) -> Any:
+        return self.agent.run(session, task, approve, stop, on_status)
 
-        return agent_adapter.run(session, task, approve, stop)
+    def close(self) -> None:
+        self.agent.close()
 
     def execute(self, session: Any, language: str, code: str) -> Any:
         """Run code typed by the user; events reach the UI through the bus like the agent's."""

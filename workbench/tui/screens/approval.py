@@ -40,6 +40,7 @@ class ApprovalScreen(ModalScreen[bool]):
     def __init__(self, action: Any) -> None:
         super().__init__()
         self.action_data = describe(action)
+        self.code_shown = ""
 
     def compose(self) -> ComposeResult:
         data = self.action_data
@@ -52,8 +53,10 @@ class ApprovalScreen(ModalScreen[bool]):
                 code = data.get("code") or data.get("content")
                 if code:
                     language = str(data.get("language", "") or "text")
-                    yield Static(Syntax(str(code), LEXERS.get(language.lower(), "text"), line_numbers=True,
-                                        word_wrap=True, theme="ansi_dark", background_color="default"))
+                    self.code_shown = str(code)
+                    yield Static(Syntax(self.code_shown, LEXERS.get(language.lower(), "text"), line_numbers=True,
+                                        word_wrap=True, theme="ansi_dark", background_color="default"),
+                                 id="approval-code-text")
                 else:
                     rest = {k: v for k, v in data.items() if k not in ("thought", "action")}
                     yield Static(json.dumps(rest, indent=2, default=str), markup=False)

@@ -7,7 +7,9 @@ thread worker; results come back as messages. Events from the session's bus arri
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
+import functools
 import threading
 import time
 from typing import Any
@@ -26,6 +28,7 @@ from workbench.tui.messages import (
     AuditLoaded,
     BusEvent,
     EnvironmentChecked,
+    Invoke,
     OutputPending,
     SessionReady,
     SessionReplay,
@@ -67,6 +70,8 @@ class MainScreen(ToolActions, Screen):
         self.report: Any = None
         self.agent_running = False
         self._stop = threading.Event()
+        self._agent_idle = threading.Event()
+        self._agent_idle.set()
         self._execution: Any = None
         self._last_flush = 0.0
         self._flush_timer: Any = None
@@ -131,7 +136,13 @@ class MainScreen(ToolActions, Screen):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="agent")
     def run_task(self, task: str) -> Any:
-        return self.services.run_agent(self.session, task, self.approve, self._stop)
+        def status(message: str) -> None:
+            self.later(self.notify, message, title="Model", timeout=4)
+
+        try:
+            return self.services.run_agent(self.session, task, self.approve, self._stop, status)
+        finally:
+            self._agent_idle.set()
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="exec")
     def execute(self, language: str, code: str) -> Any:
@@ -146,15 +157,25 @@ class MainScreen(ToolActions, Screen):
     def approve(self, action: Any) -> bool:
         """Block the agent until the analyst decides; a stop request counts as a denial."""
         decision: concurrent.futures.Future[bool] = concurrent.futures.Future()
-        self.app.call_from_thread(self.app.push_screen, ApprovalScreen(action),
-                                  lambda approved: decision.set_result(bool(approved)))
+        self.later(self.app.push_screen, ApprovalScreen(action), lambda ok: decision.set_result(bool(ok)))
         while not self._stop.is_set():
             try:
                 return decision.result(timeout=0.1)
             except concurrent.futures.TimeoutError:
                 continue
-        self.app.call_from_thread(self._dismiss_approval)
+        self.later(self._dismiss_approval)
         return False
+
+    def later(self, callback: Any, *args: Any, **kwargs: Any) -> None:
+        """From any thread: run `callback(*args, **kwargs)` on the UI thread soon; never blocks."""
+        self.post_message(Invoke(functools.partial(callback, *args, **kwargs)))
+
+    def on_invoke(self, message: Invoke) -> None:
+        message.callback()
+
+    def on_unmount(self) -> None:
+        self._stop.set()  # an agent waiting for approval, or running, ends when the screen goes
+        self.bridge.detach()
 
     def _dismiss_approval(self) -> None:
         if isinstance(self.app.screen, ApprovalScreen):
@@ -174,7 +195,7 @@ class MainScreen(ToolActions, Screen):
 
         def chosen(choice: str | None) -> None:
             if choice == "quit":
-                self.app.exit()
+                self.app.call_next(self.app.action_quit)
             elif choice == "retry":
                 self.query_one(StatusBar).engine = "checking…"
                 self.check_environment()
@@ -222,9 +243,13 @@ class MainScreen(ToolActions, Screen):
         elif event.kind == "exec.finished":
             self.flush_output()
             output.finish_execution(dict(event.payload))
-            status.sandbox = "ready"
+            status.sandbox = "agent working" if self.agent_running else "ready"
             self._schedule_audit()
-        elif event.kind in ("task.finished", "package.installed", "session.started"):
+        elif event.kind == "llm.request":
+            status.sandbox = f"model thinking · step {event.payload.get('step', '?')}"
+        elif event.kind == "llm.action":
+            status.sandbox = "agent working"
+        elif event.kind in ("task.finished", "package.installed", "session.started", "task.started"):
             self._schedule_audit()
         steps = self.query_one(StepsPanel)
         if steps.replaying and event.kind not in ("session.started", "session.finished"):
@@ -286,6 +311,7 @@ class MainScreen(ToolActions, Screen):
             steps.clear_steps()
             steps.border_title = "Steps"
         self._stop = threading.Event()
+        self._agent_idle.clear()
         self.agent_running = True
         self.query_one(StatusBar).sandbox = "agent working"
         self.run_task(task)
@@ -336,6 +362,10 @@ class MainScreen(ToolActions, Screen):
         self.query_one("#left").styles.width = f"{self._left_width}fr"
         self.query_one("#right").styles.width = f"{10 - self._left_width}fr"
 
+    def action_check_environment(self) -> None:
+        self.query_one(StatusBar).engine = "checking…"
+        self.check_environment()
+
     def action_stop(self) -> None:
         if not self.agent_running and self._execution is None:
             self.notify("Nothing is running.", timeout=3)
@@ -362,13 +392,25 @@ class MainScreen(ToolActions, Screen):
         self.open_session(old)
         self.notify("New session: the workspace and installed packages carry over.", timeout=4)
 
-    def close_session(self) -> None:
-        """On quit: close the session (stops its container) on a thread, waiting a bounded time."""
+    async def close_session(self) -> None:
+        """On quit: stop the agent, close the session (stops its container) off the event loop, bounded."""
         session, self.session = self.session, None
         self._stop.set()
         self.bridge.detach()
-        if session is None:
-            return
-        closer = threading.Thread(target=session.close, name="workbench-close-session", daemon=True)
-        closer.start()
-        closer.join(timeout=10)
+
+        def close() -> None:
+            # The model must not be freed while the agent's thread is inside it (llama.cpp would crash).
+            idle = self._agent_idle.wait(timeout=20)
+            try:
+                if session is not None:
+                    session.close()
+            finally:
+                if idle:
+                    self.services.close()
+
+        if self.agent_running or session is not None:
+            self.notify("Stopping the agent and closing the session…", timeout=5)
+        try:
+            await asyncio.wait_for(asyncio.to_thread(close), timeout=25)
+        except TimeoutError:
+            pass

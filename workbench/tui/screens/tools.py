@@ -59,7 +59,7 @@ class ToolActions:
         ok = getattr(result, "ok", True)
         installed = ", ".join(f"{p.name} {p.version}" for p in getattr(result, "installed", ())) or "nothing new"
         message = f"Installed: {installed}" if ok else f"Install failed (exit {getattr(result, 'exit_code', '?')})"
-        self.app.call_from_thread(self.notify, message, severity="information" if ok else "error", timeout=8)
+        self.later(self.notify, message, severity="information" if ok else "error", timeout=8)
 
     # --- audit -------------------------------------------------------------------------------------
     def action_verify_audit(self) -> None:
@@ -83,10 +83,10 @@ class ToolActions:
         command = [sys.executable, "-m", "workbench", "report", "-p", str(self.project.root), "--out", path]
         done = subprocess.run(command, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL)
         if done.returncode == 0:
-            self.app.call_from_thread(self.notify, f"Report written: {path}", timeout=8)
+            self.later(self.notify, f"Report written: {path}", timeout=8)
         else:
             reason = (done.stderr.strip().splitlines() or ["unknown error"])[-1]
-            self.app.call_from_thread(self.notify, reason, title="Report failed", severity="error", timeout=12)
+            self.later(self.notify, reason, title="Report failed", severity="error", timeout=12)
 
     # --- model and theme ---------------------------------------------------------------------------
     def action_switch_model(self) -> None:
@@ -95,7 +95,7 @@ class ToolActions:
     @work(thread=True, exclusive=True, exit_on_error=False, group="models")
     def find_models(self) -> None:
         models = self.services.models(self.app.settings)
-        self.app.call_from_thread(self.app.push_screen, ModelPicker(models), self._model_picked)
+        self.later(self.app.push_screen, ModelPicker(models), self._model_picked)
 
     def _model_picked(self, model: Any) -> None:
         if model is not None:
@@ -104,8 +104,8 @@ class ToolActions:
     @work(thread=True, exclusive=True, exit_on_error=False, group="models")
     def use_model(self, model: Any) -> None:
         self.services.use_model(self.project, Path(model.path))
-        self.app.call_from_thread(self.app.reload_settings)
-        self.app.call_from_thread(self.notify, f"Model: {model.name} (used from the next task on)", timeout=6)
+        self.later(self.app.reload_settings)
+        self.later(self.notify, f"Model: {model.name} (used from the next task on)", timeout=6)
         self.check_environment()
 
     def action_switch_theme(self) -> None:

@@ -61,6 +61,12 @@ class PreviewReady(Message):
         self.path, self.kind, self.text, self.rows = path, kind, text, rows or []
 
 
+class ArtifactsFound(Message):
+    def __init__(self, text: str):
+        super().__init__()
+        self.text = text
+
+
 class FilesPanel(Vertical):
     """The Files pane."""
 
@@ -133,12 +139,14 @@ class FilesPanel(Vertical):
                         continue
                     found.append(f"{path.relative_to(self.workspace)} ({max(1, size // 1024)} KB)")
         text = ("Artifacts: " + ", ".join(found)) if found else ""
-        self.app.call_from_thread(self._show_artifacts, text)
+        self.post_message(ArtifactsFound(text))
 
-    def _show_artifacts(self, text: str) -> None:
+    @on(ArtifactsFound)
+    def _show_artifacts(self, message: ArtifactsFound) -> None:
+        message.stop()
         widget = self.query_one("#files-artifacts", Static)
-        widget.update(text)
-        widget.display = bool(text)
+        widget.update(message.text)
+        widget.display = bool(message.text)
 
     @on(DirectoryTree.FileSelected)
     def _selected(self, event: DirectoryTree.FileSelected) -> None:

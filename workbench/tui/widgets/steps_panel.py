@@ -111,21 +111,32 @@ class StepsPanel(VerticalScroll):
         elif kind == "exec.finished":
             self._exec_finished(p)
         elif kind == "task.finished":
-            ok = bool(p.get("success", p.get("ok", p.get("outcome") in ("success", "finished"))))
-            answer = p.get("answer") or p.get("summary") or p.get("outcome") or ""
-            self._add(StepCard(f"{'✔ Done' if ok else '✘ Stopped'} · {_short(answer)}",
+            ok = bool(p.get("success"))
+            reason = str(p.get("reason", "")).replace("_", " ")
+            answer = p.get("answer") or ""
+            self._add(StepCard(f"{'✔ Done' if ok else '✘ Ended'} · {reason}", body=_short(answer),
                                classes="-ok" if ok else "-failed"))
         elif kind == "package.installed":
             self._add(StepCard(f"Installed · {_short(p.get('packages') or p.get('requested') or p)}",
                                classes="-ok" if p.get("ok", True) else "-failed"))
         elif kind == "error":
             self._add(StepCard(f"Error · {_short(p.get('message') or p)}", classes="-failed"))
-        elif kind.startswith("agent.") and p:
-            detail = p.get("message") or p.get("hint") or p.get("reason") or p.get("error")
-            if detail:
-                self._add(StepCard(f"{kind.removeprefix('agent.')} · {_short(detail)}", classes="-note"))
+        elif kind == "agent.approval":
+            approved = bool(p.get("approved"))
+            self._add(StepCard("Approved by you" if approved else "Denied by you", classes="-ok" if approved
+                               else "-failed"))
+        elif kind == "agent.observation" and p.get("action") not in ("run_code", "finish", "think", None):
+            self._add(StepCard(f"Observation · {p.get('action')}", body=_short(p.get("text", ""), 600),
+                               classes="-ok" if p.get("ok") else "-failed" if p.get("ok") is False else "-note"))
+        elif kind == "llm.malformed":
+            self._add(StepCard("Model reply was not a valid action", body=_short(p.get("error", "")),
+                               classes="-note"))
+        elif kind == "file.changed" and p.get("by"):
+            self._add(StepCard(f"File {p.get('change', 'changed')} · {p.get('path')}", classes="-note"))
 
     def _llm_action(self, p: dict[str, Any]) -> None:
+        if isinstance(p.get("action"), dict):  # the loop nests the action: {"step", "thought", "action": {...}}
+            p = {**p, **p["action"]}
         action = str(p.get("action", "?"))
         thought = str(p.get("thought", ""))
         if action == "run_code":
@@ -137,7 +148,8 @@ class StepsPanel(VerticalScroll):
         elif action == "think":
             self._add(StepCard("Think", thought=thought, classes="-note"))
         else:
-            rest = {k: v for k, v in p.items() if k not in ("action", "thought")}
+            rest = {k: v for k, v in p.items() if k not in ("action", "thought", "step", "raw") and
+                    not k.endswith("tokens") and k != "seconds"}
             self._add(StepCard(action.replace("_", " ").capitalize(), thought=thought, body=_short(rest),
                                classes="-note"))
 

