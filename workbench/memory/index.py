@@ -12,11 +12,14 @@ Python's own sqlite3 here cannot load extensions, so this uses apsw. Tables:
     notes_fts  fts5(title, tags, body)            rowid = notes.rowid
     note_vectors vec0(embedding float[D])         unit vectors; L2 order == cosine order
     note_bits    vec0(embedding bit[D])           the same, one bit per dimension
+    note_floats(rowid, embedding)                 the float vectors again, in a plain table: a vec0
+                                                  point lookup reads a whole chunk (100 of them took
+                                                  30-50 ms at 100k), a B-tree row is one page
 
 Vector search is exact (a full vec0 scan) up to EXACT_LIMIT notes, which is every realistic memory.
 Beyond it a vec0 scan of 100k float vectors takes 35-50 ms here, so a coarse pass over the bit vectors
-(Hamming distance, 32x less data) picks OVERSAMPLE * k candidates and those are re-scored exactly from
-their float vectors. bench/memory.py measures both paths and their recall against a numpy scan.
+(Hamming distance, 32x less data) picks COARSE_CANDIDATES candidates and those are re-scored exactly from
+their float vectors (from note_floats). bench/memory.py measures both paths and their recall against a numpy scan.
 """
 
 from __future__ import annotations
@@ -34,9 +37,9 @@ import sqlite_vec
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 EXACT_LIMIT = 20_000
-OVERSAMPLE = 10
+COARSE_CANDIDATES = 100  # bit-scan candidates re-scored exactly; at least 2 * k
 INDEX_FILE = "memory-index.db"
 # Errors that mean "this file is not a healthy index"; busy/locked are someone else's transaction.
 DAMAGE = (apsw.CorruptError, apsw.NotADBError, apsw.SQLError, apsw.SchemaChangeError, apsw.FormatError,
@@ -67,6 +70,7 @@ def connect(path: Path | str) -> apsw.Connection:
     if str(path) != ":memory:":
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA mmap_size=268435456")  # big indexes: scans read pages without copying
     return conn
 
 
@@ -167,8 +171,10 @@ class MemoryIndex:
         if embedder_id == self.embedder_id and dimensions == self.dimensions:
             return False
         with self.conn:
-            self.conn.execute("DROP TABLE IF EXISTS note_vectors; DROP TABLE IF EXISTS note_bits")
+            self.conn.execute("DROP TABLE IF EXISTS note_vectors; DROP TABLE IF EXISTS note_bits; "
+                              "DROP TABLE IF EXISTS note_floats")
             if dimensions:
+                self.conn.execute("CREATE TABLE note_floats(rowid INTEGER PRIMARY KEY, embedding BLOB NOT NULL)")
                 self.conn.execute(f"CREATE VIRTUAL TABLE note_vectors USING vec0(embedding float[{dimensions}])")
                 self.conn.execute(f"CREATE VIRTUAL TABLE note_bits USING vec0(embedding bit[{dimensions}])")
             self.conn.execute("UPDATE notes SET vectorized = 0")
@@ -204,6 +210,7 @@ class MemoryIndex:
         self.conn.execute("DELETE FROM note_vectors WHERE rowid = ?", (rowid,))
         self.conn.execute("DELETE FROM note_bits WHERE rowid = ?", (rowid,))
         self.conn.execute("INSERT INTO note_vectors(rowid, embedding) VALUES(?, ?)", (rowid, blob))
+        self.conn.execute("INSERT OR REPLACE INTO note_floats(rowid, embedding) VALUES(?, ?)", (rowid, blob))
         self.conn.execute("INSERT INTO note_bits(rowid, embedding) VALUES(?, vec_quantize_binary(vec_f32(?)))",
                           (rowid, blob))
         self.conn.execute("UPDATE notes SET vectorized = 1 WHERE rowid = ?", (rowid,))
@@ -224,6 +231,7 @@ class MemoryIndex:
         if self.dimensions:
             self.conn.execute("DELETE FROM note_vectors WHERE rowid = ?", (rowid,))
             self.conn.execute("DELETE FROM note_bits WHERE rowid = ?", (rowid,))
+            self.conn.execute("DELETE FROM note_floats WHERE rowid = ?", (rowid,))
 
     def ids_of(self, rowids: Iterable[int]) -> dict[int, str]:
         wanted = list(rowids)
@@ -246,11 +254,11 @@ class MemoryIndex:
             return [(rowid, 1.0 - dist * dist / 2.0) for rowid, dist in rows]
         candidates = [r for (r,) in self.conn.execute(
             "SELECT rowid FROM note_bits WHERE embedding MATCH vec_quantize_binary(vec_f32(?)) AND k = ?",
-            (blob, k * OVERSAMPLE))]
+            (blob, max(COARSE_CANDIDATES, 2 * k)))]
         if not candidates:
             return []
         marks = ",".join("?" * len(candidates))
-        found = self.conn.execute(f"SELECT rowid, embedding FROM note_vectors WHERE rowid IN ({marks})",
+        found = self.conn.execute(f"SELECT rowid, embedding FROM note_floats WHERE rowid IN ({marks})",
                                   candidates).fetchall()
         matrix = np.frombuffer(b"".join(blob for _, blob in found), dtype=np.float32).reshape(len(found), -1)
         scores = matrix @ np.asarray(query, dtype=np.float32)
