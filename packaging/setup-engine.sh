@@ -48,6 +48,9 @@ install_packages() {
   else
     missing="${PACKAGES[*]}"
   fi
+  if [ -z "$missing" ] && ! command -v podman >/dev/null 2>&1; then
+    missing="podman"  # the package is there but not on PATH
+  fi
   if [ -z "$missing" ]; then
     step "packages: present ($(podman --version))"
     return
