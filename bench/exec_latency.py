@@ -83,7 +83,7 @@ def main() -> int:
     print(f"{'':22}{'median ms':>10}{'p95 ms':>10}{'x host python3':>16}")
     for name, samples in rows:
         median = statistics.median(samples)
-        print(f"{name:22}{median * 1000:10.1f}{p95(samples) * 1000:10.1f}{median / baseline:16.1f}")
+        print(f"{name:22}{median * 1000:10.1f}{p95(samples) * 1000:10.1f}{median / baseline:16.2f}")
     return 0
 
 
