@@ -42,17 +42,21 @@ as_user "bash $(cd "$(dirname "$0")" && pwd)/setup-engine.sh" >&2
 # The user cannot run root's virtualenv (its Python may live under /root), so it gets its own, from
 # Debian's python3, installed offline from a wheelhouse of exactly what root's venv holds.
 user_venv="$home/wb-venv"
-if [ ! -x "$user_venv/bin/workbench" ] || [ "${REFRESH:-0}" = 1 ]; then
-  wheelhouse=$(mktemp -d /tmp/wb-wheelhouse.XXXXXX)
+repo=$(cd "$(dirname "$0")/.." && pwd)
+wheelhouse=$(mktemp -d /tmp/wb-wheelhouse.XXXXXX)
+trap 'rm -rf "$wheelhouse"' EXIT
+"$VENV/bin/python" -m pip wheel -q --no-deps -w "$wheelhouse" "$repo" 2>&1 | grep -v '^WARNING: Location' || true
+if [ ! -x "$user_venv/bin/workbench" ]; then
   step "wheelhouse for $USER_NAME's virtualenv"
   "$VENV/bin/python" -m pip freeze --exclude-editable | grep -v -E '^(workbench|llm[-_]smollm2|llama[-_]cpp[-_]python)[= ]' | grep -v ' @ ' > "$wheelhouse/req.txt"
   "$VENV/bin/python" -m pip download -q --no-deps -d "$wheelhouse" -r "$wheelhouse/req.txt" 2>&1 | grep -v '^WARNING: Location' || true
-  "$VENV/bin/python" -m pip wheel -q --no-deps -w "$wheelhouse" "$(cd "$(dirname "$0")/.." && pwd)" 2>&1 | grep -v '^WARNING: Location' || true
-  cp "$(PYTHON="$VENV/bin/python" bash "$(dirname "$0")/llama-wheel.sh")" "$wheelhouse/" 2>/dev/null || true
+  cp "$(PYTHON="$VENV/bin/python" bash "$repo/packaging/llama-wheel.sh")" "$wheelhouse/"
   chmod -R a+rX "$wheelhouse"
-  as_user "/usr/bin/python3 -m venv $user_venv && $user_venv/bin/pip install -q --no-index --find-links $wheelhouse -r $wheelhouse/req.txt $wheelhouse/llama_cpp_python-*.whl $wheelhouse/workbench-*.whl" >&2
-  rm -rf "$wheelhouse"
+  as_user "/usr/bin/python3 -m venv $user_venv && $user_venv/bin/pip install -q --no-index --find-links $wheelhouse -r $wheelhouse/req.txt $wheelhouse/llama_cpp_python-*.whl" >&2
 fi
+# This checkout's Workbench, always: the same version number does not mean the same code.
+chmod -R a+rX "$wheelhouse"
+as_user "$user_venv/bin/pip install -q --no-index --no-deps --force-reinstall $wheelhouse/workbench-*.whl" >&2
 VENV_USER=$user_venv
 
 image=$("$VENV/bin/python" -c 'from workbench.sandbox.image import BASE_IMAGE; print(BASE_IMAGE)')

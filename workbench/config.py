@@ -43,6 +43,8 @@ class SandboxSettings(BaseModel):
     workspace_quota: str = "10g"
     network: Literal["none"] = "none"  # user code never has a network; installs have their own policy
     sql_database: str = "data.db"  # relative to the workspace
+    session_idle: float = Field(default=1800.0, gt=0, description="seconds a warm session container idles "
+                                "before it stops")
 
 
 class InstallSettings(BaseModel):
