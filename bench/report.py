@@ -8,6 +8,10 @@ under 30 s.
     .venv/bin/python bench/report.py            # 1,000 and 10,000
     .venv/bin/python bench/report.py 2000       # other sizes
 
+Read the ratio with care at 10,000: reportlab's own build loop deletes each flowable from the front of
+a Python list, which is quadratic in the number of flowables, so the baseline grows faster than
+linearly; the report avoids that (`workbench.report.pdf.FlowQueue`) and draws its lines directly.
+
 The logs are synthetic (`workbench.report.synthetic`: real events through the real audit API) and the
 engine probe is skipped; everything else (verification, collection, layout, writing) is measured.
 """
