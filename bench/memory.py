@@ -40,6 +40,14 @@ WORDS = ("sales csv revenue region store order customer churn model plot theme e
          "duckdb postgres report kpi survey weight holiday trend forecast budget invoice refund").split()
 
 
+def vocabulary(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Note words: the topic words above plus 5,000 made-up terms, Zipf-distributed like real text, so
+    the full-text half of a hybrid query matches a realistic share of notes rather than all of them."""
+    words = np.array(WORDS + [f"term{i}" for i in range(5000)])
+    weights = 1.0 / np.arange(1, len(words) + 1)
+    return words, weights / weights.sum()
+
+
 def synthetic(n: int, distribution: str, rng: np.random.Generator) -> np.ndarray:
     if distribution == "random":
         x = rng.standard_normal((n, DIMS), dtype=np.float32)
@@ -63,10 +71,11 @@ def percentiles(samples: list[float]) -> tuple[float, float]:
 def build(path: Path, vectors: np.ndarray, rng: np.random.Generator) -> tuple[MemoryIndex, float]:
     index = MemoryIndex.open(path)
     index.use_embedder("synthetic", DIMS)
+    words, weights = vocabulary(rng)
     started = time.perf_counter()
-    with index.conn:
+    with index.write():
         for i, vector in enumerate(vectors):
-            body = " ".join(rng.choice(WORDS, 12))
+            body = " ".join(rng.choice(words, 30, p=weights))
             index.upsert(f"n{i}", 0, 0, "", f"note {i}", "", body, vector)
     return index, time.perf_counter() - started
 
@@ -92,7 +101,8 @@ def bench_size(n: int, distribution: str, count: int, workdir: Path) -> None:
     vectors = synthetic(n, distribution, rng)
     index, build_s = build(workdir / f"bench-{n}.db", vectors, rng)
     qs = queries(vectors, count, rng)
-    words = [" ".join(rng.choice(WORDS, 3)) for _ in range(count)]
+    vocab, weights = vocabulary(rng)
+    words = [" ".join(rng.choice(vocab, 3, p=weights)) for _ in range(count)]
 
     def numpy_scan(q):
         scores = vectors @ q
