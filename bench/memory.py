@@ -72,11 +72,12 @@ def build(path: Path, vectors: np.ndarray, rng: np.random.Generator) -> tuple[Me
     index = MemoryIndex.open(path)
     index.use_embedder("synthetic", DIMS)
     words, weights = vocabulary(rng)
+    drawn = rng.choice(len(words), (len(vectors), 30), p=weights)
+    bodies = [" ".join(words[row]) for row in drawn]
     started = time.perf_counter()
     with index.write():
         for i, vector in enumerate(vectors):
-            body = " ".join(rng.choice(words, 30, p=weights))
-            index.upsert(f"n{i}", 0, 0, "", f"note {i}", "", body, vector)
+            index.upsert(f"n{i}", 0, 0, "", f"note {i}", "", bodies[i], vector)
     return index, time.perf_counter() - started
 
 
