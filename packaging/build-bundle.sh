@@ -69,7 +69,7 @@ podman save --format docker-archive -o "$stage/image/workbench-base.tar" "$image
 echo "$image" > "$stage/image/IMAGE"
 
 step "models: embedding model"
-emb=$("$PY" -c 'from workbench.memory.embed import find_embedding_model as f; p = f(); print(p or "")' 2>/dev/null || true)
+emb=$("$PY" -c 'from workbench.memory.model import minilm_path; p = minilm_path(); print(p if p.is_file() else "")' 2>/dev/null || true)
 if [ -n "$emb" ] && [ -f "$emb" ]; then cp "$emb" "$stage/models/"; else step "models: no embedding GGUF cached (run make models)"; fi
 
 cp packaging/install-bundle.sh "$stage/install.sh"
