@@ -82,6 +82,10 @@ class AuditSettings(BaseModel):
     origin: str = ""  # empty: derived from the project's id
 
 
+class MemorySettings(BaseModel):
+    embedding_model: str = ""  # a sentence-embedding GGUF; empty: the cached all-MiniLM-L6-v2, else fallbacks
+
+
 class UISettings(BaseModel):
     theme: str = "workbench-dark"
 
@@ -99,6 +103,7 @@ class Settings(BaseSettings):
     model: ModelSettings = ModelSettings()
     agent: AgentSettings = AgentSettings()
     audit: AuditSettings = AuditSettings()
+    memory: MemorySettings = MemorySettings()
     ui: UISettings = UISettings()
 
 
