@@ -108,14 +108,17 @@ class Services:
                         continue
                     rows.append(EntryRow(entry.seq, entry.time, entry.kind, entry.session_id, entry.actor,
                                          summarize_payload(entry.kind, entry.payload)))
-            info = log.key_info()
+            # Read the key without creating it: the session's own checkpoint creates it, and two threads
+            # creating the key at once race in the key store (reported to the audit owner).
+            store = getattr(log, "key_store", None)
+            info = store.info(create=False) if store is not None else log.key_info()
             ok, error = None, None
             if verify:
                 result = log.verify()
                 ok = bool(result.ok)
                 error = None if result.ok else str(getattr(result, "first_error", "") or "verification failed")
-            return AuditSummary(ok, size, info.fingerprint, error, sessions, tuple(rows[-recent:]),
-                                info.warning())
+            return AuditSummary(ok, size, info.fingerprint if info else "", error, sessions,
+                                tuple(rows[-recent:]), info.warning() if info else None)
 
         return self._with_log(project, session, read)
 

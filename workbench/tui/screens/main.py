@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import functools
+import gc
 import threading
 import time
 from typing import Any
@@ -23,7 +24,7 @@ from textual.widgets import Footer, Header, OptionList
 from textual.worker import Worker, WorkerState
 
 from workbench.errors import WorkbenchError
-from workbench.tui.bridge import EventBridge
+from workbench.tui.bridge import EventBridge, OutputBatch
 from workbench.tui.messages import (
     AuditLoaded,
     BusEvent,
@@ -213,6 +214,7 @@ class MainScreen(ToolActions, Screen):
             return
         self.session = message.session
         self.bridge.attach(self.session.bus)
+        self.call_after_refresh(gc.freeze)  # the session's objects are long-lived too
         status.session = self.session.session_id
         status.sandbox = "ready" if getattr(self.session, "sandbox_started", False) else "starts on first run"
         self.load_audit()
@@ -236,9 +238,13 @@ class MainScreen(ToolActions, Screen):
         output = self.query_one(OutputPanel)
         status = self.query_one(StatusBar)
         if event.kind == "exec.started":
-            self.flush_output()
             p = event.payload
-            output.start_execution(str(p.get("execution_id", "")), str(p.get("language", "")), event.actor)
+            execution_id = str(p.get("execution_id", ""))
+            batch = self.bridge.drain()  # output that raced ahead of this message: split old from new
+            output.write_batch(OutputBatch(tuple(x for x in batch.pieces if x.execution_id != execution_id),
+                                           batch.dropped_chars))
+            output.start_execution(execution_id, str(p.get("language", "")), event.actor)
+            output.write_batch(OutputBatch(tuple(x for x in batch.pieces if x.execution_id == execution_id), 0))
             status.sandbox = "running"
         elif event.kind == "exec.finished":
             self.flush_output()

@@ -6,11 +6,13 @@ colour. The panel never holds more than `max_lines` lines; the full output is in
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from rich.highlighter import Highlighter
 from rich.text import Text
 from textual.binding import Binding
+from textual.geometry import Size
 from textual.widgets import Log
 
 from workbench.tui.bridge import OutputBatch
@@ -20,6 +22,7 @@ START = "▶ "
 END = "■ "
 NOTE = "… "
 MAX_LINES = 5000
+MAX_BATCH_LINES = 1000  # a frame shows ~40 lines; more than this in one batch is only scrolled past
 
 
 def human_bytes(count: float) -> str:
@@ -58,15 +61,45 @@ class OutputPanel(Log):
         self._last_stream = "stdout"
         self.total_bytes = 0
         self.running: str | None = None
+        self._skipped_chars = 0
+        self._skipped_lines = 0
+        self._last_skip_note = 0.0
 
     def _ensure_newline(self) -> None:
         if not self._at_line_start:
-            self.write("\n")
+            self.append("\n")
             self._at_line_start = True
 
     def note(self, line: str, mark: str = NOTE) -> None:
         self._ensure_newline()
-        self.write(f"{mark}{line}\n")
+        self.append(f"{mark}{line}\n")
+
+    def append(self, text: str) -> None:
+        """`Log.write` for big batches: one split, one refresh, no per-line work.
+
+        Log.write measures and refreshes every line it adds, which costs ~10 µs a line; a frame's batch
+        of thousands of lines would hold the event loop for tens of milliseconds. Widths are measured
+        with len() (exact for the ASCII that floods are made of; wide characters may clip a little).
+        Uses Log's internals, which is safe because Textual is pinned exactly.
+        """
+        if not text:
+            return
+        lines = self._lines
+        if not lines:
+            lines.append("")
+        parts = text.split("\n")
+        last = len(lines) - 1
+        lines[-1] += parts[0]
+        self._render_line_cache.discard(last)
+        lines.extend(parts[1:])
+        widest = max(len(lines[last]), max(map(len, parts)))
+        self._width = max(self._width, widest)
+        if self.max_lines is not None and len(lines) > self.max_lines:
+            self._prune_max_lines()
+        self.virtual_size = Size(self._width, self.line_count)
+        self.refresh()
+        if self.auto_scroll:
+            self.scroll_end(animate=False, immediate=True, x_axis=False)
 
     def start_execution(self, execution_id: str, language: str, actor: str) -> None:
         self.running = execution_id
@@ -75,6 +108,7 @@ class OutputPanel(Log):
         self._update_title()
 
     def finish_execution(self, payload: dict[str, Any]) -> None:
+        self._flush_skipped(force=True)
         self.running = None
         exit_code = payload.get("exit_code")
         duration = float(payload.get("duration") or 0.0)
@@ -103,12 +137,25 @@ class OutputPanel(Log):
         self._at_line_start = text.endswith("\n")
         return head + text
 
+    def _flush_skipped(self, force: bool = False) -> None:
+        """Say what a flood scrolled past, at most once a second (and at the end of the execution)."""
+        if not (self._skipped_chars or self._skipped_lines):
+            return
+        now = time.monotonic()
+        if not force and now - self._last_skip_note < 1.0:
+            return
+        self._last_skip_note = now
+        what = [f"{self._skipped_lines:,} lines"] if self._skipped_lines else []
+        what += [human_bytes(self._skipped_chars)] if self._skipped_chars else []
+        self._skipped_chars = self._skipped_lines = 0
+        self.note(f"{' + '.join(what)} scrolled past too fast to show (the audit log has all of it)")
+
     def write_batch(self, batch: OutputBatch) -> None:
         if batch.dropped_chars:
             self.total_bytes += batch.dropped_chars
-            self.note(f"{human_bytes(batch.dropped_chars)} of output not shown here "
-                      "(too fast to display; the audit log has all of it)")
+            self._skipped_chars += batch.dropped_chars
         if not batch.pieces:
+            self._flush_skipped()
             return
         was_at_start = self._at_line_start
         parts = []
@@ -116,15 +163,18 @@ class OutputPanel(Log):
             self.total_bytes += len(piece.text)
             parts.append(self._format(piece.stream, piece.text))
         text = "".join(parts)
-        if text.count("\n", 0) > MAX_LINES:  # more than the panel keeps: write only the tail
+        ends_at_line_start = self._at_line_start  # _format tracked it to the end of `text`
+        if text.count("\n", 0) > MAX_BATCH_LINES:  # a flood: write only the tail of this frame's batch
             cut = len(text)
-            for _ in range(MAX_LINES + 1):
+            for _ in range(MAX_BATCH_LINES + 1):
                 cut = text.rfind("\n", 0, cut)
-            skipped, text = text[:cut + 1], text[cut + 1:]
-            if not was_at_start:
-                self.write("\n")
-            self.write(f"{NOTE}{skipped.count(chr(10))} lines scrolled past (the audit log has all of them)\n")
-        self.write(text)
+            skipped, text = text[:cut + 1], text[cut + 1:]  # `text` now starts a line
+            self._skipped_lines += skipped.count("\n")
+            self._at_line_start = was_at_start  # where the log itself is
+            self._ensure_newline()
+            self._flush_skipped()
+        self.append(text)
+        self._at_line_start = ends_at_line_start
         self._update_title()
 
     def _update_title(self) -> None:
