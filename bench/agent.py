@@ -207,7 +207,7 @@ def bench_humaneval(model: LlamaCppModel, count: int, project_dir: Path | None, 
 
             model.reset()
             loop = AgentLoop(model, sandbox, emit=emit, workspace=project.workspace,
-                             budgets=Budgets(max_steps=max_steps, reply_tokens=768), policy=Policy("auto", "ask"))
+                             budgets=Budgets(max_steps=max_steps, reply_tokens=512), policy=Policy("auto", "ask"))
             outcome = loop.run(HUMANEVAL_TASK.format(prompt=problem["prompt"]))
             for record in outcome.history:
                 if isinstance(record.action, A.RunCode) and record.action.language == "python":
