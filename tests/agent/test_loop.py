@@ -266,3 +266,15 @@ def test_sandbox_factory_is_lazy(tmp_path):
     llm = ScriptedLLM([finish("nothing to do", success=False)])
     AgentLoop(llm, factory, emit=lambda kind, payload: None).run("x")
     assert made == []
+
+
+def test_model_failure_ends_the_run_with_a_reason(fake_env):
+    llm, loop = make_loop(fake_env, [])
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("llama_decode returned -1")
+
+    llm.complete = broken
+    outcome = loop.run("x")
+    assert outcome.reason == "model_error" and "llama_decode" in outcome.detail
+    assert fake_env.of("error")[0].payload["where"] == "llm"

@@ -169,9 +169,10 @@ class AgentLoop:
             try:
                 reply = self.llm.complete(self._messages, max_tokens=self.budgets.reply_tokens,
                                           grammar=A.GRAMMAR, stop=self.stop)
-            except LLMError as exc:
-                self.emit(events.ERROR, {"step": step, "where": "llm", "message": exc.one_line()})
-                return self._end("model_error", detail=exc.one_line())
+            except Exception as exc:  # a model failure ends the run with a reason, never a traceback
+                message = exc.one_line() if isinstance(exc, LLMError) else f"{type(exc).__name__}: {exc}"
+                self.emit(events.ERROR, {"step": step, "where": "llm", "message": message})
+                return self._end("model_error", detail=message)
             self._tokens += reply.tokens_used
             usage = {"prompt_tokens": reply.prompt_tokens, "evaluated_tokens": reply.evaluated_tokens,
                      "completion_tokens": reply.completion_tokens, "seconds": round(reply.seconds, 4),
