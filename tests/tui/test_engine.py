@@ -1,0 +1,61 @@
+"""The workstation on the real sandbox (marked `engine`): a scripted model, real containers."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from workbench.config import Settings
+from workbench.tui.services import Services
+from workbench.tui.widgets.output_panel import OutputPanel
+from workbench.tui.widgets.steps_panel import StepCard
+
+from .conftest import SIZE, aio, settle
+
+pytestmark = pytest.mark.engine
+
+SCRIPT = [
+    json.dumps({"thought": "Write a table and say so", "action": "run_code", "language": "python",
+                "code": "import sys\nprint('rows: 2')\nprint('note', file=sys.stderr)\n"
+                        "open('/workspace/made_by_agent.csv', 'w').write('a,b\\n1,2\\n3,4\\n')"}),
+    json.dumps({"thought": "done", "action": "finish", "answer": "rows: 2", "success": True}),
+]
+
+
+def real_services(replies):
+    from tests.agent.fakes import ScriptedLLM
+
+    return Services(open_llm=lambda settings, on_status: ScriptedLLM(list(replies)))
+
+
+@aio
+async def test_task_on_the_real_sandbox_shows_steps_output_and_file(engine_ready, demo):
+    from workbench.tui.app import make_app
+
+    app = make_app(demo, services=real_services(SCRIPT), settings=Settings(), persist_theme=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, lambda: app.screen.session is not None, timeout=60)
+        await pilot.press(*"make a table", "enter")
+        await settle(pilot, lambda: any(c.title.startswith("✔ Done") for c in app.screen.query(StepCard)),
+                     timeout=180)
+        lines = app.screen.query_one(OutputPanel).lines
+        assert "rows: 2" in lines and "ERR│ note" in lines
+        tree = app.screen.query_one("#files-tree")
+        await settle(pilot, lambda: "made_by_agent.csv" in {str(n.label) for n in tree.root.children})
+        await app.action_quit()
+
+
+@aio
+async def test_stop_a_real_execution(engine_ready, demo):
+    from workbench.tui.app import make_app
+
+    app = make_app(demo, services=real_services([]), settings=Settings(), persist_theme=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, lambda: app.screen.session is not None, timeout=60)
+        app.screen.execute("python", "import time\nprint('started', flush=True)\ntime.sleep(300)\n")
+        output = app.screen.query_one(OutputPanel)
+        await settle(pilot, lambda: "started" in output.lines, timeout=120)
+        await pilot.press("ctrl+s")
+        await settle(pilot, lambda: any("killed (user)" in line for line in output.lines), timeout=30)
+        await app.action_quit()
