@@ -79,6 +79,11 @@ class WorkbenchApp(App):
 
     def _register_themes(self, user_dir: Any) -> tuple[str, ...]:
         found = themes.load_all(user_dir)
+        # Only Workbench's themes and the user's are offered (a search for "light" must find
+        # workbench-light, not one of Textual's demo themes); textual-ansi stays for ANSI terminals.
+        for name in list(self.available_themes):
+            if name != "textual-ansi":
+                self.unregister_theme(name)
         if themes.DEFAULT_THEME not in found.themes:
             self.register_theme(themes.fallback_theme())
         for theme in found.themes.values():
@@ -129,7 +134,8 @@ class WorkbenchApp(App):
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         for title, help_text, action in COMMANDS:
             yield SystemCommand(title, help_text, lambda action=action: self._run_main_action(action))
-        yield from super().get_system_commands(screen)
+        # Textual's own "Theme" entry does what "Switch theme" does; one entry is clearer.
+        yield from (c for c in super().get_system_commands(screen) if c.title != "Theme")
 
     def _run_main_action(self, action: str) -> None:
         self.call_later(self.run_action, action, self.main)
