@@ -45,7 +45,6 @@ from workbench.tui.widgets.steps_panel import StepsPanel
 from workbench.tui.widgets.task_input import TaskInput
 
 FRAME = 1 / 30  # at most this often the output panel takes a batch
-PANES = {"steps": "#steps", "output": "#output", "files": "#files-tree", "audit": "#audit-sessions"}
 
 
 class MainScreen(ToolActions, Screen):
@@ -344,30 +343,6 @@ class MainScreen(ToolActions, Screen):
                         severity="error", timeout=10)
 
     # --- actions -----------------------------------------------------------------------------------
-    def action_focus_pane(self, pane: str) -> None:
-        if pane == "input":
-            if self.maximized is not None:
-                self.minimize()
-            self.query_one(TaskInput).focus()
-            return
-        self.query_one(PANES[pane]).focus()
-
-    def action_zoom(self) -> None:
-        if self.maximized is not None:
-            self.minimize()
-            return
-        focused = self.focused
-        node = focused
-        while node is not None and "pane" not in node.classes:
-            node = node.parent
-        if node is not None:
-            self.maximize(node, container=False)
-
-    def action_resize(self, step: int) -> None:
-        self._left_width = max(1, min(8, self._left_width + step))
-        self.query_one("#left").styles.width = f"{self._left_width}fr"
-        self.query_one("#right").styles.width = f"{10 - self._left_width}fr"
-
     def action_check_environment(self) -> None:
         self.query_one(StatusBar).engine = "checking…"
         self.check_environment()

@@ -18,6 +18,8 @@ from textual import work
 from workbench.tui.screens.approval import ApprovalScreen
 from workbench.tui.screens.prompts import MANAGERS, CodeRequest, ExecPrompt, InputPrompt, ModelPicker
 
+PANES = {"steps": "#steps", "output": "#output", "files": "#files-tree", "audit": "#audit-sessions"}
+
 
 class ToolActions:
     """Mixed into MainScreen (which provides session, services, project, workers and widgets)."""
@@ -124,6 +126,31 @@ class ToolActions:
             self.notify("No action is waiting for approval.", timeout=3)
         else:
             screen.dismiss(approved)
+
+    # --- panes -------------------------------------------------------------------------------------
+    def action_focus_pane(self, pane: str) -> None:
+        if pane == "input":
+            if self.maximized is not None:
+                self.minimize()
+            self.query_one("#task").focus()
+            return
+        self.query_one(PANES[pane]).focus()
+
+    def action_zoom(self) -> None:
+        if self.maximized is not None:
+            self.minimize()
+            return
+        focused = self.focused
+        node = focused
+        while node is not None and "pane" not in node.classes:
+            node = node.parent
+        if node is not None:
+            self.maximize(node, container=False)
+
+    def action_resize(self, step: int) -> None:
+        self._left_width = max(1, min(8, self._left_width + step))
+        self.query_one("#left").styles.width = f"{self._left_width}fr"
+        self.query_one("#right").styles.width = f"{10 - self._left_width}fr"
 
     # --- files -------------------------------------------------------------------------------------
     def action_open_in_editor(self) -> None:
