@@ -24,9 +24,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import fcntl
 import hashlib
 import json
 import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -194,6 +198,22 @@ class KeyInfo:
                 f"not an OS keyring{': ' + self.reason if self.reason else ''}")
 
 
+_THREAD_LOCK = threading.Lock()
+
+
+@contextmanager
+def _creation_lock(data_dir: Path) -> Iterator[None]:
+    """Serialise key creation between the threads of this process and between processes."""
+    with _THREAD_LOCK:
+        paths.ensure_dir(data_dir)
+        fd = os.open(data_dir / ".audit-key.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+
 def _usable_keyring() -> tuple[Any | None, str]:
     """The keyring backend to use, or None and why not."""
     try:
@@ -238,11 +258,27 @@ class KeyStore:
 
     # --- loading ----------------------------------------------------------------------------------
     def load(self, create: bool = True) -> tuple[SigningKey, KeyInfo] | None:
-        """The signing key and where it is; created on first use unless `create` is False."""
+        """The signing key and where it is; created on first use unless `create` is False.
+
+        Creation is exclusive across threads and processes (a lock file in the data folder), and looks
+        again once it holds the lock: two sessions starting at once must end up with ONE key, not two
+        where the second silently replaces the first.
+        """
         if self._cached is not None:
             return self._cached
+        found, backend, reason = self._find()
+        if found is None:
+            if not create:
+                return None
+            with _creation_lock(self.data_dir):
+                found, backend, reason = self._find()
+                if found is None:
+                    found = self._store(SigningKey.generate(), backend, reason)
+        self._cached = found
+        return found
+
+    def _find(self) -> tuple[tuple[SigningKey, KeyInfo] | None, Any | None, str]:
         backend, reason = _usable_keyring()
-        found: tuple[SigningKey, KeyInfo] | None = None
         if backend is not None:
             try:
                 stored = backend.get_password(SERVICE, KEY_ENTRY)
@@ -251,19 +287,14 @@ class KeyStore:
                 stored = None
             if stored:
                 key = self._decode(stored, _backend_name(backend))
-                found = key, self._info(key, _backend_name(backend), _plaintext_backend(backend),
-                                        "plaintext keyring backend" if _plaintext_backend(backend) else "")
-        if found is None and self.key_file.exists():
+                plain = _plaintext_backend(backend)
+                return (key, self._info(key, _backend_name(backend), plain,
+                                        "plaintext keyring backend" if plain else "")), backend, reason
+        if self.key_file.exists():
             key = self._read_file()
-            found = key, self._info(key, f"file:{self.key_file}", True,
-                                    reason or "the key was created while no keyring was usable")
-        if found is None:
-            if not create:
-                return None
-            key = SigningKey.generate()
-            found = self._store(key, backend, reason)
-        self._cached = found
-        return found
+            return (key, self._info(key, f"file:{self.key_file}", True,
+                                    reason or "the key was created while no keyring was usable")), backend, reason
+        return None, backend, reason
 
     def info(self, create: bool = True) -> KeyInfo | None:
         loaded = self.load(create=create)
@@ -309,7 +340,7 @@ class KeyStore:
     def _write_key_file(self, secret: str) -> None:
         try:
             paths.ensure_dir(self.data_dir)
-            tmp = self.key_file.with_name(f".{KEY_FILE}.{os.getpid()}.tmp")
+            tmp = self.key_file.with_name(f".{KEY_FILE}.{os.getpid()}.{threading.get_ident()}.tmp")
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w", encoding="ascii") as handle:
                 handle.write(secret + "\n")
