@@ -70,7 +70,11 @@ echo "$image" > "$stage/image/IMAGE"
 
 step "models: embedding model"
 emb=$("$PY" -c 'from workbench.memory.model import minilm_path; p = minilm_path(); print(p if p.is_file() else "")' 2>/dev/null || true)
-if [ -n "$emb" ] && [ -f "$emb" ]; then cp "$emb" "$stage/models/"; else step "models: no embedding GGUF cached (run make models)"; fi
+if [ -n "$emb" ] && [ -f "$emb" ]; then
+  cp "$emb" "$stage/models/"
+  # its build record (versions, hash, agreement with the original model) travels with it
+  [ -f "${emb%.gguf}.json" ] && cp "${emb%.gguf}.json" "$stage/models/"
+else step "models: no embedding GGUF cached (run make models)"; fi
 
 cp packaging/install-bundle.sh "$stage/install.sh"
 cp packaging/setup-engine.sh "$stage/setup-engine.sh"

@@ -71,7 +71,7 @@ else
 fi
 cache=$("$PREFIX/bin/python" -c 'from workbench.paths import user_cache_dir; print(user_cache_dir())')
 if ls models/*.gguf >/dev/null 2>&1; then
-  mkdir -p "$cache/models" && cp -n models/*.gguf "$cache/models/"
+  mkdir -p "$cache/models" && cp -n models/* "$cache/models/"
   step "models copied to $cache/models"
 fi
 
