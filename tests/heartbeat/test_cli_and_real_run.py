@@ -91,3 +91,19 @@ def test_real_unattended_runs_are_audited(project):
     assert {"heartbeat:ok-job", "heartbeat:bad-job", "heartbeat:slow-job"} <= actors
     assert any(e.kind == "error" and e.payload.get("schedule") == "bad-job" for e in entries)
     assert log.verify().ok
+
+
+@pytest.mark.engine
+def test_failed_run_leaves_a_memory_note(project):
+    from workbench.doctor import run_doctor
+    from workbench.heartbeat.runner import run_schedule
+    from workbench.memory import MemoryStore
+
+    report = run_doctor(project.settings(), project.root)
+    need(report.get("engine").status == "ok" and report.get("base image").status == "ok",
+         "a running container engine with the base image (make setup)")
+    bad = Schedule(name="etl", cron="0 2 * * *", timezone="UTC", kind="script", language="shell", code="exit 7")
+    assert run_schedule(project, bad, datetime.now(UTC)).outcome == "failed"
+    store = MemoryStore.for_project(project, embedder=None)
+    notes = store.list()
+    assert any("heartbeat etl failed" in note.title for note in notes)

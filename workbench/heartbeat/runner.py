@@ -7,7 +7,6 @@ the approval mode the schedule names (never interactive). Either way the work se
 
 from __future__ import annotations
 
-import importlib.util
 from datetime import datetime
 
 from workbench import events
@@ -52,14 +51,13 @@ def _run_task(session: WorkSession, schedule: Schedule) -> RunOutcome:
 
 def _remember_failure(session: WorkSession, schedule: Schedule, outcome: RunOutcome) -> None:
     """Leave a note in memory, where memory exists, so the next session knows the run failed."""
-    if importlib.util.find_spec("workbench.memory") is None:
-        return
     try:
-        from workbench.memory import MemoryStore  # type: ignore[attr-defined]
+        from workbench.memory import MemoryStore
 
-        store = MemoryStore.open(session.project, bus=session.bus, session_id=session.session_id)
+        store = MemoryStore.for_session(session)
         store.add(f"Scheduled run '{schedule.name}' {outcome.outcome}: {outcome.detail}",
                   title=f"heartbeat {schedule.name} {outcome.outcome}", tags=("heartbeat", "failure"),
                   session=session.session_id)
-    except Exception:  # memory is a courtesy here; the audit log already holds the failure
-        pass
+    except Exception as exc:  # memory is a courtesy here; the audit log already holds the failure
+        session.emit(events.ERROR, {"source": "heartbeat", "schedule": schedule.name,
+                                    "detail": f"could not write the failure note: {type(exc).__name__}: {exc}"})
