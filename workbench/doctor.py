@@ -167,9 +167,16 @@ def check_install_sources(settings: Settings) -> list[Finding]:
         "apt mirror": settings.install.apt_mirror,
         "CRAN repository": settings.install.cran_repo,
     }
+    install = _optional("workbench.sandbox.install")  # what the install step itself refuses, in its words
+    setting = {name: key for key, name in getattr(install, "SOURCE_NAMES", {}).items()}
     findings = []
     for name, location in configured.items():
         if not location:
+            continue
+        problem = install.source_problem(setting[name], location) if install and name in setting else None
+        if problem:
+            findings.append(Finding(f"install source: {name}", "warn", f"{location} {problem}",
+                                    f"check [install] in the settings; {name} installs will fail"))
             continue
         ok, detail = _source_reachable(location)
         findings.append(Finding(f"install source: {name}", "ok" if ok else "warn", f"{location}: {detail}",

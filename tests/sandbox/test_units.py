@@ -102,14 +102,6 @@ def test_install_accepts_names_and_pins_only(spec, ok):
             check_packages([spec])
 
 
-def test_a_wheelhouse_alone_means_no_network(tmp_path):
-    from workbench.sandbox.install import pip_plan
-
-    settings = Settings(install={"pip_find_links": str(tmp_path)})
-    options, mounts, remote = pip_plan(settings)
-    assert not remote and "--no-index" in options and str(tmp_path) in mounts
-
-
 def test_size_parsing():
     from workbench.sandbox.policy import parse_size
 

@@ -114,9 +114,11 @@ def exec_(project_dir: Path, language: str, code: str | None, timeout: float | N
 def install(project_dir: Path, manager: str, packages: tuple[str, ...]) -> None:
     """Install packages into the project so later runs (and sessions) can use them.
 
-    Exits 0 when installed, 1 when the package manager failed, 2/3/4 as for exec.
-    Installs run in their own container, the only step with network access (to the configured package
-    sources); code you run never has a network.
+    Exits 0 when installed, 1 when the package manager failed, 5 when a configured source ([install]
+    in the settings) is missing or does not answer, 2/3/4 as for exec.
+    Installs run in their own container, the only step that may have network access (to the configured
+    package sources; none at all when they are local folders or an index on this machine's loopback);
+    code you run never has a network.
     """
     from workbench.session import WorkSession
 

@@ -6,6 +6,7 @@
     124  the execution hit its timeout and was killed                           (ExecutionTimedOut)
     125  the engine could not start the execution (e.g. the PID limit was hit) (ExecutionNotStarted)
     1    (install) the package manager failed                                  (InstallFailed)
+    5    (install) a configured package source is missing or does not answer    (SourceUnreachable)
     137  the execution was killed for using more memory than its limit         (the code's own status)
 Otherwise `workbench exec` exits with the code's exit status.
 """
@@ -29,3 +30,10 @@ class ExecutionNotStarted(WorkbenchError):
 
 class InstallFailed(WorkbenchError):
     exit_code = 1
+
+
+class SourceUnreachable(WorkbenchError):
+    """A configured package source ([install] in the settings) is missing, does not answer, or cannot be
+    reached from the install container (exit 5)."""
+
+    exit_code = 5
