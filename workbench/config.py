@@ -84,6 +84,9 @@ class AuditSettings(BaseModel):
 
 class MemorySettings(BaseModel):
     embedding_model: str = ""  # a sentence-embedding GGUF; empty: the cached all-MiniLM-L6-v2, else fallbacks
+    # Tokens of the agent's prompt given to notes retrieved for a task; 0: an eighth of the model's context,
+    # at most 1,500.
+    context_tokens: int = Field(default=0, ge=0)
 
 
 class UISettings(BaseModel):

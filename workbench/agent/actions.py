@@ -13,8 +13,12 @@ Shape (keys in this order):
     {"thought": "...", "action": "install", "manager": "pip", "packages": ["..."]}
     {"thought": "...", "action": "read_file", "path": "..."}
     {"thought": "...", "action": "write_file", "path": "...", "content": "..."}
+    {"thought": "...", "action": "save_note", "title": "...", "text": "..."}
+    {"thought": "...", "action": "search_memory", "query": "..."}
     {"thought": "...", "action": "think"}
     {"thought": "...", "action": "finish", "answer": "...", "success": true}
+
+`save_note` and `search_memory` go to the project's memory (Markdown notes, `workbench.memory`).
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from typing import Any, Literal
 
 LANGUAGES = ("python", "r", "shell", "sql")
 MANAGERS = ("pip", "r", "apt")
-ACTION_NAMES = ("think", "run_code", "install", "read_file", "write_file", "finish")
+ACTION_NAMES = ("think", "run_code", "install", "read_file", "write_file", "save_note", "search_memory", "finish")
 MAX_PACKAGES = 20
 
 
@@ -68,6 +72,21 @@ class WriteFile:
 
 
 @dataclass(frozen=True)
+class SaveNote:
+    thought: str
+    title: str
+    text: str
+    name: Literal["save_note"] = "save_note"
+
+
+@dataclass(frozen=True)
+class SearchMemory:
+    thought: str
+    query: str
+    name: Literal["search_memory"] = "search_memory"
+
+
+@dataclass(frozen=True)
 class Finish:
     thought: str
     answer: str
@@ -75,7 +94,7 @@ class Finish:
     name: Literal["finish"] = "finish"
 
 
-Action = Think | RunCode | Install | ReadFile | WriteFile | Finish
+Action = Think | RunCode | Install | ReadFile | WriteFile | SaveNote | SearchMemory | Finish
 
 
 @dataclass(frozen=True)
@@ -117,12 +136,14 @@ def _alternatives(values: tuple[str, ...]) -> str:
 
 GRAMMAR = rf"""
 root        ::= "{{" sp "\"thought\"" sp ":" sp string sp "," sp "\"action\"" sp ":" sp action sp "}}"
-action      ::= think | run-code | install | read-file | write-file | finish
+action      ::= think | run-code | install | read-file | write-file | save-note | search-memory | finish
 think       ::= "\"think\""
 run-code    ::= "\"run_code\"" sp "," sp "\"language\"" sp ":" sp language sp "," sp "\"code\"" sp ":" sp string
 install     ::= "\"install\"" sp "," sp "\"manager\"" sp ":" sp manager sp "," sp "\"packages\"" sp ":" sp packages
 read-file   ::= "\"read_file\"" sp "," sp "\"path\"" sp ":" sp string
 write-file  ::= "\"write_file\"" sp "," sp "\"path\"" sp ":" sp string sp "," sp "\"content\"" sp ":" sp string
+save-note   ::= "\"save_note\"" sp "," sp "\"title\"" sp ":" sp string sp "," sp "\"text\"" sp ":" sp string
+search-memory ::= "\"search_memory\"" sp "," sp "\"query\"" sp ":" sp string
 finish      ::= "\"finish\"" sp "," sp "\"answer\"" sp ":" sp string sp "," sp "\"success\"" sp ":" sp boolean
 language    ::= {_alternatives(LANGUAGES)}
 manager     ::= {_alternatives(MANAGERS)}
@@ -227,7 +248,8 @@ def _finish(thought: str, data: dict[str, Any]) -> Finish:
 
 _FIELDS: dict[str, tuple[str, ...]] = {
     "think": (), "run_code": ("language", "code"), "install": ("manager", "packages"), "read_file": ("path",),
-    "write_file": ("path", "content"), "finish": ("answer", "success"),
+    "write_file": ("path", "content"), "save_note": ("title", "text"), "search_memory": ("query",),
+    "finish": ("answer", "success"),
 }
 _BUILDERS = {
     "think": lambda thought, data: Think(thought),
@@ -236,5 +258,8 @@ _BUILDERS = {
     "read_file": lambda thought, data: ReadFile(thought, _string(data, "path")),
     "write_file": lambda thought, data: WriteFile(thought, _string(data, "path"),
                                                   _string(data, "content", allow_empty=True)),
+    "save_note": lambda thought, data: SaveNote(thought, _string(data, "title", allow_empty=True),
+                                                _string(data, "text")),
+    "search_memory": lambda thought, data: SearchMemory(thought, _string(data, "query")),
     "finish": _finish,
 }

@@ -11,6 +11,13 @@ Self-correction, in the order it helps small models:
    burning the budget (agents stuck in loops are a known complaint, e.g. OpenHands #5480);
 4. a `finish` claiming success is checked against the executions: the last one must have succeeded
    and numbers in the answer must appear in some output; otherwise the model is told and tries again.
+
+Memory (optional, `memory=`: a `workbench.memory.MemoryStore` or anything with its `add`, `search` and
+`retrieve_for_task`): before the first step the notes most relevant to the task go into the task message
+within a token budget; the model can `save_note` and `search_memory`; at the end of every run a session
+note (task, outcome, what worked, what failed) is written, derived from the run's history, not asked of
+the model. Memory is a help, never a reason to fail: any error there is an `error` event and the run
+goes on.
 """
 
 from __future__ import annotations
@@ -19,16 +26,17 @@ import hashlib
 import re
 import threading
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from workbench import events
 from workbench.agent import actions as A
 from workbench.agent import prompts
 from workbench.agent.llm import LLM, LLMError, Message
 from workbench.agent.repair import hints_for
+from workbench.agent.session_note import compose_session_note
 from workbench.sandbox.types import ExecutionResult, OutputChunk, SandboxAPI
 
 Emit = Callable[[str, dict[str, Any]], Any]
@@ -69,12 +77,30 @@ class Policy:
         return False
 
 
+class Memory(Protocol):
+    """What the loop needs from memory (`workbench.memory.MemoryStore` has it)."""
+
+    def retrieve_for_task(self, task: str, token_budget: int, *, k: int = ...,
+                          count_tokens: Callable[[str], int] | None = ...) -> str: ...
+
+    def add(self, text: str, title: str | None = ..., tags: Iterable[str] = ...,
+            session: str | None = ...) -> Any: ...
+
+    def search(self, query: str, k: int = ...) -> list[tuple[Any, float]]: ...
+
+
+def memory_budget(context_length: int) -> int:
+    """Tokens for retrieved notes when the settings do not say: an eighth of the context, at most 1,500."""
+    return max(0, min(1500, context_length // 8))
+
+
 @dataclass(frozen=True)
 class StepRecord:
     index: int
     action: A.Action | A.Malformed
     observation: str
     ok: bool | None  # None for actions that are not executions (think, finish, malformed)
+    error: str = ""  # for a failed action: its error in one line (the session note quotes it)
 
 
 @dataclass(frozen=True)
@@ -89,6 +115,7 @@ class RunOutcome:
     seconds: float = 0.0
     history: tuple[StepRecord, ...] = field(default_factory=tuple)
     detail: str = ""  # why it ended, in words, when the model did not say (stuck, model error)
+    note_id: str | None = None  # the session note written to memory at the end, if any
 
 
 # Stuck detection: the same failing action this many times ends the run; one fewer earns a warning.
@@ -102,7 +129,8 @@ class AgentLoop:
                  workspace: Path | None = None, budgets: Budgets | None = None, policy: Policy | None = None,
                  approve: Approve | None = None, stop: threading.Event | None = None,
                  on_chunk: Callable[[OutputChunk], None] | None = None,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic, memory: Memory | None = None,
+                 memory_tokens: int | None = None):
         self.llm = llm
         self._sandbox_source = sandbox
         self._sandbox: SandboxAPI | None = None if callable(sandbox) and not hasattr(sandbox, "execute") \
@@ -115,14 +143,14 @@ class AgentLoop:
         self.stop = stop or threading.Event()
         self.on_chunk = on_chunk
         self.clock = clock
+        self.memory = memory
+        self.memory_tokens = memory_tokens
 
     # --- the run ---------------------------------------------------------------------------------------
     def run(self, task: str) -> RunOutcome:
         self._started = self.clock()
         self._tokens = 0
         self._history: list[StepRecord] = []
-        self._messages: list[Message] = [{"role": "system", "content": prompts.SYSTEM_PROMPT},
-                                         {"role": "user", "content": prompts.task_message(task)}]
         self._failures: dict[str, int] = {}
         self._last_signature: str | None = None
         self._repeats = 0
@@ -130,16 +158,54 @@ class AgentLoop:
         self._executions: list[ExecutionResult] = []
         self._last_effect_ok: bool | None = None
         self._verify_rejections = 0
+        self._error = ""  # the one-line error of the action being observed, set by the tool that failed
         self.emit(events.TASK_STARTED, {
             "task": task, "model": getattr(self.llm, "name", "?"),
             "budgets": {"max_steps": self.budgets.max_steps, "max_tokens": self.budgets.max_tokens,
                         "wall_clock": self.budgets.wall_clock, "reply_tokens": self.budgets.reply_tokens},
             "policy": {"executions": self.policy.executions, "installs": self.policy.installs}})
+        notes = self._recall(task)
+        self._messages: list[Message] = [{"role": "system", "content": prompts.SYSTEM_PROMPT},
+                                         {"role": "user", "content": prompts.task_message(task, notes)}]
         outcome = self._run_steps()
+        note_id = self._remember_session(task, outcome)
+        if note_id is not None:
+            outcome = replace(outcome, note_id=note_id)
         self.emit(events.TASK_FINISHED, {"success": outcome.success, "reason": outcome.reason,
                                          "answer": outcome.answer, "detail": outcome.detail, "steps": outcome.steps,
-                                         "tokens": outcome.tokens, "seconds": round(outcome.seconds, 3)})
+                                         "tokens": outcome.tokens, "seconds": round(outcome.seconds, 3),
+                                         "note": note_id})
         return outcome
+
+    # --- memory: recall before the first step, a session note after the last ------------------------------
+    def _memory_failed(self, what: str, exc: BaseException) -> None:
+        message = exc.one_line() if hasattr(exc, "one_line") else f"{type(exc).__name__}: {exc}"
+        self.emit(events.ERROR, {"where": "memory", "what": what, "message": message})
+
+    def _recall(self, task: str) -> str:
+        """Notes relevant to the task, within the budget; "" when there are none or memory failed."""
+        if self.memory is None:
+            return ""
+        budget = self.memory_tokens if self.memory_tokens else memory_budget(self.llm.context_length)
+        try:
+            return self.memory.retrieve_for_task(task, budget, count_tokens=self._count_text) or ""
+        except Exception as exc:  # no embedding model, a locked index, ...: run without notes
+            self._memory_failed("retrieve notes for the task", exc)
+            return ""
+
+    def _count_text(self, text: str) -> int:
+        return max(1, self.llm.count_tokens([{"role": "user", "content": text}]) - 4)
+
+    def _remember_session(self, task: str, outcome: RunOutcome) -> str | None:
+        if self.memory is None:
+            return None
+        title, text, tags = compose_session_note(task, outcome)
+        try:
+            note = self.memory.add(text, title=title, tags=tags)
+        except Exception as exc:
+            self._memory_failed("write the session note", exc)
+            return None
+        return getattr(note, "id", None)
 
     def _end(self, reason: Reason, answer: str = "", success: bool = False, detail: str = "") -> RunOutcome:
         return RunOutcome(success=success, answer=answer, steps=len(self._history), reason=reason,
@@ -211,6 +277,7 @@ class AgentLoop:
             approved = bool(self.approve(action)) if self.approve is not None else False
             self.emit(AGENT_APPROVAL, {"step": step, "action": A.to_payload(action), "approved": approved})
             if not approved:
+                self._error = "not approved by the user"
                 return self._after(step, action, signature, "The user did not approve this action. Choose "
                                    "another way, or finish with success false and say what you needed.", False)
         if isinstance(action, A.Think):
@@ -222,13 +289,18 @@ class AgentLoop:
                 text, ok = self._install(action)
             elif isinstance(action, A.ReadFile):
                 text, ok = self._read_file(action.path)
+            elif isinstance(action, A.SaveNote):
+                text, ok = self._save_note(action)
+            elif isinstance(action, A.SearchMemory):
+                text, ok = self._search_memory(action.query)
             else:
                 text, ok = self._write_file(action.path, action.content)
         except Exception as exc:  # the sandbox failed, not the code: tell the model and the log
             message = exc.one_line() if hasattr(exc, "one_line") else f"{type(exc).__name__}: {exc}"
             self.emit(events.ERROR, {"step": step, "where": action.name, "message": message})
             text, ok = f"{action.name} could not be carried out: {message}", False
-        if action.name != "read_file":
+            self._error = message
+        if action.name not in ("read_file", "save_note", "search_memory"):
             self._last_effect_ok = ok
         return self._after(step, action, signature, text, ok)
 
@@ -248,7 +320,10 @@ class AgentLoop:
 
     def _observe(self, step: int, action: A.Action | A.Malformed, text: str, ok: bool | None,
                  extra: dict[str, Any] | None = None) -> None:
-        self._history.append(StepRecord(step, action, text, ok))
+        error, self._error = self._error, ""
+        if ok is False and not error:
+            error = text.strip().splitlines()[0] if text.strip() else "failed"
+        self._history.append(StepRecord(step, action, text, ok, error[:300]))
         self._messages.append({"role": "user", "content": prompts.observation_message(step, text)})
         name = action.name if not isinstance(action, A.Malformed) else "malformed"
         self.emit(AGENT_OBSERVATION, {"step": step, "action": name, "ok": ok, "text": text, **(extra or {})})
@@ -305,6 +380,8 @@ class AgentLoop:
         finally:
             done.set()
         self._executions.append(result)
+        if not result.ok:
+            self._error = _error_line(result)
         return prompts.execution_observation(result, hints_for(result, self._list_workspace)), result.ok
 
     def _cancel_on_stop(self, execution: Any, done: threading.Event) -> None:
@@ -315,7 +392,22 @@ class AgentLoop:
 
     def _install(self, action: A.Install) -> tuple[str, bool]:
         result = self.sandbox().install(action.manager, list(action.packages))  # type: ignore[arg-type]
+        if not result.ok:
+            tail = [line.strip() for line in result.output.splitlines() if line.strip()]
+            self._error = f"exit code {result.exit_code}" + (f": {tail[-1]}" if tail else "")
         return prompts.install_observation(result), result.ok
+
+    def _save_note(self, action: A.SaveNote) -> tuple[str, bool]:
+        if self.memory is None:
+            return "save_note: memory is not available in this session", False
+        note = self.memory.add(action.text, title=action.title.strip() or None, tags=("agent",))
+        return prompts.note_saved_observation(note.id, note.title), True
+
+    def _search_memory(self, query: str) -> tuple[str, bool]:
+        if self.memory is None:
+            return "search_memory: memory is not available in this session", False
+        hits = self.memory.search(query, k=5)
+        return prompts.memory_search_observation(query, [(n.id, n.title, n.body) for n, _ in hits]), True
 
     def _resolve(self, path: str) -> Path:
         """A workspace path from what the model wrote; never outside the workspace (symlinks included)."""
@@ -403,6 +495,21 @@ class AgentLoop:
 
 
 OMITTED = "(Earlier steps were omitted to fit the context window.)"
+
+
+def _error_line(result: ExecutionResult) -> str:
+    """A failed execution's error in one line: the last line of stderr (the exception), or what stopped it."""
+    if result.timed_out or result.killed_by == "timeout":
+        return f"timed out after {result.duration:.1f} s"
+    if result.killed_by == "oom":
+        return "killed: out of memory"
+    if result.killed_by == "user":
+        return "stopped by the user"
+    for stream in (result.stderr, result.stdout):
+        lines = [line.strip() for line in stream.text().splitlines() if line.strip()]
+        if lines:
+            return f"exit code {result.exit_code}: {lines[-1]}"
+    return f"exit code {result.exit_code}"
 
 
 class _ToolError(Exception):

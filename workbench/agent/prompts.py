@@ -26,6 +26,8 @@ Reply with exactly one JSON object per turn, one of:
 {{"thought": "what and why", "action": "install", "manager": "pip", "packages": ["tabulate"]}}
 {{"thought": "what and why", "action": "read_file", "path": "data.csv"}}
 {{"thought": "what and why", "action": "write_file", "path": "notes.txt", "content": "text"}}
+{{"thought": "what and why", "action": "save_note", "title": "short title", "text": "a fact worth keeping"}}
+{{"thought": "what and why", "action": "search_memory", "query": "what to look up"}}
 {{"thought": "what and why", "action": "think"}}
 {{"thought": "what and why", "action": "finish", "answer": "the result", "success": true}}
 
@@ -36,10 +38,15 @@ Rules:
 error and fix the code.
 - Finish only after an execution printed the result, and put that result in "answer".
 - If the task cannot be done, finish with "success": false and say why.
+- Notes from earlier sessions may come with the task; check them against the data before relying on \
+them. Save a note only for something a later session should know (a file's format, what failed and why).
 - Inside JSON strings write a newline as \\n and a quote as \\"."""
 
 
-def task_message(task: str) -> str:
+def task_message(task: str, notes: str = "") -> str:
+    """The task, after the notes memory retrieved for it (so the task is what the model reads last)."""
+    if notes.strip():
+        return f"{notes.strip()}\n\nTask: {task.strip()}"
     return f"Task: {task.strip()}"
 
 
@@ -110,6 +117,24 @@ def file_observation(path: str, content: str, size: int) -> str:
         return (f"read_file {path} ({size:,} bytes; first {FILE_CHARS:,} characters shown):\n"
                 f"{content[:FILE_CHARS]}\n[... rest omitted ...]")
     return f"read_file {path} ({size:,} bytes):\n{content}"
+
+
+def note_saved_observation(note_id: str, title: str) -> str:
+    return f"save_note: saved note {note_id} ({title}); later sessions will see it when it is relevant"
+
+
+def memory_search_observation(query: str, hits: Sequence[tuple[str, str, str]], limit: int = 1200) -> str:
+    """`hits`: (id, title, body) best first; bodies are cut so the whole answer stays under `limit` chars."""
+    if not hits:
+        return f"search_memory {query!r}: no notes match"
+    lines = [f"search_memory {query!r}: {_plural(len(hits), 'note')}, best first"]
+    share = max(120, limit // len(hits))
+    for note_id, title, body in hits:
+        text = " ".join(body.split())
+        if len(text) > share:
+            text = text[:share].rsplit(" ", 1)[0] + " …"
+        lines.append(f"- {title} ({note_id}): {text}")
+    return "\n".join(lines)
 
 
 def listing(paths: Sequence[str], limit: int = 40) -> str:

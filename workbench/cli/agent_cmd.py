@@ -146,8 +146,9 @@ def prompt_approval(action) -> bool:
 def run(project_dir: Path, task: str, model_spec: str | None, max_steps: int | None, approve: str | None) -> None:
     """Run the agent on TASK, headless: print each step as it happens."""
     from workbench.agent.llm import open_model
-    from workbench.agent.loop import AgentLoop, Budgets, Policy, summarize
+    from workbench.agent.loop import summarize
     from workbench.agent.models import resolve
+    from workbench.agent.runner import policy_from, run_task
     from workbench.session import WorkSession
 
     if not task.strip():
@@ -162,30 +163,25 @@ def run(project_dir: Path, task: str, model_spec: str | None, max_steps: int | N
         model = open_model(settings.model, path, on_status=say)
     except WorkbenchError as exc:
         raise _setup(exc) from exc
-    agent = settings.agent
-    policy = Policy(executions=approve or agent.approval,
-                    installs="auto" if approve == "auto" else ("ask" if approve == "ask" else agent.approve_installs))
-    budgets = Budgets(max_steps=max_steps or agent.max_steps, max_tokens=agent.max_tokens,
-                      wall_clock=agent.wall_clock, exec_timeout=settings.sandbox.timeout)
     printer = StepPrinter()
     session = None
+    finished = False
     try:
         try:
             session = WorkSession.open(project, settings=settings, trigger="cli:run")
             session.bus.subscribe(printer.on_event, kinds=["llm.*", "agent.*"])
-            sandbox = session.sandbox
+            session.sandbox  # noqa: B018 - start it now: a missing engine or image is a setup error (exit 2)
         except WorkbenchError as exc:
             raise _setup(exc) from exc
-        actor = f"agent:workbench/{model.name}"
         stop = threading.Event()
-        loop = AgentLoop(model, sandbox, emit=lambda kind, payload: session.emit(kind, payload, actor=actor),
-                         workspace=project.workspace, budgets=budgets, policy=policy, approve=prompt_approval,
-                         stop=stop, on_chunk=printer.on_chunk)
-        outcome = _run_interruptibly(loop, task, stop)
+        outcome, finished = _run_interruptibly(
+            lambda: run_task(session, task, model, approve=prompt_approval, stop=stop, on_chunk=printer.on_chunk,
+                             max_steps=max_steps, policy=policy_from(settings, approve)), stop)
     finally:
         if session is not None:
             session.close()
-        model.close()
+        if finished or session is None:
+            model.close()  # never while the agent's thread may still be inside it (llama.cpp would crash)
     colour = "green" if outcome.success else "yellow"
     click.echo(click.style(f"\n{summarize(outcome)}", fg=colour, bold=True))
     if outcome.answer:
@@ -193,17 +189,21 @@ def run(project_dir: Path, task: str, model_spec: str | None, max_steps: int | N
     sys.exit(0 if outcome.success else 1)
 
 
-def _run_interruptibly(loop, task: str, stop: threading.Event):
-    """Run the loop in a worker thread so Ctrl-C becomes a clean stop (outcome 'stopped') not a traceback."""
+def _run_interruptibly(work, stop: threading.Event):
+    """Run `work()` in a worker thread so Ctrl-C becomes a clean stop (outcome 'stopped') not a traceback.
+
+    Returns (outcome, True once the worker has ended). A second Ctrl-C while the agent stops leaves the
+    worker behind (daemon): the caller must then not free the model it may still be using.
+    """
     result: dict[str, Any] = {}
 
-    def work() -> None:
+    def run() -> None:
         try:
-            result["outcome"] = loop.run(task)
+            result["outcome"] = work()
         except BaseException as exc:  # re-raised in the main thread
             result["error"] = exc
 
-    worker = threading.Thread(target=work, name="workbench-agent", daemon=True)
+    worker = threading.Thread(target=run, name="workbench-agent", daemon=True)
     worker.start()
     try:
         while worker.is_alive():
@@ -214,7 +214,7 @@ def _run_interruptibly(loop, task: str, stop: threading.Event):
         worker.join()
     if "error" in result:
         raise result["error"]
-    return result["outcome"]
+    return result["outcome"], not worker.is_alive()
 
 
 # --- model list / use ------------------------------------------------------------------------------------

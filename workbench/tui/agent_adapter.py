@@ -1,8 +1,11 @@
-"""Run the agent's ReAct loop for the TUI: a thin adapter over `workbench.agent.loop.AgentLoop`.
+"""Run the agent for the TUI: a thin adapter over `workbench.agent.runner.run_task`.
 
-It does what `workbench run` does (model from the settings, budgets and approval policy from
-`[agent]`, events on the session's bus under an `agent:` actor) but keeps the model loaded between tasks,
-because loading a GGUF takes seconds. Runs on a thread worker only.
+It does what `workbench run` does (the same `run_task`: budgets and approval policy from `[agent]`,
+events on the session's bus under an `agent:` actor, memory in and out) but keeps the model loaded
+between tasks, because loading a GGUF takes seconds. Runs on a thread worker only.
+
+The model is never freed while a task is inside it (llama.cpp would crash): `close()` during a run is
+deferred until the run returns.
 """
 
 from __future__ import annotations
@@ -28,37 +31,44 @@ class AgentRunner:
         self._llm: Any = None
         self._key: tuple[Any, ...] | None = None
         self._lock = threading.Lock()
+        self._running = 0
+        self._close_pending = False
 
     def model(self, settings: Any, on_status: Callable[[str], None]) -> Any:
         key = (settings.model.provider, settings.model.path, settings.model.endpoint,
                settings.model.endpoint_model, settings.model.context)
         with self._lock:
             if self._llm is None or key != self._key:
-                self.close()
+                self._free()
                 self._llm = self._open_llm(settings, on_status)
                 self._key = key
             return self._llm
 
     def run(self, session: Any, task: str, approve: Callable[[Any], bool], stop: threading.Event,
             on_status: Callable[[str], None] = lambda _: None) -> Any:
-        from workbench.agent.loop import AgentLoop, Budgets, Policy
+        from workbench.agent.runner import run_task
 
-        settings = session.settings
-        llm = self.model(settings, on_status)
-        agent = settings.agent
-        policy = Policy(executions=agent.approval, installs=agent.approve_installs)
-        budgets = Budgets(max_steps=agent.max_steps, max_tokens=agent.max_tokens, wall_clock=agent.wall_clock,
-                          exec_timeout=settings.sandbox.timeout)
-        actor = f"agent:workbench/{getattr(llm, 'name', 'model')}"
-        loop = AgentLoop(llm, lambda: session.sandbox,
-                         emit=lambda kind, payload: session.emit(kind, payload, actor=actor),
-                         workspace=session.project.workspace, budgets=budgets, policy=policy, approve=approve,
-                         stop=stop)
-        return loop.run(task)
+        with self._lock:
+            self._running += 1
+        try:
+            llm = self.model(session.settings, on_status)
+            return run_task(session, task, llm, approve=approve, stop=stop)
+        finally:
+            with self._lock:
+                self._running -= 1
+                if not self._running and self._close_pending:
+                    self._free()
 
     def close(self) -> None:
-        if self._llm is not None:
-            try:
-                self._llm.close()
-            finally:
-                self._llm = None
+        """Free the model now, or, while a task is using it, as soon as that task returns."""
+        with self._lock:
+            if self._running:
+                self._close_pending = True
+                return
+            self._free()
+
+    def _free(self) -> None:  # with the lock held
+        self._close_pending = False
+        llm, self._llm, self._key = self._llm, None, None
+        if llm is not None:
+            llm.close()
