@@ -144,6 +144,39 @@ class Services:
     def install(self, session: Any, manager: str, packages: list[str]) -> Any:
         return session.sandbox.install(manager, packages)
 
+    # --- memory: the user's notes (the same MemoryStore the agent and `workbench memory` use) ---------
+    def memory(self, project: Project, session: Any = None) -> Any:
+        """The project's memory; with a session, its writes and searches go to the audit log. Close it."""
+        from workbench.memory import MemoryStore
+
+        if session is not None:
+            return MemoryStore.for_session(session)
+        return MemoryStore.for_project(project)
+
+    def _with_memory(self, project: Project, session: Any, use: Callable[[Any], Any]) -> Any:
+        store = self.memory(project, session)
+        try:
+            return use(store)
+        finally:
+            store.close()
+
+    def add_note(self, project: Project, session: Any, text: str, title: str | None = None,
+                 tags: tuple[str, ...] = ()) -> Any:
+        return self._with_memory(project, session, lambda store: store.add(text, title=title, tags=tags))
+
+    def search_notes(self, project: Project, session: Any, query: str, k: int = 10) -> list[tuple[Any, float]]:
+        return self._with_memory(project, session, lambda store: store.search(query, k=k))
+
+    def list_notes(self, project: Project, session: Any = None) -> list[Any]:
+        return self._with_memory(project, session, lambda store: store.list())
+
+    def remove_note(self, project: Project, session: Any, note_id: str) -> Any:
+        return self._with_memory(project, session, lambda store: store.remove(note_id))
+
+    def reindex_notes(self, project: Project, session: Any = None) -> None:
+        """Pick up hand edits: opening the store re-indexes what changed on disk (a `memory.reindexed` event)."""
+        self._with_memory(project, session, lambda store: None)
+
     def models(self, settings: Settings) -> list[Any]:
         from workbench.agent import models
 

@@ -36,6 +36,7 @@ from workbench.tui.messages import (
 )
 from workbench.tui.screens.approval import ApprovalScreen
 from workbench.tui.screens.error import ErrorScreen, Problem, problems_from_report
+from workbench.tui.screens.memory_actions import MemoryActions
 from workbench.tui.screens.tools import ToolActions
 from workbench.tui.widgets.audit_panel import AuditPanel
 from workbench.tui.widgets.files_panel import FilesPanel
@@ -47,7 +48,7 @@ from workbench.tui.widgets.task_input import TaskInput
 FRAME = 1 / 30  # at most this often the output panel takes a batch
 
 
-class MainScreen(ToolActions, Screen):
+class MainScreen(ToolActions, MemoryActions, Screen):
     BINDINGS = [
         Binding("f2", "focus_pane('steps')", "Steps"),
         Binding("f3", "focus_pane('output')", "Output"),
