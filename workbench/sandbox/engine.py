@@ -20,6 +20,7 @@ and silently ignores them; Podman's libpod info says so with an empty `host.cgro
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -204,11 +205,19 @@ class DockerEngine:
         except self._docker.errors.NotFound:
             return None
 
-    def remove(self, container: str, force: bool = True) -> None:
-        try:
-            self.api.remove_container(container, force=force, v=True)
-        except self._docker.errors.NotFound:
-            pass
+    def remove(self, container: str, force: bool = True, attempts: int = 3) -> None:
+        # Under load Podman sometimes answers 500 "could not be stopped: timed out waiting for file
+        # .../exits/ID" while conmon is still writing the exit file; a moment later removal works.
+        for attempt in range(attempts):
+            try:
+                self.api.remove_container(container, force=force, v=True)
+                return
+            except self._docker.errors.NotFound:
+                return
+            except self._docker.errors.APIError:
+                if attempt == attempts - 1:
+                    raise
+                time.sleep(0.5 * (attempt + 1))
 
     def stop(self, container: str, timeout: int = 2) -> None:
         try:

@@ -187,7 +187,11 @@ class Sandbox:
             if self._kernels is not None:
                 self._kernels.close()
             if self.container:
-                self.engine.remove(self.container, force=True)
+                try:
+                    self.engine.remove(self.container, force=True)
+                except Exception as exc:  # closing must not fail: the next start removes it by label
+                    log.warning("could not remove container %s (%s); it is cleaned up at the next start",
+                                self.container[:12], exc)
         finally:
             self.container = None
             self.engine.close()
