@@ -162,7 +162,9 @@ def session_restart(project_dir: Path, language: str | None, name: str) -> None:
 
     project = open_project(project_dir)
     count = restart_session(project, name, language)
-    click.echo(f"restarted {count} interpreter(s) of session {name!r}" if count else f"no session {name!r}")
+    if not count:
+        raise UsageError(f"no warm session named {name!r}", "see: workbench session list")
+    click.echo(f"restarted {count} interpreter(s) of session {name!r}")
 
 
 @session.command("stop")
