@@ -21,6 +21,7 @@ from workbench import events
 from workbench.config import Settings
 from workbench.doctor import DoctorReport, Finding
 from workbench.events import EventBus
+from workbench.heartbeat.scheduler import RunOutcome
 from workbench.sandbox.types import ExecutionResult, FileChange, SandboxInfo, StreamSummary
 from workbench.tui.services import AuditSummary, EntryRow, Services, SessionRow
 
@@ -132,14 +133,33 @@ class FakeSession:
         self.closed = True
 
 
+class FakeRunner:
+    """Stands in for `run_schedule`: records the runs and returns the outcome the test asked for."""
+
+    def __init__(self, outcome: str = "succeeded", detail: str = "", hold: threading.Event | None = None):
+        self.outcome, self.detail, self.hold = outcome, detail, hold
+        self.calls: list[tuple[str, datetime]] = []
+        self.started = threading.Event()
+
+    def __call__(self, project, schedule, due) -> RunOutcome:
+        self.calls.append((schedule.name, due))
+        self.started.set()
+        if self.hold is not None:
+            self.hold.wait(10)
+        return RunOutcome(self.outcome, 0 if self.outcome == "succeeded" else 1, None, self.detail)
+
+
 class FakeServices(Services):
-    """Everything fixed and offline; `replies` script the model when a test runs the agent."""
+    """Everything fixed and offline; `replies` script the model when a test runs the agent; scheduled
+    runs go to `runner` (a `FakeRunner` unless the test gives one)."""
 
     def __init__(self, report: DoctorReport = GOOD_REPORT, replies: list[str] | None = None,
-                 summary: AuditSummary | None = None):
+                 summary: AuditSummary | None = None, runner: Any = None, clock: Any = None):
         from tests.agent.fakes import ScriptedLLM
 
-        super().__init__(open_llm=lambda settings, on_status: ScriptedLLM(list(replies or [])))
+        self.runner = runner or FakeRunner()
+        super().__init__(open_llm=lambda settings, on_status: ScriptedLLM(list(replies or [])),
+                         heartbeat_runner=self.runner, heartbeat_clock=clock)
         self.report = report
         self.summary = summary or AuditSummary(
             ok=True, entries=3, fingerprint="SHA256:abcd1234ef567890",

@@ -58,6 +58,8 @@ Runner = Callable[[Project, Schedule, datetime], RunOutcome]
 class LockHeld(WorkbenchError):
     exit_code = 4
 
+    holder: str = ""  # the pid written in the lock file by the process that holds it, when known
+
 
 class SchedulerLock:
     """An exclusive, non-blocking lock on the project's `.workbench/heartbeat.lock` (released on exit,
@@ -74,8 +76,10 @@ class SchedulerLock:
         except BlockingIOError:
             holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "another process"
             os.close(fd)
-            raise LockHeld(f"another scheduler (pid {holder}) is running this project's heartbeat",
-                           "stop it first, or leave it running: it will do the work") from None
+            error = LockHeld(f"another scheduler (pid {holder}) is running this project's heartbeat",
+                             "stop it first, or leave it running: it will do the work")
+            error.holder = holder if holder.isdigit() else ""
+            raise error from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, str(os.getpid()).encode(), 0)
         self._fd = fd
@@ -152,20 +156,29 @@ class Scheduler:
                                           f"{item.missed} run(s) missed while no scheduler ran; policy: skip")
                 done.append((name, "skipped"))
                 continue
-            run_id = self.store.start_run(name, item.due, self.clock.now())
-            try:
-                outcome = self.runner(self.project, item.schedule, item.due)
-            except Exception as exc:  # a broken run is recorded, never kills the scheduler
-                outcome = RunOutcome("error", None, None, f"{type(exc).__name__}: {exc}")
-            detail = outcome.detail
-            if item.missed > 1:
-                detail = f"{detail} ({item.missed} missed fire times folded into this run)".strip()
-            self.store.finish_run(run_id, self.clock.now(), outcome.outcome, outcome.exit_code,
-                                  outcome.session_id, detail)
-            if self.on_run is not None:
-                self.on_run(item.schedule, outcome)
+            outcome = self._run(item.schedule, item.due, item.missed)
             done.append((name, outcome.outcome))
         return done
+
+    def run_now(self, name: str) -> RunOutcome:
+        """Run one schedule now, whether due or not (paused too), recorded like a scheduled run."""
+        schedule = self.store.get(name)
+        return self._run(schedule, self.clock.now(), 1)
+
+    def _run(self, schedule: Schedule, due: datetime, missed: int) -> RunOutcome:
+        run_id = self.store.start_run(schedule.name, due, self.clock.now())
+        try:
+            outcome = self.runner(self.project, schedule, due)
+        except Exception as exc:  # a broken run is recorded, never kills the scheduler
+            outcome = RunOutcome("error", None, None, f"{type(exc).__name__}: {exc}")
+        detail = outcome.detail
+        if missed > 1:
+            detail = f"{detail} ({missed} missed fire times folded into this run)".strip()
+        self.store.finish_run(run_id, self.clock.now(), outcome.outcome, outcome.exit_code,
+                              outcome.session_id, detail)
+        if self.on_run is not None:
+            self.on_run(schedule, outcome)
+        return outcome
 
     def seconds_until_next(self) -> float:
         now = self.clock.now()

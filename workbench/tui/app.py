@@ -43,6 +43,9 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("Search notes", "Search the project's memory and show the best notes", "search_notes"),
     ("Edit note in $EDITOR", "Pick a note and open its Markdown file in $EDITOR", "edit_note"),
     ("Delete note", "Pick a note and delete it (its file and its index entry)", "delete_note"),
+    ("Show schedules", "The heartbeat schedules: next run, last run and its outcome (F7)", "show_schedules"),
+    ("Pause or resume schedule", "Pick a schedule and pause it, or resume it", "pause_schedule"),
+    ("Run schedule now", "Pick a schedule and run it now, unattended, in its own session", "run_schedule"),
     ("Check environment", "Run doctor again: engine, image, model, keyring", "check_environment"),
     ("Zoom pane", "Maximize the focused pane (again to restore)", "zoom"),
     ("Focus Steps", "Move to the Steps pane (F2)", "focus_pane('steps')"),
@@ -147,7 +150,10 @@ class WorkbenchApp(App):
     async def action_quit(self) -> None:
         for screen in self.screen_stack:
             if isinstance(screen, MainScreen):
+                if screen.heartbeat is not None:
+                    screen.heartbeat.stop.set()  # a scheduled run waiting for the user's turn gives up
                 await screen.close_session()
+                await screen.stop_heartbeat()
         self.exit()
 
 

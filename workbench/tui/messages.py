@@ -69,3 +69,39 @@ class SessionReplay(Message):
 
     session_id: str
     events: list[Event]
+
+
+@dataclass
+class SchedulesLoaded(Message):
+    """The project's schedules with their next and last runs, read on a thread."""
+
+    rows: list[Any]
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, SchedulesLoaded)
+
+
+@dataclass
+class SchedulerState(Message):
+    """The in-process scheduler: "on" (this TUI holds the lock), "elsewhere" (`holder` has it), "off"."""
+
+    state: str
+    holder: str = ""
+    detail: str = ""
+
+
+@dataclass
+class ScheduleProgress(Message):
+    """A scheduled run started ("running") or waits for the user's work ("waiting", `holder` is it)."""
+
+    name: str
+    state: str
+    holder: str = ""
+
+
+@dataclass
+class ScheduleRan(Message):
+    """A scheduled run finished in this process."""
+
+    name: str
+    outcome: Any

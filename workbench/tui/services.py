@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -70,12 +70,15 @@ def summarize_payload(kind: str, payload: dict[str, Any]) -> str:
 
 
 class Services:
-    """The real core. Subclass and override for tests; `open_llm` swaps the model (a scripted one)."""
+    """The real core. Subclass and override for tests; `open_llm` swaps the model (a scripted one),
+    `heartbeat_runner` and `heartbeat_clock` what the in-process scheduler runs schedules with and when."""
 
-    def __init__(self, open_llm: Any = None):
+    def __init__(self, open_llm: Any = None, heartbeat_runner: Any = None, heartbeat_clock: Any = None):
         from workbench.tui.agent_adapter import AgentRunner
 
         self.agent = AgentRunner(open_llm)
+        self.heartbeat_runner = heartbeat_runner
+        self.heartbeat_clock = heartbeat_clock
 
     def open_session(self, project: Project, settings: Settings) -> Any:
         from workbench.session import WorkSession
@@ -186,3 +189,27 @@ class Services:
         from workbench.agent import models
 
         models.use(project.config_file, path)
+
+    # --- heartbeat: schedules and the in-process scheduler --------------------------------------------
+    def now(self) -> datetime:
+        clock = self.heartbeat_clock
+        return clock.now() if clock is not None else datetime.now(UTC)
+
+    def schedules(self, project: Project) -> list[Any]:
+        from workbench.tui.heartbeat_host import read_schedules
+
+        return read_schedules(project, self.now())
+
+    def set_schedule_paused(self, project: Project, name: str, paused: bool) -> None:
+        from workbench.tui.heartbeat_host import set_paused
+
+        set_paused(project, name, paused, self.now())
+
+    def heartbeat_host(self, project: Project, gate: Any, **callbacks: Any) -> Any:
+        """The scheduler the TUI runs while it is open (it still has to take the project's lock)."""
+        from workbench.tui.heartbeat_host import HeartbeatHost
+
+        runner = self.heartbeat_runner
+        if runner is None:
+            from workbench.heartbeat.runner import run_schedule as runner
+        return HeartbeatHost(project, runner, gate, self.heartbeat_clock, **callbacks)

@@ -36,6 +36,7 @@ from workbench.tui.messages import (
 )
 from workbench.tui.screens.approval import ApprovalScreen
 from workbench.tui.screens.error import ErrorScreen, Problem, problems_from_report
+from workbench.tui.screens.heartbeat_actions import HeartbeatActions
 from workbench.tui.screens.memory_actions import MemoryActions
 from workbench.tui.screens.tools import ToolActions
 from workbench.tui.widgets.audit_panel import AuditPanel
@@ -48,7 +49,7 @@ from workbench.tui.widgets.task_input import TaskInput
 FRAME = 1 / 30  # at most this often the output panel takes a batch
 
 
-class MainScreen(ToolActions, MemoryActions, Screen):
+class MainScreen(ToolActions, MemoryActions, HeartbeatActions, Screen):
     BINDINGS = [
         Binding("f2", "focus_pane('steps')", "Steps"),
         Binding("f3", "focus_pane('output')", "Output"),
@@ -59,6 +60,7 @@ class MainScreen(ToolActions, MemoryActions, Screen):
         Binding("ctrl+r", "run_code", "Run code"),
         Binding("ctrl+n", "new_session", "New session"),
         Binding("f6", "zoom", "Zoom pane"),
+        Binding("f7", "show_schedules", "Schedules"),
         Binding("ctrl+o", "open_in_editor", "Open file", show=False),
         Binding("ctrl+right", "resize(1)", "Widen left", show=False),
         Binding("ctrl+left", "resize(-1)", "Narrow left", show=False),
@@ -79,6 +81,7 @@ class MainScreen(ToolActions, MemoryActions, Screen):
         self._audit_timer: Any = None
         self._replayed_previous = False
         self._left_width = 3
+        self.init_heartbeat()
 
     @property
     def project(self):
@@ -109,6 +112,7 @@ class MainScreen(ToolActions, MemoryActions, Screen):
         self.query_one(TaskInput).focus()
         self.check_environment()
         self.open_session()
+        self.start_heartbeat()
 
     # --- workers -----------------------------------------------------------------------------------
     @work(thread=True, exclusive=True, exit_on_error=False, group="doctor")
@@ -140,19 +144,33 @@ class MainScreen(ToolActions, MemoryActions, Screen):
         def status(message: str) -> None:
             self.later(self.notify, message, title="Model", timeout=4)
 
+        def wait(holder: str) -> None:
+            self.later(self.query_one(OutputPanel).note,
+                       f"your task waits for the {holder} to finish (ctrl+s stops waiting)")
+
         try:
-            return self.services.run_agent(self.session, task, self.approve, self._stop, status)
+            with self.gate.hold("your task", self._stop, wait) as got:
+                if not got:
+                    return None
+                return self.services.run_agent(self.session, task, self.approve, self._stop, status)
         finally:
             self._agent_idle.set()
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="exec")
     def execute(self, language: str, code: str) -> Any:
-        execution = self.services.execute(self.session, language, code)
-        self._execution = execution
+        if not self.gate.try_acquire("your code"):
+            self.later(self.notify, f"The {self.gate.holder or 'scheduled run'} is running; run your code when "
+                       "it has finished.", severity="warning")
+            return None
         try:
-            return execution.result()
+            execution = self.services.execute(self.session, language, code)
+            self._execution = execution
+            try:
+                return execution.result()
+            finally:
+                self._execution = None
         finally:
-            self._execution = None
+            self.gate.release()
 
     # --- approval (called on the agent's thread) ---------------------------------------------------
     def approve(self, action: Any) -> bool:
@@ -176,6 +194,8 @@ class MainScreen(ToolActions, MemoryActions, Screen):
 
     def on_unmount(self) -> None:
         self._stop.set()  # an agent waiting for approval, or running, ends when the screen goes
+        if self.heartbeat is not None:
+            self.heartbeat.stop.set()  # the scheduler's loop ends and releases the lock
         self.bridge.detach()
 
     def _dismiss_approval(self) -> None:

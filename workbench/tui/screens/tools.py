@@ -57,7 +57,14 @@ class ToolActions:
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="install")
     def install_packages(self, manager: str, packages: list[str]) -> None:
-        result = self.services.install(self.session, manager, packages)
+        if not self.gate.try_acquire("package install"):
+            self.later(self.notify, f"The {self.gate.holder or 'scheduled run'} is running; install when it "
+                       "has finished.", severity="warning")
+            return
+        try:
+            result = self.services.install(self.session, manager, packages)
+        finally:
+            self.gate.release()
         ok = getattr(result, "ok", True)
         installed = ", ".join(f"{p.name} {p.version}" for p in getattr(result, "installed", ())) or "nothing new"
         message = f"Installed: {installed}" if ok else f"Install failed (exit {getattr(result, 'exit_code', '?')})"

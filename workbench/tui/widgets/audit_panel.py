@@ -48,6 +48,10 @@ class AuditPanel(Vertical):
         for row in reversed(summary.sessions):
             mark = "● " if row.id == current_session else "  "
             label = f"{mark}{row.id}  {row.first_time:%Y-%m-%d %H:%M}  {row.entries:>5} entries"
+            scheduled = [a for a in row.actors if a.startswith("heartbeat:")]
+            if scheduled:  # a scheduled run's own session (picking it replays its steps), on one line
+                actor = scheduled[0] if len(scheduled[0]) <= 22 else scheduled[0][:21] + "…"
+                label = f"{mark}{row.id}  {row.first_time:%Y-%m-%d %H:%M}  {row.entries:>5} · {actor}"
             sessions.add_option(Option(label, id=row.id))
         if highlighted is not None and highlighted < sessions.option_count:
             sessions.highlighted = highlighted

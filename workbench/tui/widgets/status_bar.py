@@ -1,4 +1,8 @@
-"""One line at the bottom: model, engine (rootless/rootful), limits, sandbox state, session."""
+"""One line at the bottom: model, engine (rootless/rootful), limits, sandbox state, session, scheduler.
+
+A failed unattended run puts a warning first ("⚠ 1 schedule failed: nightly") until the analyst has
+looked at the Schedules view; the scheduler's state comes last and only when there is something to say.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +22,8 @@ class StatusBar(Static):
     limits: reactive[str] = reactive("")
     sandbox: reactive[str] = reactive("not started")
     session: reactive[str] = reactive("opening…")
+    heartbeat: reactive[str] = reactive("")  # e.g. "scheduler: running elsewhere (pid 42)"
+    alert: reactive[str] = reactive("")  # e.g. "⚠ 1 schedule failed: nightly"
 
     def apply_report(self, report: DoctorReport) -> None:
         """Take model, engine, isolation and limits from doctor's findings."""
@@ -41,13 +47,29 @@ class StatusBar(Static):
     def render(self) -> Text:
         sep = ("  │  ", "dim")
         text = Text(no_wrap=True, overflow="ellipsis")
-        parts = [("model", self.model, ""), ("engine", " ".join(p for p in (self.engine, self.isolation) if p), ""),
+        model = self.model
+        parts = [("model", model, ""), ("engine", " ".join(p for p in (self.engine, self.isolation) if p), ""),
                  ("limits", self.limits or "?", "bold red" if self.limits.startswith("NOT") else ""),
                  ("sandbox", self.sandbox, "bold" if self.sandbox == "running" else ""),
                  ("session", self.session, "")]
+        if self.alert:
+            parts.insert(0, ("", self.alert, "bold yellow"))
+        if self.heartbeat:
+            parts.append(("", self.heartbeat, ""))
+            # the scheduler's state must fit: the model's name gives way first
+            width = self.content_size.width or 160
+            used = sum(len(label) + 1 + len(value) for label, value, _ in parts) + len(sep[0]) * (len(parts) - 1)
+            index = parts.index(("model", model, ""))
+            keep = len(model) - (used - width)
+            if keep < 8:
+                del parts[index]  # even a short model name would push the scheduler's state off
+            elif used > width:
+                short = model.split(" (")[0]
+                parts[index] = ("model", short if len(short) <= keep else short[: keep - 1] + "…", "")
         for index, (label, value, style) in enumerate(parts):
             if index:
                 text.append(*sep)
-            text.append(f"{label} ", "dim")
+            if label:
+                text.append(f"{label} ", "dim")
             text.append(value, style)
         return text
