@@ -237,3 +237,25 @@ async def test_users_code_is_refused_while_a_scheduled_run_is_in_progress(make, 
         await settle(pilot, lambda: any("schedule nightly is running" in n.message for n in app._notifications))
         hold.set()
         await settle(pilot, lambda: not app.screen.gate.busy)
+
+
+@aio
+async def test_the_users_task_waits_for_a_scheduled_run_in_progress(make, demo, hold):
+    add(demo, cron="* * * * *", anchored=datetime.now(UTC) - timedelta(minutes=3))
+    runner = FakeRunner(hold=hold)
+    finish = '{"thought": "nothing to do", "action": "finish", "answer": "done", "success": true}'
+    services = FakeServices(runner=runner, replies=[finish])
+    app = make(services=services)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, lambda: runner.started.is_set() and app.screen.session is not None)
+        seen = []
+        services.sessions[0].bus.subscribe(seen.append)
+        await pilot.press(*"say hello")
+        await pilot.press("enter")
+        await settle(pilot, lambda: any("waits for the schedule nightly" in line
+                                        for line in app.screen.query_one("OutputPanel").lines))
+        await pilot.pause(0.3)
+        assert not any(e.kind == "task.started" for e in seen)
+        hold.set()
+        await settle(pilot, lambda: any(e.kind == "task.finished" for e in seen))
+        await settle(pilot, lambda: not app.screen.agent_running)
