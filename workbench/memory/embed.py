@@ -8,6 +8,7 @@ index can rank by plain L2 distance.
 
 from __future__ import annotations
 
+import atexit
 import os
 import threading
 from collections.abc import Sequence
@@ -69,6 +70,12 @@ class LlamaEmbedder:
                                      "rebuild it: FORCE=1 bash packaging/embedding-model.sh") from exc
         return self._llama
 
+    def close(self) -> None:
+        with self._lock:
+            if self._llama is not None:
+                self._llama.close()
+                self._llama = None
+
     @property
     def dimensions(self) -> int:
         with self._lock:
@@ -90,6 +97,19 @@ class LlamaEmbedder:
 
 _cache: dict[str, LlamaEmbedder] = {}
 _cache_lock = threading.Lock()
+
+
+@atexit.register
+def _close_all() -> None:
+    """Free the models while the interpreter is still whole: llama.cpp's own finaliser, run during
+    shutdown, finds its bindings already gone and prints a traceback."""
+    with _cache_lock:
+        for embedder in _cache.values():
+            try:
+                embedder.close()
+            except Exception:
+                pass
+        _cache.clear()
 
 
 def embedder_for(model: EmbeddingModel) -> LlamaEmbedder:
