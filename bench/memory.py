@@ -31,7 +31,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from workbench.memory.fusion import fts_query, reciprocal_rank_fusion  # noqa: E402
+from workbench.memory.fusion import content_words, fts_query, reciprocal_rank_fusion  # noqa: E402
 from workbench.memory.index import EXACT_LIMIT, MemoryIndex  # noqa: E402
 
 DIMS = 384
@@ -115,7 +115,7 @@ def bench_size(n: int, distribution: str, count: int, workdir: Path) -> None:
     def hybrid(q):
         vec = index.vector_search(q, 30)
         lists = [(1.0, [r for r, _ in vec])]
-        match = fts_query(words[next(turn) % count])
+        match = fts_query(index.informative_words(content_words(words[next(turn) % count])))
         if match:
             lists.append((0.25, index.text_search(match, 30)))
         fused = sorted(reciprocal_rank_fusion(lists).items(), key=lambda x: -x[1])[:K]

@@ -32,16 +32,22 @@ with would you your yours use used using get got make made find way thing things
 """.split())
 
 
-def fts_query(text: str) -> str | None:
-    """An FTS5 MATCH expression: the query's content words, each quoted, OR-ed (None when none is left).
+def content_words(text: str) -> list[str]:
+    """The query's content words: lower-case, no stop words, no repeats, at most 32."""
+    words = [w for w in re.findall(r"\w+", text.lower()) if len(w) > 1 and w not in STOPWORDS]
+    return list(dict.fromkeys(words))[:32]
+
+
+def fts_query(text: str | list[str]) -> str | None:
+    """An FTS5 MATCH expression: the content words (of a text, or given), each quoted, OR-ed (None when
+    none is left).
 
     Quoting every term means user text can never be parsed as FTS5 syntax (AND, NEAR, column filters).
     """
-    words = [w for w in re.findall(r"\w+", text.lower()) if len(w) > 1 and w not in STOPWORDS]
-    unique = list(dict.fromkeys(words))[:32]
-    if not unique:
+    words = content_words(text) if isinstance(text, str) else text
+    if not words:
         return None
-    return " OR ".join(f'"{w}"' for w in unique)
+    return " OR ".join(f'"{w}"' for w in words)
 
 
 def reciprocal_rank_fusion(lists: Sequence[tuple[float, Iterable[int]]], k: int = RRF_K) -> dict[int, float]:

@@ -41,6 +41,13 @@ SCHEMA_VERSION = 2
 EXACT_LIMIT = 20_000
 COARSE_CANDIDATES = 100  # bit-scan candidates re-scored exactly; at least 2 * k
 INDEX_FILE = "memory-index.db"
+TOKENIZER = ("porter", ["unicode61", "remove_diacritics", "2"])  # as notes_fts is created with
+# A word found in more than COMMON_SHARE of the notes says almost nothing about which note is meant (its
+# BM25 weight is near zero), yet FTS5 must score every note holding it: at 100k notes such a word cost
+# 30-45 ms per search, the whole search budget. Above PRUNE_FROM notes, those words are left out of the
+# full-text query (the rarest word is always kept).
+COMMON_SHARE = 0.05
+PRUNE_FROM = 5_000
 # Errors that mean "this file is not a healthy index"; busy/locked are someone else's transaction.
 DAMAGE = (apsw.CorruptError, apsw.NotADBError, apsw.SQLError, apsw.SchemaChangeError, apsw.FormatError,
           apsw.MismatchError, apsw.IOError)
@@ -79,6 +86,7 @@ class MemoryIndex:
         self.path = path
         self.conn = connect(path)
         self.rebuilt_because: str | None = None
+        self._tokenize = None  # FTS5's own tokenizer, set up on first use by document_frequencies
 
     # --- opening, checking, rebuilding ------------------------------------------------------------
     @classmethod
@@ -264,6 +272,33 @@ class MemoryIndex:
         scores = matrix @ np.asarray(query, dtype=np.float32)
         order = np.argsort(-scores)[:k]
         return [(found[i][0], float(scores[i])) for i in order]
+
+    def informative_words(self, words: list[str]) -> list[str]:
+        """`words` without those in more than COMMON_SHARE of the notes (only in a large index)."""
+        if len(words) < 2:
+            return words
+        total = self.count()
+        if total < PRUNE_FROM:
+            return words
+        frequency = self.document_frequencies(words)
+        kept = [w for w in words if frequency[w] <= COMMON_SHARE * total]
+        return kept or [min(words, key=lambda w: frequency[w])]
+
+    def document_frequencies(self, words: list[str]) -> dict[str, int]:
+        """How many notes hold each word, as FTS5 sees it (stemmed by the index's own tokenizer)."""
+        if self._tokenize is None:
+            # A temp table: a view of notes_fts's own statistics, nothing stored in the file.
+            self.conn.execute("CREATE VIRTUAL TABLE IF NOT EXISTS temp.notes_vocab "
+                              "USING fts5vocab(main, notes_fts, 'row')")
+            self._tokenize = self.conn.fts5_tokenizer(*TOKENIZER)
+        found = {}
+        for word in words:
+            tokens = [t[2] for t in self._tokenize(word.encode("utf-8"), apsw.FTS5_TOKENIZE_QUERY, None)
+                      if len(t) > 2]
+            counts = [self.conn.execute("SELECT doc FROM temp.notes_vocab WHERE term = ?", (token,)).fetchone()
+                      for token in tokens]
+            found[word] = min((c[0] if c else 0) for c in counts) if counts else 0
+        return found
 
     def text_search(self, match: str, k: int) -> list[int]:
         """Rowids by BM25 (title counts double, tags one and a half), best first."""

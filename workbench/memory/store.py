@@ -28,7 +28,13 @@ from workbench.events import MEMORY_SAVED, EventBus
 from workbench.memory import notes as notes_mod
 from workbench.memory.context import render_context
 from workbench.memory.embed import Embedder, default_embedder
-from workbench.memory.fusion import TEXT_WEIGHT, VECTOR_WEIGHT, fts_query, reciprocal_rank_fusion
+from workbench.memory.fusion import (
+    TEXT_WEIGHT,
+    VECTOR_WEIGHT,
+    content_words,
+    fts_query,
+    reciprocal_rank_fusion,
+)
 from workbench.memory.index import DAMAGE, INDEX_FILE, MemoryIndex, discard
 from workbench.memory.notes import Note, NoteFile, NoteFolder
 
@@ -232,7 +238,7 @@ class MemoryStore:
             vec_hits = self.index.vector_search(self.embedder.embed([query])[0], pool)
             cosine = dict(vec_hits)
             lists.append((VECTOR_WEIGHT, [r for r, _ in vec_hits]))
-        match = fts_query(query)
+        match = fts_query(self.index.informative_words(content_words(query)))
         if match:
             weight = getattr(self.embedder, "text_weight", TEXT_WEIGHT) if lists else TEXT_WEIGHT
             lists.append((weight, self.index.text_search(match, pool)))
