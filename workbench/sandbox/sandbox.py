@@ -49,8 +49,13 @@ ROLE_EXEC = "exec"
 # Runs each one-off execution: `timeout` leads a new process group holding everything the code forks;
 # its pid goes to a file so cancel() can signal the group; when the code ends, whatever it left running
 # in that group (background jobs, a fork bomb) is killed, so nothing outlives its execution.
+# One kill is not always enough: a fork bomb's processes that are mid-fork when the group is signalled
+# can leave children behind. So the group is killed again until none of it is left, killed processes
+# included, which hold their PID slots until reaped: the next execution must find the PID limit free.
+# (At most about 3 s; `sleep` may fail to start while the slots are taken, which only shortens a round.)
 WRAPPER = ('id=$0; grace=$1; shift; timeout -k "$grace" "$@" & p=$!; echo $p > /tmp/.wb-$id.pid; '
-           'wait $p; rc=$?; kill -KILL -$p 2>/dev/null; rm -f /tmp/.wb-$id.pid; exit $rc')
+           'wait $p; rc=$?; i=0; while kill -KILL -$p 2>/dev/null && [ $i -lt 60 ]; do i=$((i+1)); '
+           'sleep 0.05 2>/dev/null; done; rm -f /tmp/.wb-$id.pid; exit $rc')
 SANDBOX_STARTED = "sandbox.started"
 KILL_GRACE = 2  # seconds between SIGTERM and SIGKILL for a timed-out or cancelled execution
 NOT_ENFORCED = ("memory, CPU and PID limits are not enforced by this engine (rootless Podman on cgroup v1); "
