@@ -40,7 +40,8 @@ class SandboxSettings(BaseModel):
     pids: int = Field(default=256, ge=16)
     timeout: float = Field(default=120.0, gt=0, description="wall-clock seconds per execution")
     output_cap: int = Field(default=10 * 1024 * 1024, ge=1024, description="bytes kept per stream")
-    workspace_quota: str = "10g"
+    workspace_quota: str = "10g"  # the largest single file code may write (RLIMIT_FSIZE)
+    disk_floor: str = "1g"  # an execution is stopped when the workspace's disk has less free than this
     network: Literal["none"] = "none"  # user code never has a network; installs have their own policy
     sql_database: str = "data.db"  # relative to the workspace
     session_idle: float = Field(default=1800.0, gt=0, description="seconds a warm session container idles "

@@ -72,6 +72,32 @@ def test_disk_fill_is_stopped(tight, module_project):
     still_works(tight)
 
 
+@pytest.mark.parametrize("session", [None, "fill"])
+def test_many_files_cannot_fill_the_host_disk(engine_ready, module_project, recorder, session):
+    """Each file stays under the per-file cap, but together they would fill the disk: the fill guard stops
+    the execution while the host keeps at least (about) the floor free."""
+    from workbench.sandbox import Sandbox
+    from workbench.sandbox.diskguard import free_bytes
+
+    free = free_bytes(module_project.workspace)
+    floor = free - 200 * 1024 * 1024  # leave the test 200 MB to write before the guard must act
+    box = Sandbox.open(module_project, bus=recorder.bus,
+                       settings=make_settings(disk_floor=str(floor), workspace_quota="20m", timeout=60))
+    try:
+        fill = "mkdir -p /workspace/fill; for i in $(seq 1 1500); do head -c 1048576 /dev/zero > /workspace/fill/$i || exit 9; done"
+        result, _ = run(box, "shell", fill, session=session) if session else run(box, "shell", fill)
+        assert result.killed_by == "disk", result
+        assert any("disk_floor" in note for note in result.notes)
+        written = sum(f.stat().st_size for f in (module_project.workspace / "fill").iterdir())
+        # stopped soon after the 200 MB of room was used (other writers on the machine only make it sooner)
+        assert written < (200 + 400) * 1024 * 1024, written
+    finally:
+        for f in (module_project.workspace / "fill").glob("*"):
+            f.unlink()
+    still_works(box)
+    box.close()
+
+
 # --- layer 3: user and hardening ---------------------------------------------------------------------
 def test_code_never_runs_as_root(sandbox):
     result, _ = run(sandbox, "shell", "id -u; id -g")

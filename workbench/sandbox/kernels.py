@@ -32,6 +32,7 @@ from workbench import events, runtimes
 from workbench.errors import EngineUnavailable, UsageError
 from workbench.project import Project
 from workbench.sandbox import policy, runner, workspace
+from workbench.sandbox.diskguard import DiskGuard
 from workbench.sandbox.execution import EventSink, LiveExecution
 from workbench.sandbox.types import ExecutionResult
 
@@ -171,6 +172,7 @@ class WarmRun:
                                   self._cancel)
         self.sock: socket.socket | None = None
         self.before: workspace.Snapshot = {}
+        self.guard: DiskGuard | None = None
 
     def start(self) -> LiveExecution:
         sandbox = self.kernels.sandbox
@@ -189,6 +191,8 @@ class WarmRun:
             self.live.finish(None, error=f"the warm-session runner is unreachable: {exc}")
             return self.live
         threading.Thread(target=self._pump, name=f"warm-{self.execution_id}", daemon=True).start()
+        self.guard = DiskGuard(sandbox.project.workspace, policy.parse_size(sandbox.settings.sandbox.disk_floor),
+                               self._disk_low).start()
         return self.live
 
     def _pump(self) -> None:
@@ -214,6 +218,17 @@ class WarmRun:
                 pass
         self.live.finish(outcome.get("exit_code"), **{k: v for k, v in outcome.items() if k != "exit_code"})
 
+    def _disk_low(self, _free: int) -> None:
+        # The fill guard, as for one-off runs. An interrupt first; a cell still writing a moment later is
+        # not given the usual grace (the disk is filling): its interpreter restarts at once.
+        self._cancel()
+        if not self.live.wait(0.3):
+            try:
+                request(self.kernels.sandbox.project, {"op": "restart", "session": self.session,
+                                                       "language": self.runtime.name}, timeout=5)
+            except (OSError, ValueError):
+                pass
+
     def _cancel(self) -> None:
         if self.sock is not None:
             try:
@@ -228,6 +243,13 @@ class WarmRun:
         if extra.get("error"):
             notes.append(extra["error"])
         killed_by = extra.get("killed_by")
+        if self.guard is not None:
+            self.guard.stop()
+            if self.guard.tripped:
+                killed_by = "disk"
+                notes.append(f"stopped: the disk holding the workspace fell under "
+                             f"{sandbox.settings.sandbox.disk_floor} free ([sandbox] disk_floor); "
+                             f"free up space, then run again")
         if killed_by == "oom":
             notes.append(f"killed: out of memory (limit {sandbox.settings.sandbox.memory})")
         if extra.get("timed_out"):

@@ -38,6 +38,7 @@ from workbench.events import EventBus
 from workbench.project import Project
 from workbench.sandbox import image as images
 from workbench.sandbox import policy, workspace
+from workbench.sandbox.diskguard import DiskGuard
 from workbench.sandbox.engine import Engine, ExecHandle, connect
 from workbench.sandbox.errors import ImageMissing
 from workbench.sandbox.execution import EventSink, LiveExecution
@@ -305,6 +306,7 @@ class OneOffRun:
         self.handle: ExecHandle | None = None
         self.container = ""
         self.killed_by: str | None = None
+        self.guard: DiskGuard | None = None
 
     def start(self) -> LiveExecution:
         sandbox = self.sandbox
@@ -329,7 +331,13 @@ class OneOffRun:
         threading.Thread(target=self._pump, args=(stream,), name=f"exec-{self.execution_id}",
                          daemon=True).start()
         threading.Thread(target=self._watchdog, name=f"exec-watchdog-{self.execution_id}", daemon=True).start()
+        self.guard = DiskGuard(sandbox.project.workspace, policy.parse_size(sandbox.settings.sandbox.disk_floor),
+                               self._disk_low).start()
         return self.live
+
+    def _disk_low(self, free: int) -> None:
+        self.killed_by = "disk"
+        self._signal("KILL")
 
     def _pump(self, stream) -> None:
         exit_code: int | None = None
@@ -379,6 +387,12 @@ class OneOffRun:
         sandbox = self.sandbox
         exit_code = live.exit_code
         notes = list(sandbox.notes())
+        if self.guard is not None:
+            self.guard.stop()
+            if self.guard.tripped:
+                notes.append(f"stopped: the disk holding the workspace fell under "
+                             f"{sandbox.settings.sandbox.disk_floor} free ([sandbox] disk_floor); "
+                             f"free up space, then run again")
         if live.extra.get("error"):
             notes.append(live.extra["error"])
         duration = live.duration

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
 StreamName = Literal["stdout", "stderr"]
-KilledBy = Literal["oom", "timeout", "user"]
+KilledBy = Literal["oom", "timeout", "user", "disk"]
 ChangeKind = Literal["created", "modified", "deleted"]
 PackageManager = Literal["pip", "r", "apt"]
 
