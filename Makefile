@@ -16,6 +16,7 @@ help:
 	@echo "make bundle  build the offline bundle for an air-gapped laptop"
 
 run: setup
+	@[ -d $(DEMO)/workspace ] || { $(VENV)/bin/workbench init $(DEMO) >/dev/null && cp packaging/demo/* $(DEMO)/workspace/; }
 	$(VENV)/bin/workbench $(DEMO)
 
 test: setup test-tools
