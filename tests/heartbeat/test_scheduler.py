@@ -12,8 +12,14 @@ import pytest
 
 from workbench.errors import UsageError
 from workbench.heartbeat.schedule import Schedule
-from workbench.heartbeat.scheduler import (LockHeld, RunOutcome, Scheduler, SchedulerLock, due_runs,
-                                           run_forever)
+from workbench.heartbeat.scheduler import (
+    LockHeld,
+    RunOutcome,
+    Scheduler,
+    SchedulerLock,
+    due_runs,
+    run_forever,
+)
 from workbench.heartbeat.store import ScheduleStore
 
 
