@@ -27,7 +27,8 @@ def run_schedule(project: Project, schedule: Schedule, due: datetime) -> RunOutc
         if outcome.outcome != "succeeded":
             session.emit(events.ERROR, {"source": "heartbeat", "schedule": schedule.name,
                                         "outcome": outcome.outcome, "detail": outcome.detail})
-            _remember_failure(session, schedule, outcome)
+            if schedule.kind == "script":  # an agent run already ends with its own session note
+                _remember_failure(session, schedule, outcome)
         return outcome
 
 
