@@ -181,8 +181,12 @@ start_service() {
   rm -f "$sock"
   log="$(dirname "$sock")/podman-service.log"
   step "service: starting podman system service on $sock (log: $log)"
+  # From the socket's folder, not the caller's: conmon writes stray files (an empty `oom` marker when a
+  # container is OOM-killed) into the working directory it inherits, which was the user's checkout.
+  pushd "$(dirname "$sock")" >/dev/null
   nohup setsid podman system service --time=0 "unix://$sock" >"$log" 2>&1 </dev/null &
   echo $! >"$pidfile"
+  popd >/dev/null
   local i
   for i in $(seq 1 100); do
     if pings "$sock"; then
