@@ -21,12 +21,13 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from tests.tui.fakes import flood, key_latencies  # noqa: E402  (the test's own load, measured here)
 
 CHILD = """
 import asyncio, sys, time, json
@@ -64,48 +65,6 @@ def launch_times(runs: int) -> list[float]:
         ready = json.loads(done.stdout.strip().splitlines()[-1])["ready"]
         times.append(ready - start)
     return times
-
-
-def flood(session, total: int, chunk: int = 64 * 1024, pause: float = 0.002) -> threading.Thread:
-    line = "x" * 99 + "\n"
-    text = line * (chunk // len(line))
-
-    def run() -> None:
-        session.emit("exec.started", {"execution_id": "flood", "language": "python", "code": "flood"})
-        sent = 0
-        while sent < total:
-            session.emit("exec.output", {"execution_id": "flood", "stream": "stdout", "text": text})
-            sent += len(text)
-            time.sleep(pause)
-        session.emit("exec.finished", {"execution_id": "flood", "exit_code": 0, "duration": 1.0})
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    return thread
-
-
-async def key_latencies(app, count: int, gap: float = 0.01) -> list[float]:
-    from textual.events import Key
-
-    from workbench.tui.widgets.task_input import TaskInput
-
-    box = app.screen.query_one(TaskInput)
-    box.focus()
-    out = []
-    for _ in range(count):
-        before = len(box.value)
-        refreshed = asyncio.Event()
-        start = time.perf_counter()
-        app._driver.send_message(Key("x", "x"))
-        while len(box.value) == before:
-            await asyncio.sleep(0.0005)
-        app.call_after_refresh(refreshed.set)
-        await refreshed.wait()
-        out.append(time.perf_counter() - start)
-        if len(box.value) > 200:
-            box.value = ""
-        await asyncio.sleep(gap)
-    return out
 
 
 async def latencies(mb: int, keys: int) -> tuple[list[float], list[float], float]:

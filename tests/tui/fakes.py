@@ -7,6 +7,7 @@ wrote). Snapshot tests need every value fixed: session id, times, fingerprint, m
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import subprocess
 import sys
@@ -183,3 +184,52 @@ class FakeServices(Services):
 
     def session_events(self, project, session_id, session=None):
         return []
+
+
+# --- load for the responsiveness test and bench/tui.py ---------------------------------------------------
+
+def flood(session, total: int = 100 * 1024 * 1024, chunk: int = 64 * 1024, pause: float = 0.002
+          ) -> threading.Thread:
+    """Publish `total` bytes of exec.output on the session's bus from a thread, as the sandbox does
+    (64 KB events; with `pause` between them 100 MB takes a few seconds, about a fast real stream)."""
+    line = "x" * 99 + "\n"
+    text = line * (chunk // len(line))
+
+    def run() -> None:
+        session.emit(events.EXEC_STARTED, {"execution_id": "flood", "language": "python", "code": "flood"})
+        sent = 0
+        while sent < total:
+            session.emit(events.EXEC_OUTPUT, {"execution_id": "flood", "stream": "stdout", "text": text})
+            sent += len(text)
+            time.sleep(pause)
+        session.emit(events.EXEC_FINISHED, {"execution_id": "flood", "exit_code": 0, "duration": 1.0})
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+async def key_latencies(app, count: int, gap: float = 0.01) -> list[float]:
+    """Key-to-screen latency: from the key entering the app (as the terminal driver sends it) until the
+    input shows the character and the screen has been refreshed after it."""
+    from textual.events import Key
+
+    from workbench.tui.widgets.task_input import TaskInput
+
+    box = app.screen.query_one(TaskInput)
+    box.focus()
+    latencies = []
+    for _ in range(count):
+        before = len(box.value)
+        refreshed = asyncio.Event()
+        start = time.perf_counter()
+        app._driver.send_message(Key("x", "x"))
+        while len(box.value) == before:
+            await asyncio.sleep(0.0005)
+        app.call_after_refresh(refreshed.set)
+        await refreshed.wait()
+        latencies.append(time.perf_counter() - start)
+        if len(box.value) > 200:  # keep the input short, so long runs measure the same thing
+            box.value = ""
+        await asyncio.sleep(gap)
+    return latencies

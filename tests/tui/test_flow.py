@@ -2,63 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 import statistics
-import threading
-import time
 
-from textual.events import Key
-
-from workbench import events
 from workbench.config import Settings
 from workbench.tui.widgets.output_panel import MAX_LINES, OutputPanel
 from workbench.tui.widgets.steps_panel import StepCard, StepsPanel
 from workbench.tui.widgets.task_input import TaskInput
 
 from .conftest import SIZE, aio, settle
-from .fakes import GOOD_REPORT, FakeServices
+from .fakes import GOOD_REPORT, FakeServices, flood, key_latencies
 
 MB = 1024 * 1024
-
-
-def flood(session, total: int = 100 * MB, chunk: int = 64 * 1024, pause: float = 0.002) -> threading.Thread:
-    """Publish `total` bytes of exec.output on the session's bus from a thread, as the sandbox does
-    (64 KB events; with `pause` between them 100 MB takes a few seconds, about a fast real stream)."""
-    line = ("x" * 99 + "\n")
-    text = line * (chunk // len(line))
-
-    def run() -> None:
-        session.emit(events.EXEC_STARTED, {"execution_id": "flood", "language": "python", "code": "flood"})
-        sent = 0
-        while sent < total:
-            session.emit(events.EXEC_OUTPUT, {"execution_id": "flood", "stream": "stdout", "text": text})
-            sent += len(text)
-            time.sleep(pause)
-        session.emit(events.EXEC_FINISHED, {"execution_id": "flood", "exit_code": 0, "duration": 1.0})
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    return thread
-
-
-async def key_latencies(app, count: int, gap: float = 0.01) -> list[float]:
-    """Key-to-screen latency: from the key entering the app (as the terminal driver sends it) until the
-    input shows the character and the screen has been refreshed after it."""
-    box = app.screen.query_one(TaskInput)
-    box.focus()
-    latencies = []
-    for _ in range(count):
-        before = len(box.value)
-        refreshed = asyncio.Event()
-        start = time.perf_counter()
-        app._driver.send_message(Key("x", "x"))
-        while len(box.value) == before:
-            await asyncio.sleep(0.0005)
-        app.call_after_refresh(refreshed.set)
-        await refreshed.wait()
-        latencies.append(time.perf_counter() - start)
-        await asyncio.sleep(gap)
-    return latencies
 
 
 @aio
