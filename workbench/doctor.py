@@ -6,8 +6,6 @@ that breaks is itself a failed finding, so doctor always prints the whole pictur
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -46,19 +44,10 @@ class DoctorReport:
         return next((f for f in self.findings if f.name == name), None)
 
 
-def _optional(module: str):
-    """Import a module that a later part of the project provides; None while it has not landed."""
-    if importlib.util.find_spec(module) is None:
-        return None
-    return importlib.import_module(module)
-
-
 def check_engine(settings: Settings) -> list[Finding]:
-    engine = _optional("workbench.sandbox.engine")
-    if engine is None or not hasattr(engine, "probe"):
-        return [Finding("engine", "fail", "the sandbox engine module is not installed",
-                        "reinstall Workbench (make setup)")]
-    probe = engine.probe(settings)
+    from workbench.sandbox.engine import probe as probe_engine
+
+    probe = probe_engine(settings)
     if not probe.reachable:
         return [Finding("engine", "fail", f"no container engine answers at {probe.endpoint or 'any known socket'}"
                         f"{': ' + probe.error if probe.error else ''}",
@@ -77,14 +66,13 @@ def check_engine(settings: Settings) -> list[Finding]:
                                 "(rootless Podman on cgroup v1); only ulimits and the timeout apply",
                                 "boot with cgroup v2 (systemd.unified_cgroup_hierarchy=1) or use rootful "
                                 "Podman"))
-    findings.append(check_image(settings, engine))
+    findings.append(check_image(settings))
     return findings
 
 
-def check_image(settings: Settings, engine) -> Finding:
-    image = _optional("workbench.sandbox.image")
-    if image is None:
-        return Finding("base image", "fail", "the image module is not installed", "reinstall Workbench")
+def check_image(settings: Settings) -> Finding:
+    from workbench.sandbox import image
+
     name = settings.sandbox.image or image.BASE_IMAGE
     try:
         present = image.image_present(settings=settings, ref=name)
@@ -132,11 +120,10 @@ def check_disk(path: Path) -> Finding:
     return Finding("disk", "ok", f"{free_gb:.0f} GiB free at {target}")
 
 
-def check_embeddings(settings: Settings) -> Finding | None:
-    memory = _optional("workbench.memory.embed")
-    if memory is None or not hasattr(memory, "doctor_finding"):
-        return None
-    name, status, detail, fix = memory.doctor_finding(settings)
+def check_embeddings(settings: Settings) -> Finding:
+    from workbench.memory.embed import doctor_finding
+
+    name, status, detail, fix = doctor_finding(settings)
     return Finding(name, status, detail, fix)
 
 
@@ -167,13 +154,14 @@ def check_install_sources(settings: Settings) -> list[Finding]:
         "apt mirror": settings.install.apt_mirror,
         "CRAN repository": settings.install.cran_repo,
     }
-    install = _optional("workbench.sandbox.install")  # what the install step itself refuses, in its words
-    setting = {name: key for key, name in getattr(install, "SOURCE_NAMES", {}).items()}
+    from workbench.sandbox import install  # what the install step itself refuses, in its own words
+
+    setting = {name: key for key, name in install.SOURCE_NAMES.items()}
     findings = []
     for name, location in configured.items():
         if not location:
             continue
-        problem = install.source_problem(setting[name], location) if install and name in setting else None
+        problem = install.source_problem(setting[name], location) if name in setting else None
         if problem:
             findings.append(Finding(f"install source: {name}", "warn", f"{location} {problem}",
                                     f"check [install] in the settings; {name} installs will fail"))
