@@ -55,5 +55,15 @@ def test_install_sources_reported(tmp_path, monkeypatch):
 def test_no_install_sources_means_registries():
     from workbench.doctor import check_install_sources
 
-    (finding,) = check_install_sources(load_settings())
+    finding, egress = check_install_sources(load_settings())
     assert finding.status == "ok" and "registries" in finding.detail
+    assert egress.status == "ok" and "r cloud.r-project.org:443" in egress.detail
+    assert "apt the image's sources" in egress.detail
+
+
+def test_doctor_names_a_bad_allow_hosts_entry(monkeypatch):
+    monkeypatch.setenv("WORKBENCH_INSTALL__ALLOW_HOSTS", "mirror.lan:http")
+    from workbench.doctor import check_install_egress
+
+    finding = check_install_egress(load_settings())
+    assert finding.status == "warn" and "'mirror.lan:http'" in finding.detail

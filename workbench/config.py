@@ -55,6 +55,7 @@ class InstallSettings(BaseModel):
     pip_find_links: str = ""  # a wheelhouse folder for air-gapped use
     apt_mirror: str = ""
     cran_repo: str = ""
+    allow_hosts: str = ""  # more host / host:port / URLs an install may reach, space-separated
 
 
 class ModelSettings(BaseModel):

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Literal
 
 from workbench.config import Settings
+from workbench.errors import ConfigError
 
 Status = Literal["ok", "warn", "fail"]
 
@@ -154,17 +155,9 @@ def check_install_sources(settings: Settings) -> list[Finding]:
         "apt mirror": settings.install.apt_mirror,
         "CRAN repository": settings.install.cran_repo,
     }
-    from workbench.sandbox import install  # what the install step itself refuses, in its own words
-
-    setting = {name: key for key, name in install.SOURCE_NAMES.items()}
     findings = []
     for name, location in configured.items():
         if not location:
-            continue
-        problem = install.source_problem(setting[name], location) if name in setting else None
-        if problem:
-            findings.append(Finding(f"install source: {name}", "warn", f"{location} {problem}",
-                                    f"check [install] in the settings; {name} installs will fail"))
             continue
         ok, detail = _source_reachable(location)
         findings.append(Finding(f"install source: {name}", "ok" if ok else "warn", f"{location}: {detail}",
@@ -173,7 +166,24 @@ def check_install_sources(settings: Settings) -> list[Finding]:
         findings.append(Finding("install sources", "ok", "package managers' own configuration (public registries); "
                                 "set [install] pip_find_links / pip_index_url / apt_mirror / cran_repo for a "
                                 "local mirror"))
+    findings.append(check_install_egress(settings))
     return findings
+
+
+def check_install_egress(settings: Settings) -> Finding:
+    """Where an install may reach through the egress proxy, per manager; user code never reaches anything."""
+    from workbench.sandbox import install
+
+    def listed(allowed) -> str:
+        return ", ".join(str(d) for d in sorted(allowed)) or "nothing (local folders only)"
+
+    try:
+        pip = listed(install.pip_plan(settings).egress)
+        r = listed(install.r_plan(settings, ["x"])[2])
+        apt = listed(install.apt_plan(settings, ["x"])[2]) if settings.install.apt_mirror else "the image's sources"
+    except ConfigError as exc:
+        return Finding("install egress", "warn", str(exc), exc.hint or "")
+    return Finding("install egress", "ok", f"installs reach only: pip {pip}; r {r}; apt {apt}")
 
 
 def _guarded(name: str, check: Callable[[], Finding | list[Finding] | None]) -> list[Finding]:

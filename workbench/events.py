@@ -29,6 +29,7 @@ EXEC_STARTED = "exec.started"
 EXEC_OUTPUT = "exec.output"
 EXEC_FINISHED = "exec.finished"
 PACKAGE_INSTALLED = "package.installed"
+INSTALL_EGRESS = "install.egress"  # where an install reached, and what it was refused
 FILE_CHANGED = "file.changed"
 MEMORY_SAVED = "memory.saved"
 ERROR = "error"

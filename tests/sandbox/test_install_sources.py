@@ -11,57 +11,80 @@ def _settings(**install):
     return Settings(install=install)
 
 
-@pytest.mark.parametrize("url, loopback", [
-    ("http://127.0.0.1:8000/simple", True), ("http://127.9.9.9/simple", True), ("http://localhost:3141/", True),
-    ("https://[::1]:8443/simple", True), ("http://10.0.0.5/simple", False), ("https://pypi.org/simple", False),
-    ("file:///srv/simple", False), ("/srv/wheels", False), ("http://localhost.example.com/", False)])
-def test_loopback_urls_are_recognised(url, loopback):
-    from workbench.sandbox.install import is_loopback
-
-    assert is_loopback(url) is loopback
-
-
-def test_a_wheelhouse_alone_means_no_network(tmp_path):
+def test_a_wheelhouse_alone_means_no_way_out(tmp_path):
     from workbench.sandbox.install import pip_plan
 
     plan = pip_plan(_settings(pip_find_links=str(tmp_path)))
-    assert not plan.network and plan.host_sources is None
+    assert plan.egress == frozenset()
     assert "--no-index" in plan.options and plan.mounts[str(tmp_path)]["mode"] == "ro"
 
 
-def test_a_loopback_index_is_resolved_on_the_host_and_the_container_gets_no_network():
-    from workbench.sandbox.install import WHEELS_MOUNT, pip_plan
-
-    plan = pip_plan(_settings(pip_index_url="http://127.0.0.1:8000/simple"))
-    assert plan.network is False
-    assert plan.options == ["--no-index", "--find-links", WHEELS_MOUNT]  # only the host-made wheelhouse
-    assert plan.host_sources == ["--index-url", "http://127.0.0.1:8000/simple"]
-
-
-def test_a_loopback_index_with_a_wheelhouse_consults_both_on_the_host(tmp_path):
+def test_a_file_index_means_no_way_out(tmp_path):
     from workbench.sandbox.install import pip_plan
 
-    plan = pip_plan(_settings(pip_index_url="http://localhost:8000/simple", pip_find_links=str(tmp_path)))
-    assert plan.network is False and plan.mounts == {}
-    assert plan.host_sources == ["--index-url", "http://localhost:8000/simple", "--find-links", str(tmp_path)]
+    (tmp_path / "simple").mkdir()
+    plan = pip_plan(_settings(pip_index_url=f"file://{tmp_path}/simple"))
+    assert plan.egress == frozenset() and plan.mounts == {str(tmp_path): {"bind": str(tmp_path), "mode": "ro"}}
 
 
-def test_a_lan_index_needs_the_install_network():
+@pytest.mark.parametrize("url, reachable", [
+    ("http://127.0.0.1:8000/simple", {"127.0.0.1:8000"}),
+    ("http://10.1.2.3/simple", {"10.1.2.3:80"}),
+    ("https://[::1]:8443/simple", {"[::1]:8443"}),
+    ("https://Mirror.LAN./simple", {"mirror.lan:443"}),
+    ("https://pypi.org/simple", {"pypi.org:443", "files.pythonhosted.org:443"}),
+])
+def test_an_index_url_opens_exactly_its_host_and_port(url, reachable):
     from workbench.sandbox.install import pip_plan
 
-    plan = pip_plan(_settings(pip_index_url="http://10.1.2.3/simple"))
-    assert plan.network is True and plan.host_sources is None
-    assert plan.options[-2:] == ["--index-url", "http://10.1.2.3/simple"]
+    plan = pip_plan(_settings(pip_index_url=url))
+    assert {str(d) for d in plan.egress} == reachable
+    assert plan.options[-2:] == ["--index-url", url]
 
 
-def test_the_host_download_takes_wheels_only_for_the_sandbox_interpreter():
-    from workbench.sandbox.install import host_download_command
+def test_without_sources_pip_reaches_pypi_only(monkeypatch, tmp_path):
+    from workbench.sandbox.install import pip_plan
 
-    command = host_download_command(["--index-url", "http://127.0.0.1:1/simple"],
-                                    ["--python-version", "3.11", "--platform", "any"], ["six"], "/tmp/x")
-    assert command[1:4] == ["-m", "pip", "download"]
-    assert "--only-binary=:all:" in command  # no sdist: no build script runs on the host
-    assert command[command.index("--dest") + 1] == "/tmp/x" and command[-1] == "six"
+    monkeypatch.setenv("HOME", str(tmp_path))  # no user pip.conf
+    for name in ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_FIND_LINKS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr("os.path.exists", lambda path: False)  # nor /etc/pip.conf
+    plan = pip_plan(_settings())
+    assert {str(d) for d in plan.egress} == {"pypi.org:443", "files.pythonhosted.org:443"}
+
+
+def test_allow_hosts_adds_places_only_when_there_is_a_way_out(tmp_path):
+    from workbench.sandbox.install import pip_plan
+
+    settings = _settings(pip_index_url="http://mirror.lan:3141/root/pypi/+simple/",
+                         allow_hosts="files.mirror.lan cdn.lan:8443 https://x.lan:9/a")
+    assert {str(d) for d in pip_plan(settings).egress} == {
+        "mirror.lan:3141", "files.mirror.lan:443", "files.mirror.lan:80", "cdn.lan:8443", "x.lan:9"}
+    settings = _settings(pip_find_links=str(tmp_path), allow_hosts="files.mirror.lan")
+    assert pip_plan(settings).egress == frozenset()  # folders only: still nothing at all
+
+
+@pytest.mark.parametrize("bad", ["host:port", "host:0", "host:99999", "http://", ":80"])
+def test_a_malformed_allow_hosts_entry_is_a_config_error(bad):
+    from workbench.errors import ConfigError
+    from workbench.sandbox.install import pip_plan
+
+    with pytest.raises(ConfigError, match="allow_hosts"):
+        pip_plan(_settings(pip_index_url="https://pypi.org/simple", allow_hosts=bad))
+
+
+@pytest.mark.parametrize("text, urls", [
+    ("deb http://deb.debian.org/debian bookworm main\n# deb http://old.example/ x\n",
+     ["http://deb.debian.org/debian"]),
+    ("deb [arch=amd64 signed-by=/k.gpg] https://m.lan/debian bookworm main\ndeb file:/mnt/x ./\n",
+     ["https://m.lan/debian"]),
+    ("Types: deb\nURIs: http://a.lan/debian http://b.lan/debian\nSuites: bookworm\n",
+     ["http://a.lan/debian", "http://b.lan/debian"]),
+])
+def test_apt_sources_of_the_image_are_read(text, urls):
+    from workbench.sandbox.install import apt_source_urls
+
+    assert apt_source_urls(text) == urls
 
 
 def _sources_line(command):
@@ -83,7 +106,7 @@ def test_an_apt_mirror_url_is_the_only_source(tmp_path):
             assert "-o Dir::Etc::SourceParts=/tmp/apt/parts" in call
             assert "-o APT::Update::Error-Mode=any" in call
     assert "deb.debian.org" not in script and "http" not in script
-    assert network is True and mounts == {}
+    assert {str(d) for d in network} == {"mirror.lan:80"} and mounts == {}
 
 
 def test_an_apt_mirror_folder_is_mounted_read_only_without_network(tmp_path):
@@ -92,7 +115,7 @@ def test_an_apt_mirror_folder_is_mounted_read_only_without_network(tmp_path):
     (tmp_path / "Packages").write_text("")
     command, mounts, network = apt_plan(_settings(apt_mirror=f"file://{tmp_path}"), ["wb-hello"])
     script, args = _sources_line(command)
-    assert network is False and mounts == {str(tmp_path): {"bind": APT_MOUNT, "mode": "ro"}}
+    assert network == frozenset() and mounts == {str(tmp_path): {"bind": APT_MOUNT, "mode": "ro"}}
     assert args == [f"file:{APT_MOUNT}"] and '"deb [trusted=yes] $1 ./"' in script  # flat, the user's own
     (tmp_path / "dists").mkdir()
     command, _, _ = apt_plan(_settings(apt_mirror=str(tmp_path)), ["wb-hello"])
@@ -102,8 +125,9 @@ def test_an_apt_mirror_folder_is_mounted_read_only_without_network(tmp_path):
 def test_without_a_mirror_apt_uses_the_image_sources():
     from workbench.sandbox.install import apt_plan
 
-    command, mounts, network = apt_plan(_settings(), ["jq"])
-    assert "SourceList" not in command[2] and network is True and len(command) == 4
+    command, mounts, network = apt_plan(_settings(), ["jq"], ["http://deb.debian.org/debian"])
+    assert "SourceList" not in command[2] and len(command) == 4
+    assert {str(d) for d in network} == {"deb.debian.org:80"}
 
 
 def test_a_cran_folder_is_mounted_read_only_without_network(tmp_path):
@@ -111,18 +135,19 @@ def test_a_cran_folder_is_mounted_read_only_without_network(tmp_path):
 
     for repo in (str(tmp_path), f"file://{tmp_path}/"):
         script, mounts, network = r_plan(_settings(cran_repo=repo), ["wbhello"])
-        assert network is False and mounts == {str(tmp_path): {"bind": str(tmp_path), "mode": "ro"}}
+        assert network == frozenset() and mounts == {str(tmp_path): {"bind": str(tmp_path), "mode": "ro"}}
         assert f'repos = "file://{tmp_path}"' in script
     script, mounts, network = r_plan(_settings(), ["data.table"])
-    assert network is True and mounts == {} and "cloud.r-project.org" in script
+    assert {str(d) for d in network} == {"cloud.r-project.org:443"} and mounts == {}
+    assert "cloud.r-project.org" in script
 
 
 @pytest.mark.parametrize("install, manager, words", [
     ({"pip_find_links": "/no/such/wheelhouse"}, "pip", "pip wheelhouse /no/such/wheelhouse: folder missing"),
     ({"pip_index_url": "file:///no/such/simple"}, "pip", "pip index file:///no/such/simple: folder missing"),
     ({"cran_repo": "/no/such/cran"}, "r", "CRAN repository /no/such/cran: folder missing"),
-    ({"apt_mirror": "http://127.0.0.1:9/debian"}, "apt", "loopback"),
-    ({"cran_repo": "http://localhost:9/cran"}, "r", "loopback"),
+    ({"apt_mirror": "http://127.0.0.1:9/debian"}, "apt", "apt mirror http://127.0.0.1:9/debian: unreachable"),
+    ({"cran_repo": "http://localhost:9/cran"}, "r", "CRAN repository http://localhost:9/cran: unreachable"),
 ])
 def test_missing_or_unreachable_sources_stop_with_exit_5(install, manager, words):
     from workbench.sandbox.errors import SourceUnreachable
@@ -168,12 +193,13 @@ def test_doctor_says_what_the_install_step_does(tmp_path):
     for install, manager in (({"apt_mirror": "http://127.0.0.1:9/debian"}, "apt"),
                              ({"pip_find_links": str(tmp_path / "gone")}, "pip")):
         settings = _settings(**install)
-        (finding,) = check_install_sources(settings)
+        finding = check_install_sources(settings)[0]
         assert finding.status == "warn"
         with pytest.raises(SourceUnreachable) as caught:
             check_sources(settings, manager)
         assert finding.detail in caught.value.one_line()
     (tmp_path / "here").mkdir()
-    (finding,) = check_install_sources(_settings(pip_find_links=str(tmp_path / "here")))
-    assert finding.status == "ok"
+    source, egress = check_install_sources(_settings(pip_find_links=str(tmp_path / "here")))
+    assert source.status == "ok"
+    assert egress.name == "install egress" and "pip nothing (local folders only)" in egress.detail
     check_sources(_settings(pip_find_links=str(tmp_path / "here")), "pip")

@@ -116,9 +116,9 @@ def install(project_dir: Path, manager: str, packages: tuple[str, ...]) -> None:
 
     Exits 0 when installed, 1 when the package manager failed, 5 when a configured source ([install]
     in the settings) is missing or does not answer, 2/3/4 as for exec.
-    Installs run in their own container, the only step that may have network access (to the configured
-    package sources; none at all when they are local folders or an index on this machine's loopback);
-    code you run never has a network.
+    Installs run in their own container with no network; when a configured source is a URL, its only way
+    out is Workbench's proxy, which reaches the configured sources' host:port and nothing else (what it
+    refused is printed and audited). Code you run never has a network at all.
     """
     from workbench.session import WorkSession
 
@@ -127,6 +127,11 @@ def install(project_dir: Path, manager: str, packages: tuple[str, ...]) -> None:
         result = work.sandbox.install(manager, list(packages), progress=lambda line: click.echo(line, err=True))  # type: ignore[arg-type]
     for package in result.installed:
         click.echo(f"installed {package.name} {package.version} ({package.manager})")
+    if result.refused:
+        click.echo(f"workbench: the install tried to reach {', '.join(result.refused)}, which is not an install "
+                   "source, and was refused (add it to [install] allow_hosts if it should be one)", err=True)
+    for failure in result.unreachable:
+        click.echo(f"workbench: the install could not reach {failure}", err=True)
     if not result.ok:
         tail = " | ".join(result.output.strip().splitlines()[-3:])
         raise InstallFailed(f"{manager} install failed (exit {result.exit_code}): {tail}")

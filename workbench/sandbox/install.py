@@ -7,66 +7,45 @@ Where packages go, so they outlive every container:
        as `localhost/workbench-project-<id>:latest`, which the sandbox uses from then on
 
 Where packages come from ([install] in the settings; `workbench doctor` lists them and whether they answer):
-  pip_find_links  a wheelhouse folder (or several, space-separated): mounted read-only, `--no-index`, and the
-                  install container gets NO network.
-  pip_index_url   a PEP 503 simple index. `file:///...`: mounted read-only, no network. On this machine's
-                  loopback (`http://127.0.0.1:PORT/simple`, `localhost`, `::1`): resolved on the host, see below.
-                  Anywhere else (a LAN mirror, PyPI): the install container is on the engine's bridge network.
-                  Neither set: the host's pip configuration (index-url, extra-index-url, find-links), else PyPI.
+  pip_find_links  a wheelhouse folder (or several, space-separated): mounted read-only, `--no-index`.
+  pip_index_url   a PEP 503 simple index: `file:///...` (mounted read-only) or an http(s) URL (a LAN mirror, a
+                  mirror on this machine's loopback, PyPI). Neither set: the host's pip configuration
+                  (index-url, extra-index-url, find-links, PIP_* variables), else PyPI.
   apt_mirror      `http(s)://HOST/debian` (a Debian mirror: `deb MIRROR <codename> main`, its Release signed as
                   usual) or a folder `file:///PATH` (a copy of a mirror with dists/, or a flat repository with
                   Packages at its top, unsigned and so marked `[trusted=yes]`: it is the user's own folder),
-                  mounted read-only with NO network. apt then reads only that source: its sources list and
-                  sources.list.d are replaced for the install (`Dir::Etc::SourceList`/`SourceParts`), and a
-                  source that fails to update fails the install (`APT::Update::Error-Mode=any`).
-  cran_repo       a CRAN-like repository (`src/contrib/PACKAGES`): a folder (`file:///PATH` or `/PATH`),
-                  mounted read-only with NO network, or a URL reached over the bridge network.
+                  mounted read-only. apt then reads only that source: its sources list and sources.list.d are
+                  replaced for the install (`Dir::Etc::SourceList`/`SourceParts`), and a source that fails to
+                  update fails the install (`APT::Update::Error-Mode=any`). Not set: the image's own sources.
+  cran_repo       a CRAN-like repository (`src/contrib/PACKAGES`): a folder (`file:///PATH` or `/PATH`), mounted
+                  read-only, or a URL. Not set: https://cloud.r-project.org.
+  allow_hosts     more places an install may reach, `host`, `host:port` or a URL, space-separated: for an index
+                  whose files live on another host, or a build that must fetch from one.
 A configured source that is missing or does not answer stops the install before any container starts, with
 one line naming it and exit status 5 (SourceUnreachable); the wording is the doctor's own.
 
-The loopback index, decided: resolve on the host, install with no network. The install container is on a
-bridge network where 127.0.0.1 is the container itself, and a server bound to the host's loopback is not
-reachable from there. The alternatives were weighed and rejected:
-  * rewriting the host to `host.containers.internal` (Podman 4.3 does add it on bridge networks: the bridge
-    gateway, 10.88.0.1 rootful) only works if the index listens on that address rather than loopback, i.e.
-    the user must widen their server to every container (and, rootless, to the LAN address slirp4netns uses);
-  * `slirp4netns:allow_host_loopback=true` hands the install step, which may run an sdist's build script,
-    every service on the host's loopback (the engine API over TCP, databases, ...) plus open egress;
-  * a relay on the gateway address is more moving parts and still gives the container a network.
-So for an index on loopback, Workbench's own pip on the host runs `pip download --only-binary=:all:` for the
-sandbox's interpreter (its Python version, implementation, glibc and architecture are read from the image,
-in a container with no network) into a temporary wheelhouse, with the host's pip configuration and PIP_*
-variables ignored so nothing else is consulted. That wheelhouse is mounted read-only and pip in the install
-container runs `--no-index` with NO network. Security properties: the install container never has a network;
-the host only downloads files (wheels run no code when downloaded or installed, and sdists are refused, so no
-build script runs on the host or in the container); the loopback service is never exposed beyond the host.
-The cost: a loopback index must offer wheels (pure-Python or manylinux ones matching the image); an sdist-only
-package is reported as not found. apt and CRAN sources on loopback are refused with a one-line error (serve
-them as a folder, which is both simpler and network-free, or on an address containers can reach).
-
-Network policy, honestly stated:
-  * enforced: user code never has a network (`network_mode="none"`); an install container runs only the
-    package manager command built here, then is removed; it has no network whenever its sources are
-    local (folders, file:// URLs, a loopback index resolved on the host); package names are checked
-    (names and version pins only: no options, URLs or shell).
-  * not enforced: with a remote source the install container is on the engine's default network, and
-    nothing filters its egress by host name. A package's build script (an sdist's setup.py, an R package's
-    configure) runs there with that network; pip is asked to `--prefer-binary` to make that rarer. Egress
-    filtering by host needs a proxy in front of the engine's network; that is the place to add it.
-  * the host's CA bundle (public certificates, no secret) is mounted read-only when a network is given, so
-    TLS to the index works behind a corporate proxy CA, as it does on the host.
+Network policy (egress.py holds the proxy and says why it has this shape):
+  * an install container, like user code, has `network_mode="none"`. When every source is a folder that is
+    all: nothing leaves the container.
+  * when a source is a URL, the container's one way out is a Unix socket to Workbench's allowlisting proxy,
+    which lets through only the host:port of each configured URL (plus PyPI's file host when the index is
+    PyPI, the image's apt sources when no mirror is set, and `allow_hosts`). Everything else is refused and
+    reported: the CLI prints it, `install.egress` puts it in the audit log. A package's build script (an
+    sdist's setup.py, an R package's configure) runs under the same rule; pip is asked to `--prefer-binary`
+    to make that rarer.
+  * an install container runs only the package manager command built here, then is removed; package names
+    are checked (names and version pins only: no options, URLs or shell).
+  * the host's CA bundle (public certificates, no secret) is mounted read-only when the proxy is in use, so
+    TLS to a source works behind a corporate proxy CA, as it does on the host.
 """
 
 from __future__ import annotations
 
 import configparser
-import ipaddress
 import json
 import os
 import re
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
 import urllib.parse
@@ -77,8 +56,9 @@ from typing import TYPE_CHECKING, Any
 
 from workbench import events
 from workbench.errors import ConfigError, UsageError
-from workbench.sandbox import policy
-from workbench.sandbox.errors import InstallFailed, SourceUnreachable
+from workbench.sandbox import egress, policy
+from workbench.sandbox.egress import Attempt, Destination
+from workbench.sandbox.errors import SourceUnreachable
 from workbench.sandbox.types import InstalledPackage, InstallResult, PackageManager
 
 if TYPE_CHECKING:
@@ -87,7 +67,6 @@ if TYPE_CHECKING:
 OUTPUT_CAP = 256 * 1024
 HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 MARK = "@@workbench-versions@@"
-WHEELS_MOUNT = "/mnt/workbench-wheels"  # where a wheelhouse resolved on the host appears, read-only
 APT_MOUNT = "/mnt/workbench-apt"  # a local apt mirror folder, read-only
 # Package names/specs we pass to managers: no options, no URLs to arbitrary places, no shell.
 PACKAGE_SPEC = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*(\[[A-Za-z0-9_,.-]+\])?([<>=!~]=?[A-Za-z0-9.*+!-]+)?$")
@@ -98,7 +77,10 @@ LOCATION = re.compile(r"^((https?|file)://[^\s'\"\\]+|/[^\s'\"\\]*)$")
 SOURCE_NAMES = {"pip_find_links": "pip wheelhouse", "pip_index_url": "pip index", "apt_mirror": "apt mirror",
                 "cran_repo": "CRAN repository"}
 MANAGER_SOURCES = {"pip": ("pip_find_links", "pip_index_url"), "apt": ("apt_mirror",), "r": ("cran_repo",)}
+PYPI_FILES = {"pypi.org": "files.pythonhosted.org"}  # an index host and the host its links point to
+DEFAULT_CRAN = "https://cloud.r-project.org"
 Progress = Callable[[str], None]
+VERSION_LINE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]* [0-9][A-Za-z0-9.:~+-]*$")
 
 
 def check_packages(packages: Sequence[str]) -> list[str]:
@@ -111,32 +93,10 @@ def check_packages(packages: Sequence[str]) -> list[str]:
 
 
 # --- sources -----------------------------------------------------------------------------------------
-def is_loopback(location: str) -> bool:
-    """An http(s) URL whose host is this machine's loopback (127.0.0.0/8, ::1, localhost)."""
-    parsed = urllib.parse.urlsplit(location)
-    if parsed.scheme not in ("http", "https") or not parsed.hostname:
-        return False
-    host = parsed.hostname.lower()
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def _local_path(source: str) -> str | None:
     if source.startswith("file://"):
         return urllib.parse.unquote(source[len("file://"):])
     return source if source.startswith("/") else None
-
-
-def source_problem(setting: str, location: str) -> str | None:
-    """Why the install container could not use this configured source at all, whatever answers; else None."""
-    if setting in ("apt_mirror", "cran_repo") and is_loopback(location):
-        return ("is on this machine's loopback, which the install container cannot reach; serve it as a "
-                "folder (file:///PATH, read-only and network-free) or on an address containers reach")
-    return None
 
 
 def check_sources(settings, manager: str) -> None:
@@ -150,14 +110,37 @@ def check_sources(settings, manager: str) -> None:
             if not LOCATION.match(location):
                 raise ConfigError(f"[install] {setting} = {location!r} is not a URL or an absolute folder",
                                   "use http(s)://..., file:///... or /...")
-            problem = source_problem(setting, location)
-            if problem:
-                raise SourceUnreachable(f"install source: {name} {location} {problem}")
             ok, detail = _source_reachable(location)
             if not ok:
                 raise SourceUnreachable(f"install source: {name} {location}: {detail}",
                                         f"check [install] {setting} in the settings; workbench doctor lists "
                                         "every source")
+
+
+def extra_allowed(settings) -> frozenset[Destination]:
+    """`[install] allow_hosts`, checked: an entry that names no host:port is a configuration error."""
+    found: set[Destination] = set()
+    for entry in settings.install.allow_hosts.split():
+        parsed = egress.parse_allowed(entry)
+        if not parsed:
+            raise ConfigError(f"[install] allow_hosts entry {entry!r} is not a host, host:port or URL",
+                              "e.g. allow_hosts = \"files.example.com mirror.lan:8080\"")
+        found.update(parsed)
+    return frozenset(found)
+
+
+def allowed_for(urls: Sequence[str], settings) -> frozenset[Destination]:
+    """What an install whose sources are `urls` may reach: their host:port (and PyPI's file host with PyPI),
+    plus allow_hosts; empty when no source is a URL, so the install gets no way out at all."""
+    found: set[Destination] = set()
+    for url in urls:
+        destination = egress.destination_of(url)
+        if destination is None:
+            continue
+        found.add(destination)
+        if destination.host in PYPI_FILES:
+            found.add(Destination(PYPI_FILES[destination.host], 443))
+    return frozenset(found | extra_allowed(settings)) if found else frozenset()
 
 
 # --- pip sources -----------------------------------------------------------------------------------
@@ -184,21 +167,19 @@ def pip_sources(settings) -> dict[str, list[str]]:
 
 @dataclass(frozen=True)
 class PipPlan:
-    """How one pip install runs: options and mounts for the container, whether it gets a network, and
-    (for a loopback index) the source options for resolving on the host first."""
+    """How one pip install runs: options and read-only mounts for the container, and where it may reach
+    (empty: nowhere, every source is a folder)."""
 
     options: list[str]
     mounts: dict[str, dict[str, str]] = field(default_factory=dict)
-    network: bool = False
-    host_sources: list[str] | None = None  # not None: `pip download` on the host with these, then no network
+    egress: frozenset[Destination] = frozenset()
 
 
 def pip_plan(settings) -> PipPlan:
     sources = pip_sources(settings)
     options: list[str] = ["--prefer-binary"]
-    host: list[str] = []
     mounts: dict[str, dict[str, str]] = {}
-    remote = loopback = False
+    urls: list[str] = []
     for key, values in sources.items():
         for value in values:
             local = _local_path(value)
@@ -208,86 +189,54 @@ def pip_plan(settings) -> PipPlan:
                     root = os.path.dirname(local.rstrip("/")) if key != "find-links" else local
                     mounts[root] = {"bind": root, "mode": "ro"}
                     options += [f"--{key}", value]
-                    host += [f"--{key}", value]
             else:
-                loopback = loopback or is_loopback(value)
-                remote = remote or not is_loopback(value)
+                urls.append(value)
                 options += [f"--{key}", value]
-                host += [f"--{key}", value]
     if not sources["index-url"]:
         if settings.install.pip_find_links and not settings.install.pip_index_url:
-            options.append("--no-index")  # a wheelhouse was configured alone: air-gapped, no network
-            host.append("--no-index")
+            options.append("--no-index")  # a wheelhouse was configured alone: air-gapped
         else:
-            remote = True  # pip's default index, PyPI, as on the host
-    if loopback:
-        # The container cannot reach the host's loopback: resolve there, install from the result offline.
-        return PipPlan(["--no-index", "--find-links", WHEELS_MOUNT], {}, False, host)
-    return PipPlan(options, mounts, remote, None)
-
-
-def _pip_target(sandbox: Sandbox) -> list[str]:
-    """`pip download` options that describe the sandbox's interpreter (read from its image, no network)."""
-    probe = ("import os, platform, sys; print(sys.implementation.name, '%d.%d' % sys.version_info[:2], "
-             "platform.machine(), (os.confstr('CS_GNU_LIBC_VERSION') or 'none 0.0').split()[1])")
-    code, output, _ = _run_container(sandbox, image=sandbox.image, command=["python3", "-c", probe],
-                                     user=sandbox.identity.user, network=False, mounts={}, workspace=False,
-                                     hardened=True, progress=None)
-    parts = output.split()
-    if code != 0 or len(parts) != 4:
-        raise InstallFailed(f"could not read the sandbox's Python version: {output.strip()[-200:]}")
-    implementation, version, arch, glibc = parts
-    options = ["--implementation", {"cpython": "cp", "pypy": "pp"}.get(implementation, "py"),
-               "--python-version", version]
-    major, _, minor = glibc.partition(".")
-    if major == "2" and minor.isdigit():
-        options += [f for m in range(int(minor), 4, -1) for f in ("--platform", f"manylinux_2_{m}_{arch}")]
-        options += ["--platform", f"manylinux2014_{arch}", "--platform", f"manylinux2010_{arch}",
-                    "--platform", f"manylinux1_{arch}"]
-    return options + ["--platform", f"linux_{arch}", "--platform", "any"]
-
-
-def host_download_command(sources: list[str], target: list[str], packages: list[str], dest: str) -> list[str]:
-    return [sys.executable, "-m", "pip", "download", "--disable-pip-version-check", "--no-input",
-            "--only-binary=:all:", "--timeout", "15", "--retries", "1", "--dest", dest,
-            *sources, *target, *packages]
-
-
-def _host_download(sandbox: Sandbox, sources: list[str], packages: list[str], dest: str,
-                   progress: Progress | None) -> tuple[int, str]:
-    """Download wheels for `packages` (and their dependencies) from a loopback index into `dest`."""
-    import importlib.util
-
-    if importlib.util.find_spec("pip") is None:
-        raise InstallFailed("an index on loopback is resolved by Workbench's own pip, which is not installed",
-                            f"{sys.executable} -m ensurepip")
-    env = {k: v for k, v in os.environ.items() if not k.upper().startswith("PIP_")}
-    env["PIP_CONFIG_FILE"] = os.devnull  # only the configured sources: no pip.conf, no PIP_* variables
-    env["NO_PROXY"] = env["no_proxy"] = ",".join(filter(None, [os.environ.get("NO_PROXY", ""),
-                                                                "localhost,127.0.0.1,::1"]))
-    command = host_download_command(sources, _pip_target(sandbox), packages, dest)
-    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=900)
-    output = done.stdout + done.stderr
-    if progress:
-        for line in output.splitlines():
-            progress(line)
-    return done.returncode, output
+            urls.append("https://pypi.org/simple")  # pip's default index, as on the host
+    return PipPlan(options, mounts, allowed_for(urls, settings))
 
 
 # --- the install container -------------------------------------------------------------------------
-def _run_container(sandbox: Sandbox, *, image: str, command: list[str], user: str, network: bool,
-                   mounts: dict[str, dict[str, str]], workspace: bool, hardened: bool,
-                   progress: Progress | None, keep: bool = False) -> tuple[int, str, str]:
-    """Run `command` in a fresh container; return (exit code, output, container id if kept)."""
+@dataclass(frozen=True)
+class ContainerRun:
+    exit_code: int
+    output: str
+    container: Any
+    attempts: tuple[Attempt, ...] = ()
+
+
+def _run_container(sandbox: Sandbox, *, image: str, command: list[str], user: str,
+                   allowed: frozenset[Destination], mounts: dict[str, dict[str, str]], workspace: bool,
+                   hardened: bool, progress: Progress | None, keep: bool = False) -> ContainerRun:
+    """Run `command` in a fresh container with no network; with `allowed`, behind the egress proxy."""
     settings = sandbox.settings
     binds = dict(mounts)
     if workspace:
         binds[str(sandbox.project.workspace)] = {"bind": policy.WORKSPACE, "mode": "rw"}
-    if network and HOST_CA_BUNDLE.exists():
-        binds[str(HOST_CA_BUNDLE)] = {"bind": str(HOST_CA_BUNDLE), "mode": "ro"}
+    env = dict(policy.BASE_ENV)
+    proxy = folder = None
+    if allowed:
+        if HOST_CA_BUNDLE.exists():
+            binds[str(HOST_CA_BUNDLE)] = {"bind": str(HOST_CA_BUNDLE), "mode": "ro"}
+            env.update(PIP_CERT=str(HOST_CA_BUNDLE), SSL_CERT_FILE=str(HOST_CA_BUNDLE),
+                       CURL_CA_BUNDLE=str(HOST_CA_BUNDLE))
+        # The container's user is this user (keep-id, or a rootful engine run by this user) or another uid
+        # (rootful as root): only then must the socket be open to others, in a folder they cannot list.
+        private = user.split(":")[0] == str(os.getuid())
+        folder = tempfile.mkdtemp(prefix="workbench-egress-")
+        os.chmod(folder, 0o700 if private else 0o711)
+        proxy = egress.EgressProxy(allowed)
+        proxy.listen_unix(os.path.join(folder, egress.SOCKET_NAME), 0o600 if private else 0o666)
+        binds[folder] = {"bind": egress.SOCKET_MOUNT, "mode": "rw"}
+        env.update(egress.proxy_environment())
+        command = egress.relay_command(command)
     host_config: dict[str, Any] = {
         "binds": binds,
-        "network_mode": "bridge" if network else "none",
+        "network_mode": "none",
         "mem_limit": policy.parse_size(settings.sandbox.memory),
         "pids_limit": max(settings.sandbox.pids, 512),
         "security_opt": ["no-new-privileges"] if hardened else [],
@@ -298,32 +247,36 @@ def _run_container(sandbox: Sandbox, *, image: str, command: list[str], user: st
     if hardened:
         host_config.update(cap_drop=["ALL"], read_only=True)
     raw = {"UsernsMode": sandbox.identity.userns} if sandbox.identity.userns and user != "0:0" else {}
-    env = dict(policy.BASE_ENV)
-    if network and HOST_CA_BUNDLE.exists():
-        env.update(PIP_CERT=str(HOST_CA_BUNDLE), SSL_CERT_FILE=str(HOST_CA_BUNDLE))
     spec = {"image": image, "command": command, "user": user, "working_dir": "/",
             "environment": env, "hostname": "install",
             "labels": sandbox.labels("install"), "host_config": host_config, "raw_host_config": raw}
     engine = sandbox.engine
-    container = engine.create_container(spec)
     output = bytearray()
     try:
-        engine.start(container)
-        pending = b""
-        for data in engine.logs(container):
-            output += data
-            pending += data
-            *lines, pending = pending.split(b"\n")
-            for line in lines:
-                if line.startswith(MARK.encode()):
-                    progress = None  # what follows is our own version listing
-                elif progress:
-                    progress(line.decode("utf-8", errors="replace"))
-        code = engine.wait(container)
+        container = engine.create_container(spec)
+        try:
+            engine.start(container)
+            pending = b""
+            for data in engine.logs(container):
+                output += data
+                pending += data
+                *lines, pending = pending.split(b"\n")
+                for line in lines:
+                    if line.startswith(MARK.encode()):
+                        progress = None  # what follows is our own version listing
+                    elif progress:
+                        progress(line.decode("utf-8", errors="replace"))
+            code = engine.wait(container)
+        finally:
+            if not keep:
+                engine.remove(container)
     finally:
-        if not keep:
-            engine.remove(container)
-    return (code if code is not None else 1), output.decode("utf-8", errors="replace"), container
+        if proxy is not None:
+            proxy.close()
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
+    return ContainerRun(code if code is not None else 1, output.decode("utf-8", errors="replace"), container,
+                        tuple(proxy.attempts) if proxy is not None else ())
 
 
 def _versions(output: str) -> dict[str, str]:
@@ -333,20 +286,14 @@ def _versions(output: str) -> dict[str, str]:
         return found
     for line in output.split(MARK, 1)[1].splitlines():
         parts = line.split()
-        if len(parts) == 2:
+        # A warning can land here too (R prints its warnings when the script ends): only `name version`.
+        if len(parts) == 2 and VERSION_LINE.match(line.strip()):
             found[parts[0]] = parts[1]
     return found
 
 
 def _changed(before: dict[str, str], after: dict[str, str]) -> dict[str, str]:
     return {name: version for name, version in after.items() if before.get(name) != version}
-
-
-def _readable(folder: str) -> None:
-    """A wheelhouse we made: readable by the sandbox user (another uid when the engine is rootful)."""
-    os.chmod(folder, 0o755)
-    for entry in os.scandir(folder):
-        os.chmod(entry.path, 0o644)
 
 
 # --- managers --------------------------------------------------------------------------------------
@@ -358,36 +305,31 @@ def pip_script() -> str:
             f"--disable-pip-version-check \"$@\"; echo {MARK}; cat /tmp/before; echo {MARK}; {listing}")
 
 
-def _pip(sandbox: Sandbox, packages: list[str], progress: Progress | None) -> tuple[int, str, dict[str, str]]:
+@dataclass(frozen=True)
+class ManagerRun:
+    exit_code: int
+    output: str
+    versions: dict[str, str]  # what changed: name -> version
+    attempts: tuple[Attempt, ...] = ()
+
+
+def _pip(sandbox: Sandbox, packages: list[str], progress: Progress | None) -> ManagerRun:
     plan = pip_plan(sandbox.settings)
-    mounts = dict(plan.mounts)
-    wheels = None
-    try:
-        if plan.host_sources is not None:
-            wheels = tempfile.mkdtemp(prefix="workbench-wheels-")
-            code, output = _host_download(sandbox, plan.host_sources, packages, wheels, progress)
-            if code != 0:
-                return code, output, {}
-            _readable(wheels)
-            mounts[wheels] = {"bind": WHEELS_MOUNT, "mode": "ro"}
-        code, output, _ = _run_container(sandbox, image=sandbox.image,
-                                         command=["sh", "-c", pip_script(), "pip", *plan.options, *packages],
-                                         user=sandbox.identity.user, network=plan.network, mounts=mounts,
-                                         workspace=True, hardened=True, progress=progress)
-    finally:
-        if wheels:
-            shutil.rmtree(wheels, ignore_errors=True)
-    parts = output.split(MARK)
+    run = _run_container(sandbox, image=sandbox.image,
+                         command=["sh", "-c", pip_script(), "pip", *plan.options, *packages],
+                         user=sandbox.identity.user, allowed=plan.egress, mounts=plan.mounts,
+                         workspace=True, hardened=True, progress=progress)
+    parts = run.output.split(MARK)
     before, after = {}, {}
     if len(parts) == 3:
         before = _versions(MARK + parts[1])
         after = _versions(MARK + parts[2])
-    return code, parts[0] if parts else output, _changed(before, after)
+    return ManagerRun(run.exit_code, parts[0], _changed(before, after), run.attempts)
 
 
-def r_plan(settings, packages: list[str]) -> tuple[str, dict[str, dict[str, str]], bool]:
-    """(the Rscript expression, read-only mounts, whether a network is needed)."""
-    repo = settings.install.cran_repo or "https://cloud.r-project.org"
+def r_plan(settings, packages: list[str]) -> tuple[str, dict[str, dict[str, str]], frozenset[Destination]]:
+    """(the Rscript expression, read-only mounts, where it may reach)."""
+    repo = settings.install.cran_repo or DEFAULT_CRAN
     mounts: dict[str, dict[str, str]] = {}
     local = _local_path(repo)
     if local is not None:
@@ -400,27 +342,54 @@ def r_plan(settings, packages: list[str]) -> tuple[str, dict[str, dict[str, str]
               f'ok <- sapply(pkgs, requireNamespace, lib.loc = "/workspace/.R", quietly = TRUE); '
               f'cat("{MARK}\\n"); for (p in pkgs[ok]) cat(p, as.character(packageVersion(p, lib.loc = '
               f'"/workspace/.R")), "\\n"); quit(status = if (all(ok)) 0 else 1)')
-    return script, mounts, local is None
+    return script, mounts, allowed_for([repo] if local is None else [], settings)
 
 
-def _r(sandbox: Sandbox, packages: list[str], progress: Progress | None) -> tuple[int, str, dict[str, str]]:
-    script, mounts, network = r_plan(sandbox.settings, packages)
-    code, output, _ = _run_container(sandbox, image=sandbox.image, command=["Rscript", "-e", script],
-                                     user=sandbox.identity.user, network=network, mounts=mounts,
-                                     workspace=True, hardened=True, progress=progress)
-    return code, output.split(MARK)[0], _versions(output)
+def _r(sandbox: Sandbox, packages: list[str], progress: Progress | None) -> ManagerRun:
+    script, mounts, allowed = r_plan(sandbox.settings, packages)
+    run = _run_container(sandbox, image=sandbox.image, command=["Rscript", "-e", script],
+                         user=sandbox.identity.user, allowed=allowed, mounts=mounts,
+                         workspace=True, hardened=True, progress=progress)
+    before, _, after = run.output.partition(MARK)
+    leftover = "\n".join(line for line in after.splitlines() if not VERSION_LINE.match(line.strip()))
+    return ManagerRun(run.exit_code, before + leftover, _versions(run.output), run.attempts)
 
 
-def apt_plan(settings, packages: list[str]) -> tuple[list[str], dict[str, dict[str, str]], bool]:
-    """(the command, read-only mounts, whether a network is needed) for an apt install.
+def apt_source_urls(text: str) -> list[str]:
+    """The http(s) URIs in apt sources: one-line `deb [options] URI suite ...` and deb822 `URIs:` fields."""
+    urls: list[str] = []
+    for line in text.splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line.startswith(("deb ", "deb-src ")):
+            words = re.sub(r"\[[^]]*\]", " ", line).split()
+            urls += words[1:2]
+        elif line.lower().startswith("uris:"):
+            urls += line.split(":", 1)[1].split()
+    return [url for url in dict.fromkeys(urls) if url.startswith(("http://", "https://"))]
+
+
+def image_apt_sources(sandbox: Sandbox) -> list[str]:
+    """The image's own apt sources, read in a container with no network."""
+    run = _run_container(sandbox, image=sandbox.image,
+                         command=["sh", "-c", "cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list "
+                                              "/etc/apt/sources.list.d/*.sources 2>/dev/null; true"],
+                         user=sandbox.identity.user, allowed=frozenset(), mounts={}, workspace=False,
+                         hardened=True, progress=None)
+    return apt_source_urls(run.output)
+
+
+def apt_plan(settings, packages: list[str], image_sources: Sequence[str] = ()
+             ) -> tuple[list[str], dict[str, dict[str, str]], frozenset[Destination]]:
+    """(the command, read-only mounts, where it may reach) for an apt install.
 
     With [install] apt_mirror, apt reads one sources list holding only that mirror (the image's own
     sources.list and sources.list.d are replaced for this run, not edited, so the committed image keeps
-    them), and any source that fails to update fails the install.
+    them), and any source that fails to update fails the install. Without it, the image's sources
+    (`image_sources`) are used and are what it may reach.
     """
     names = " ".join(packages)
     mounts: dict[str, dict[str, str]] = {}
-    network = True
+    urls = list(image_sources)
     apt = "apt-get"
     sources, args = "", []
     mirror = settings.install.apt_mirror
@@ -429,13 +398,14 @@ def apt_plan(settings, packages: list[str]) -> tuple[list[str], dict[str, dict[s
         if local is not None:
             local = local.rstrip("/") or "/"
             mounts[local] = {"bind": APT_MOUNT, "mode": "ro"}
-            network = False
+            urls = []
             if os.path.isdir(os.path.join(local, "dists")):
                 line, args = '"deb $1 $VERSION_CODENAME main"', [f"file:{APT_MOUNT}"]
             else:  # a flat repository: Packages at its top, the user's own unsigned folder
                 line, args = '"deb [trusted=yes] $1 ./"', [f"file:{APT_MOUNT}"]
         else:
             line, args = '"deb $1 $VERSION_CODENAME main"', [mirror.rstrip("/")]
+            urls = [mirror]
         # The mirror travels as "$1", never pasted into the script.
         sources = ("mkdir -p /tmp/apt/parts; . /etc/os-release; "
                    f"echo {line} > /tmp/apt/sources.list; cat /tmp/apt/sources.list; ")
@@ -444,29 +414,37 @@ def apt_plan(settings, packages: list[str]) -> tuple[list[str], dict[str, dict[s
     script = (f"set -e; export DEBIAN_FRONTEND=noninteractive; {sources}{apt} update -qq; "
               f"{apt} install -y -qq --no-install-recommends {names}; apt-get clean; rm -rf /var/lib/apt/lists/*; "
               f"echo {MARK}; dpkg-query -W -f='${{Package}} ${{Version}}\\n' {names}")
-    return ["sh", "-c", script, "apt", *args], mounts, network
+    return ["sh", "-c", script, "apt", *args], mounts, allowed_for(urls, settings)
 
 
-def _apt(sandbox: Sandbox, packages: list[str], progress: Progress | None) -> tuple[int, str, dict[str, str]]:
+def _apt(sandbox: Sandbox, packages: list[str], progress: Progress | None) -> ManagerRun:
     from workbench.sandbox.sandbox import project_image
 
-    command, mounts, network = apt_plan(sandbox.settings, packages)
+    image_sources = [] if sandbox.settings.install.apt_mirror else image_apt_sources(sandbox)
+    command, mounts, allowed = apt_plan(sandbox.settings, packages, image_sources)
     # apt needs root and its usual capabilities inside; no workspace, no user code runs here.
-    code, output, container = _run_container(sandbox, image=sandbox.image, command=command,
-                                             user="0:0", network=network, mounts=mounts, workspace=False,
-                                             hardened=False, progress=progress, keep=True)
+    run = _run_container(sandbox, image=sandbox.image, command=command, user="0:0", allowed=allowed,
+                         mounts=mounts, workspace=False, hardened=False, progress=progress, keep=True)
     try:
-        if code == 0:
+        if run.exit_code == 0:
             target = project_image(sandbox.project)
             repository, tag = target.rsplit(":", 1)
-            sandbox.engine.commit(container, repository, tag, changes=["WORKDIR /workspace"])
+            sandbox.engine.commit(run.container, repository, tag, changes=["WORKDIR /workspace"])
             sandbox.use_image(target)
     finally:
-        sandbox.engine.remove(container)
-    return code, output.split(MARK)[0], _versions(output)
+        sandbox.engine.remove(run.container)
+    return ManagerRun(run.exit_code, run.output.split(MARK)[0], _versions(run.output), run.attempts)
 
 
 MANAGERS = {"pip": _pip, "r": _r, "apt": _apt}
+
+
+def _egress_summary(attempts: Sequence[Attempt]) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+    """(destinations reached, refused, allowed but not answering: "host:port: why"), each once, in order."""
+    reached = [str(a.destination) for a in attempts if a.allowed and not a.detail]
+    refused = [str(a.destination) for a in attempts if not a.allowed]
+    failed = [f"{a.destination}: {a.detail}" for a in attempts if a.allowed and a.detail]
+    return tuple(dict.fromkeys(reached)), tuple(dict.fromkeys(refused)), tuple(dict.fromkeys(failed))
 
 
 def install(sandbox: Sandbox, manager: PackageManager, packages: Sequence[str],
@@ -475,14 +453,25 @@ def install(sandbox: Sandbox, manager: PackageManager, packages: Sequence[str],
         raise UsageError(f"unknown package manager {manager!r}; choose one of: {', '.join(MANAGERS)}")
     wanted = check_packages(packages)
     check_sources(sandbox.settings, manager)
+    extra_allowed(sandbox.settings)  # a malformed allow_hosts stops here, before any container
     started = time.monotonic()
     sandbox._emit("package.install_started", {"manager": manager, "packages": wanted})
-    code, output, versions = MANAGERS[manager](sandbox, wanted, progress)
-    installed = tuple(InstalledPackage(name, version, manager) for name, version in sorted(versions.items()))
+    run = MANAGERS[manager](sandbox, wanted, progress)
+    installed = tuple(InstalledPackage(name, version, manager) for name, version in sorted(run.versions.items()))
+    reached, refused, unreachable = _egress_summary(run.attempts)
+    if run.attempts:
+        # Before package.installed, so the log reads: what the install reached, then what it installed.
+        sandbox._emit(events.INSTALL_EGRESS, {
+            "manager": manager, "reached": list(reached), "refused": list(refused),
+            "unreachable": list(unreachable),
+            "requests": len(run.attempts),
+            "refusals": [f"{a.method} {a.destination}: {a.detail}" for a in run.attempts if not a.allowed][:50]})
     for package in installed:
         sandbox._emit(events.PACKAGE_INSTALLED, {"name": package.name, "version": package.version,
                                                  "manager": manager})
+    output = run.output
     if len(output) > OUTPUT_CAP:
         output = output[:OUTPUT_CAP] + "\n[... output truncated]"
-    return InstallResult(manager=manager, requested=tuple(wanted), installed=installed, exit_code=code,
-                         output=output, duration=time.monotonic() - started)
+    return InstallResult(manager=manager, requested=tuple(wanted), installed=installed, exit_code=run.exit_code,
+                         output=output, duration=time.monotonic() - started, reached=reached, refused=refused,
+                         unreachable=unreachable)

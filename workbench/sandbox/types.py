@@ -141,6 +141,9 @@ class InstallResult:
     exit_code: int
     output: str  # combined log, capped
     duration: float
+    reached: tuple[str, ...] = ()  # host:port the install reached through the egress proxy
+    refused: tuple[str, ...] = ()  # host:port it tried and was refused (not an install source)
+    unreachable: tuple[str, ...] = ()  # "host:port: why" for allowed places that did not answer
 
     @property
     def ok(self) -> bool:

@@ -1,0 +1,450 @@
+"""The install step's only way out: an allowlisting HTTP proxy on the host, reached through a Unix socket.
+
+An install container has `network_mode="none"`, like the container user code runs in: no interface but its
+own loopback, no DNS, no route. Its one link to the outside is a Unix socket, bind-mounted from the host,
+behind which `EgressProxy` runs in Workbench's own process. Inside the container a small relay (`RELAY`, run
+by the image's python3 as the container's first process) listens on the container's own loopback
+(127.0.0.1:3128) and hands every connection to that socket; pip, apt and R are pointed there with
+`http_proxy`/`https_proxy`. The proxy reads each request and lets through only
+
+    CONNECT host:port HTTP/1.1           TLS to an https source (PyPI, CRAN, an https mirror)
+    GET|HEAD http://host:port/... HTTP/1.1   plain http (Debian mirrors, LAN indexes)
+
+where host:port is in the allowlist built from the configured sources (install.py says which). Anything else
+(another host, another port, POST, a malformed request) is answered 403/405 and recorded as refused; the
+install reports what was refused and the audit log keeps it.
+
+Why this shape rather than a filtered network:
+  * it is the same on rootless Podman, rootful Podman and Docker: no bridge, no iptables, no /dev/net/tun,
+    no proxy living inside Podman's rootless network namespace;
+  * the host's loopback and LAN are reachable only as the exact host:port a source names (a mirror on
+    127.0.0.1:8000 opens 127.0.0.1:8000 and nothing else on the host);
+  * names are resolved on the host, so the host's resolver, /etc/hosts and upstream proxy all apply.
+The host's own proxy settings (`https_proxy`, `http_proxy`, `no_proxy`) are honoured: an allowed request is
+chained through the upstream proxy, with its credentials, when the host would use one.
+
+Limits, honestly stated: inside an allowed TLS tunnel the proxy sees only bytes, so a build script may talk to
+an allowed host (upload to PyPI, say) or front another site on the same CDN through TLS. Plain-http requests
+always go to the host:port named in their URL, whatever their Host header says (it is rewritten). A remote
+engine (`DOCKER_HOST=ssh://...`) cannot mount a socket from this machine, as it cannot mount the workspace.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import socket
+import threading
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+RELAY_PORT = 3128  # on the install container's own loopback
+SOCKET_MOUNT = "/mnt/workbench-egress"  # the folder holding the proxy's socket, inside the container
+SOCKET_NAME = "proxy.sock"
+MAX_HEAD = 32 * 1024  # a request line and its headers
+HEAD_TIMEOUT = 30.0  # seconds to send them
+IDLE_TIMEOUT = 300.0  # seconds a tunnel may sit silent
+CONNECT_TIMEOUT = 15.0
+HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "proxy-authorization", "proxy-authenticate",
+              "te", "trailer", "upgrade"}
+
+
+@dataclass(frozen=True, order=True)
+class Destination:
+    """A host (lower case, IPv6 without brackets) and a TCP port."""
+
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def destination_of(url: str) -> Destination | None:
+    """Where an http(s) URL connects to; None for anything else (a folder, file://)."""
+    parsed = urllib.parse.urlsplit(url)
+    if parsed.scheme not in DEFAULT_PORTS or not parsed.hostname:
+        return None
+    try:
+        port = parsed.port or DEFAULT_PORTS[parsed.scheme]
+    except ValueError:
+        return None
+    return Destination(parsed.hostname.lower().rstrip("."), port)
+
+
+def parse_allowed(entry: str) -> list[Destination]:
+    """An `[install] allow_hosts` entry: `host` (ports 443 and 80), `host:port`, `[v6]:port` or a URL."""
+    if "://" in entry:
+        found = destination_of(entry)
+        return [found] if found else []
+    host, port = entry, ""
+    if entry.startswith("["):
+        host, _, rest = entry[1:].partition("]")
+        port = rest[1:] if rest.startswith(":") else ""
+    elif entry.count(":") == 1:
+        host, port = entry.split(":")
+    host = host.lower().rstrip(".")
+    if not host:
+        return []
+    if port:
+        return [Destination(host, int(port))] if port.isdigit() and 0 < int(port) < 65536 else []
+    return [Destination(host, 443), Destination(host, 80)]
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One request the install step made to the outside, and what the proxy did with it."""
+
+    destination: Destination
+    method: str
+    allowed: bool
+    detail: str = ""  # why it was refused, or why an allowed one failed
+
+
+class Refused(Exception):
+    def __init__(self, status: str, message: str, destination: Destination | None = None, method: str = ""):
+        super().__init__(message)
+        self.status, self.destination, self.method = status, destination, method
+
+
+# --- the host's own proxy ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Upstream:
+    """The proxy the host itself uses for a destination, from the standard environment variables."""
+
+    address: Destination
+    authorization: str | None  # a Proxy-Authorization value, from credentials in the proxy URL
+
+
+def upstream_for(destination: Destination, scheme: str) -> Upstream | None:
+    proxies = urllib.request.getproxies_environment()
+    url = proxies.get(scheme)
+    if not url or urllib.request.proxy_bypass_environment(destination.host, proxies):
+        return None
+    if "://" not in url:
+        url = "http://" + url
+    parsed = urllib.parse.urlsplit(url)
+    address = destination_of(url)
+    if address is None:
+        return None
+    authorization = None
+    if parsed.username is not None:
+        credentials = f"{urllib.parse.unquote(parsed.username)}:{urllib.parse.unquote(parsed.password or '')}"
+        authorization = "Basic " + base64.b64encode(credentials.encode()).decode()
+    return Upstream(address, authorization)
+
+
+# --- the proxy -----------------------------------------------------------------------------------
+def _read_head(sock: socket.socket) -> tuple[bytes, bytes]:
+    """The request head (up to the blank line) and whatever came after it."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        if len(data) > MAX_HEAD:
+            raise Refused("431 Request Header Fields Too Large", f"request head over {MAX_HEAD} bytes")
+        chunk = sock.recv(8192)
+        if not chunk:
+            raise Refused("400 Bad Request", "the connection closed before a whole request arrived")
+        data += chunk
+    head, _, rest = data.partition(b"\r\n\r\n")
+    if len(head) > MAX_HEAD:
+        raise Refused("431 Request Header Fields Too Large", f"request head over {MAX_HEAD} bytes")
+    return head, rest
+
+
+def _parse_head(head: bytes) -> tuple[str, str, str, list[tuple[str, str]]]:
+    try:
+        lines = head.decode("latin-1").split("\r\n")
+        method, target, version = lines[0].split(" ")
+        headers = [(name.strip(), value.strip()) for name, value in (line.split(":", 1) for line in lines[1:])]
+    except ValueError:
+        raise Refused("400 Bad Request", "not an HTTP proxy request") from None
+    if not version.startswith("HTTP/1."):
+        raise Refused("505 HTTP Version Not Supported", f"{version} is not HTTP/1.x")
+    return method, target, version, headers
+
+
+def _authority(target: str) -> Destination:
+    """CONNECT's target, `host:port` or `[v6]:port`."""
+    host, sep, port = target.rpartition(":")
+    if not sep or not port.isdigit() or not host or not 0 < int(port) < 65536:
+        raise Refused("400 Bad Request", f"CONNECT target {target!r} is not host:port")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    return Destination(host.lower().rstrip("."), int(port))
+
+
+def _pump(source: socket.socket, sink: socket.socket) -> None:
+    try:
+        while data := source.recv(65536):
+            sink.sendall(data)
+    except OSError:
+        pass
+    try:
+        sink.shutdown(socket.SHUT_WR)
+    except OSError:
+        pass
+
+
+def _splice(client: socket.socket, server: socket.socket) -> None:
+    """Copy both ways until both sides are done."""
+    back = threading.Thread(target=_pump, args=(server, client), daemon=True)
+    back.start()
+    _pump(client, server)
+    back.join()
+
+
+class EgressProxy:
+    """An allowlisting forward proxy. Listens on a Unix socket (for install containers) or on TCP (tests,
+    chaining). Every request is recorded in `attempts`; `on_attempt` hears each one as it happens."""
+
+    def __init__(self, allowed: Iterable[Destination], *,
+                 on_attempt: Callable[[Attempt], None] | None = None, use_host_proxy: bool = True):
+        self.allowed = frozenset(allowed)
+        self.on_attempt = on_attempt
+        self.use_host_proxy = use_host_proxy
+        self._attempts: list[Attempt] = []
+        self._lock = threading.Lock()
+        self._open: set[socket.socket] = set()
+        self._listener: socket.socket | None = None
+        self._closed = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # listening
+    def listen_unix(self, path: str, mode: int = 0o600) -> str:
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(path)
+        os.chmod(path, mode)
+        self._start(listener)
+        return path
+
+    def listen_tcp(self, host: str = "127.0.0.1", port: int = 0) -> int:
+        listener = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind((host, port))
+        self._start(listener)
+        return listener.getsockname()[1]
+
+    def _start(self, listener: socket.socket) -> None:
+        listener.listen(128)
+        listener.settimeout(0.2)  # so close() is noticed without relying on accept() waking up
+        self._listener = listener
+        self._thread = threading.Thread(target=self._accept, name="workbench-egress", daemon=True)
+        self._thread.start()
+
+    def _accept(self) -> None:
+        assert self._listener is not None
+        while not self._closed.is_set():
+            try:
+                client, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            client.settimeout(None)
+            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+
+    def close(self) -> None:
+        self._closed.set()
+        if self._thread is not None:
+            self._thread.join(timeout=2)
+        if self._listener is not None:
+            self._listener.close()
+        with self._lock:
+            for sock in list(self._open):
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def __enter__(self) -> EgressProxy:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @property
+    def attempts(self) -> list[Attempt]:
+        with self._lock:
+            return list(self._attempts)
+
+    def _record(self, attempt: Attempt) -> None:
+        with self._lock:
+            self._attempts.append(attempt)
+        if self.on_attempt is not None:
+            try:
+                self.on_attempt(attempt)
+            except Exception:  # a listener's bug must not break the install
+                pass
+
+    def _track(self, sock: socket.socket, keep: bool) -> None:
+        with self._lock:
+            (self._open.add if keep else self._open.discard)(sock)
+
+    # one connection
+    def _serve(self, client: socket.socket) -> None:
+        server: socket.socket | None = None
+        self._track(client, True)
+        try:
+            client.settimeout(HEAD_TIMEOUT)
+            try:
+                head, rest = _read_head(client)
+                method, target, version, headers = _parse_head(head)
+                destination, scheme, request = self._decide(method, target, version, headers)
+            except Refused as refused:
+                if refused.destination is not None:
+                    self._record(Attempt(refused.destination, refused.method, False, str(refused)))
+                self._answer(client, refused.status, str(refused))
+                return
+            except OSError:
+                return
+            try:
+                server, early = self._connect(destination, scheme, method, target, request)
+            except (OSError, Refused) as exc:
+                self._record(Attempt(destination, method, True, f"could not connect: {exc}"))
+                self._answer(client, "502 Bad Gateway", f"{destination}: {exc}")
+                return
+            self._record(Attempt(destination, method, True))
+            self._track(server, True)
+            client.settimeout(IDLE_TIMEOUT)
+            server.settimeout(IDLE_TIMEOUT)
+            if method == "CONNECT":
+                client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n" + early)
+            if rest:
+                server.sendall(rest)
+            _splice(client, server)
+        finally:
+            for sock in (client, server):
+                if sock is not None:
+                    self._track(sock, False)
+                    sock.close()
+
+    def _decide(self, method: str, target: str, version: str,
+                headers: list[tuple[str, str]]) -> tuple[Destination, str, bytes]:
+        """Where the request may go, its scheme, and the head to send on (b"" for a tunnel)."""
+        if method == "CONNECT":
+            destination, scheme = _authority(target), "https"
+            request = b""
+        elif method in ("GET", "HEAD"):
+            parsed = urllib.parse.urlsplit(target)
+            if parsed.scheme != "http" or not parsed.hostname or parsed.username is not None:
+                raise Refused("400 Bad Request", f"{method} needs an absolute http:// URL without credentials")
+            found = destination_of(target)
+            if found is None:
+                raise Refused("400 Bad Request", f"bad URL {target!r}")
+            destination, scheme = found, "http"
+            authority = parsed.netloc
+            path = urllib.parse.urlunsplit(("", "", parsed.path or "/", parsed.query, ""))
+            kept = [(n, v) for n, v in headers if n.lower() not in HOP_BY_HOP and n.lower() != "host"]
+            lines = [f"{method} {path} {version}", f"Host: {authority}", *(f"{n}: {v}" for n, v in kept),
+                     "Connection: close"]
+            request = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        else:
+            destination = None
+            if target.startswith("http://"):
+                destination = destination_of(target)
+            raise Refused("405 Method Not Allowed", f"{method} is not allowed (only GET, HEAD and CONNECT)",
+                          destination, method)
+        if destination not in self.allowed:
+            raise Refused("403 Forbidden", f"{destination} is not an install source", destination, method)
+        return destination, scheme, request
+
+    def _connect(self, destination: Destination, scheme: str, method: str, target: str,
+                 request: bytes) -> tuple[socket.socket, bytes]:
+        """A connection to `destination` (directly, or through the host's proxy) that has been sent `request`,
+        and any bytes the far side already sent back past a chained CONNECT's answer."""
+        upstream = upstream_for(destination, scheme) if self.use_host_proxy else None
+        if upstream is None:
+            server = socket.create_connection((destination.host, destination.port), timeout=CONNECT_TIMEOUT)
+            if request:
+                server.sendall(request)
+            return server, b""
+        server = socket.create_connection((upstream.address.host, upstream.address.port),
+                                          timeout=CONNECT_TIMEOUT)
+        auth = f"Proxy-Authorization: {upstream.authorization}\r\n" if upstream.authorization else ""
+        try:
+            if method == "CONNECT":
+                server.sendall(f"CONNECT {destination} HTTP/1.1\r\nHost: {destination}\r\n{auth}\r\n".encode())
+                head, rest = _read_head(server)
+                status = head.split(b"\r\n", 1)[0].split(b" ", 2)
+                if len(status) < 2 or status[1] != b"200":
+                    raise Refused("502 Bad Gateway", "the host's proxy refused: " +
+                                  head.split(b"\r\n", 1)[0].decode("latin-1"))
+            else:
+                # Forward in absolute form, with the head we rebuilt (its Host matches the URL).
+                line, _, others = request.partition(b"\r\n")
+                absolute = f"{method} {target} {line.decode('latin-1').rsplit(' ', 1)[1]}\r\n{auth}".encode()
+                server.sendall(absolute + others)
+                rest = b""
+        except BaseException:
+            server.close()
+            raise
+        return server, rest
+
+    @staticmethod
+    def _answer(client: socket.socket, status: str, message: str) -> None:
+        body = f"workbench install egress: {message}\n".encode()
+        try:
+            client.sendall(f"HTTP/1.1 {status}\r\nContent-Type: text/plain\r\nContent-Length: {len(body)}\r\n"
+                           "Connection: close\r\n\r\n".encode() + body)
+        except OSError:
+            pass
+
+
+# --- inside the container ------------------------------------------------------------------------
+# Run as `python3 -I -c RELAY SOCKET PORT COMMAND...`: listen on the container's loopback, hand each connection
+# to the proxy's socket, run COMMAND, exit with its status. Kept to the standard library of the image's python3.
+RELAY = r"""
+import signal, socket, subprocess, sys, threading
+path, port, command = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+def pump(source, sink):
+    try:
+        while True:
+            data = source.recv(65536)
+            if not data:
+                break
+            sink.sendall(data)
+    except OSError:
+        pass
+    try:
+        sink.shutdown(socket.SHUT_WR)
+    except OSError:
+        pass
+def bridge(client):
+    proxy = socket.socket(socket.AF_UNIX)
+    try:
+        proxy.connect(path)
+    except OSError:
+        client.close(); proxy.close(); return
+    back = threading.Thread(target=pump, args=(proxy, client), daemon=True)
+    back.start(); pump(client, proxy); back.join(); client.close(); proxy.close()
+def serve(listener):
+    while True:
+        client, _ = listener.accept()
+        threading.Thread(target=bridge, args=(client,), daemon=True).start()
+listener = socket.socket()
+listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+listener.bind(("127.0.0.1", port))
+listener.listen(128)
+threading.Thread(target=serve, args=(listener,), daemon=True).start()
+child = subprocess.Popen(command)
+for number in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+    signal.signal(number, lambda signum, frame: child.send_signal(signum))
+status = child.wait()
+sys.exit(status if status >= 0 else 128 - status)
+"""
+
+
+def relay_command(command: list[str]) -> list[str]:
+    return ["python3", "-I", "-c", RELAY, f"{SOCKET_MOUNT}/{SOCKET_NAME}", str(RELAY_PORT), *command]
+
+
+def proxy_environment() -> dict[str, str]:
+    """What points pip, apt, R (libcurl) and most other clients at the relay. Both spellings: libcurl reads
+    only the lower-case http_proxy, other tools only the upper case."""
+    url = f"http://127.0.0.1:{RELAY_PORT}"
+    return {"http_proxy": url, "https_proxy": url, "HTTP_PROXY": url, "HTTPS_PROXY": url,
+            "no_proxy": "", "NO_PROXY": ""}
