@@ -67,3 +67,18 @@ def test_payload_is_json_able():
     payload = A.to_payload(A.Install("t", "pip", ("x",)))
     assert json.loads(json.dumps(payload)) == {"thought": "t", "action": "install", "manager": "pip",
                                                "packages": ["x"]}
+
+
+def test_the_model_is_told_what_an_install_was_refused():
+    from workbench.agent.prompts import install_observation
+    from workbench.sandbox.types import InstalledPackage, InstallResult
+
+    result = InstallResult(manager="pip", requested=("wbevil",), installed=(InstalledPackage("wbevil", "1.0", "pip"),),
+                           exit_code=0, output="", duration=1.0, reached=("mirror.lan:443",),
+                           refused=("evil.example:443",), unreachable=("cdn.lan:443: could not connect: timed out",))
+    text = install_observation(result)
+    assert "succeeded" in text and "refused (not an install source" in text and "evil.example:443" in text
+    assert "unreachable: cdn.lan:443: could not connect" in text
+    failed = install_observation(InstallResult(manager="r", requested=("x",), installed=(), exit_code=1,
+                                               output="boom", duration=0.1))
+    assert "FAILED" in failed and "refused" not in failed and failed.endswith("boom")

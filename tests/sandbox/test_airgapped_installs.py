@@ -3,8 +3,8 @@
 Every repository is made here: hand-written wheels (a wheelhouse, and a PEP 503 index served on the host's
 loopback), a .deb built with dpkg-deb and an R source package built with `R CMD build`, both inside the
 sandbox image. After each install: `package.installed` was emitted, every install container had
-network_mode "none", user code still has no network, and the package works in a later execution and a later
-session.
+network_mode "none" (a source served over HTTP is reached through the egress proxy's socket, and only that
+source), user code still has no network, and the package works in a later execution and a later session.
 """
 
 from __future__ import annotations
@@ -89,6 +89,7 @@ def test_pip_from_a_wheelhouse_gets_no_network(engine_ready, project, tmp_path, 
         assert result.ok, result.output
         assert {(p.name, p.version) for p in result.installed} == {("wbdemo-a", "1.0"), ("wbdemo-b", "0.5")}
         assert specs and all(s["host_config"]["network_mode"] == "none" for s in specs)
+        assert not _egress_mounted(specs[-1]) and result.reached == ()  # folders only: no way out at all
         assert all(b["mode"] == "ro" for path, b in specs[-1]["host_config"]["binds"].items() if path == str(house))
         check, _ = run(box, "python", "import wbdemo_a; print(wbdemo_a.VALUE)")  # a later execution
         assert check.stdout.kept == b"a+b\n", check.stderr.text()
@@ -99,8 +100,15 @@ def test_pip_from_a_wheelhouse_gets_no_network(engine_ready, project, tmp_path, 
     assert check.stdout.kept == b"a+b /workspace/.venv\n", check.stderr.text()
 
 
+def _egress_mounted(spec) -> bool:
+    from workbench.sandbox.egress import SOCKET_MOUNT
+
+    return any(b["bind"] == SOCKET_MOUNT for b in spec["host_config"]["binds"].values())
+
+
 def test_pip_from_an_index_on_the_host_loopback(engine_ready, project, tmp_path, monkeypatch):
-    """The index listens on 127.0.0.1 only; it is read on the host, the install container has no network."""
+    """The index listens on 127.0.0.1 only; the install container, with no network, reaches it (and only it)
+    through the egress proxy."""
     from workbench.sandbox import Sandbox
 
     served = repos.Served(repos.simple_index(tmp_path / "index"))
@@ -112,6 +120,8 @@ def test_pip_from_an_index_on_the_host_loopback(engine_ready, project, tmp_path,
             result = box.install("pip", ["wbdemo-a==1.0"])
             assert result.ok, result.output
             assert specs and all(s["host_config"]["network_mode"] == "none" for s in specs)
+            assert _egress_mounted(specs[-1])
+            assert result.reached == (f"127.0.0.1:{served.port}",) and result.refused == ()
             _assert_no_network(box)
     finally:
         served.close()
@@ -151,7 +161,8 @@ def test_cli_bad_input_gives_one_line_and_its_own_exit_code(engine_ready, projec
         ({"pip_find_links": str(tmp_path / "wheels")}, ["wbdemo-a;rm"], 2, b"not a package name"),
         ({"pip_find_links": str(tmp_path / "missing")}, ["wbdemo-a"], 5, b"folder missing"),
         ({"pip_index_url": f"http://127.0.0.1:{repos.free_port()}/simple"}, ["wbdemo-a"], 5, b"unreachable"),
-        ({"apt_mirror": "http://127.0.0.1:9/debian"}, ["jq"], 5, b"loopback"),
+        ({"apt_mirror": f"http://127.0.0.1:{repos.free_port()}/debian"}, ["jq"], 5, b"unreachable"),
+        ({"pip_find_links": str(tmp_path / "wheels"), "allow_hosts": "x:y"}, ["wbdemo-a"], 2, b"allow_hosts"),
         ({"pip_find_links": str(tmp_path / "wheels")}, ["no-such-package"], 1, b"pip install failed"),
     ]
     repos.wheels(tmp_path / "wheels")
@@ -219,3 +230,29 @@ def test_r_from_a_local_cran_folder(engine_ready, project, builder, monkeypatch)
     with Sandbox.open(project) as box:  # a later session
         check, _ = run(box, "r", "cat(as.character(packageVersion('wbhello')), '\\n')")
     assert check.stdout.kept == b"0.1.0 \n", check.stderr.text()
+
+
+def test_r_from_a_cran_repository_served_over_http(engine_ready, project, builder, monkeypatch):
+    """A CRAN-like repository on the host's loopback: R's libcurl goes through the egress proxy."""
+    from workbench.sandbox import Sandbox
+
+    box_b, workspace = builder
+    served = repos.Served(repos.cran_repo(box_b, workspace))
+    _config(project, cran_repo=served.url)
+    recorder = Recorder()
+    try:
+        with Sandbox.open(project, bus=recorder.bus) as box:
+            specs = _watch_install_containers(box, monkeypatch)
+            result = box.install("r", ["wbhello"])
+            assert result.ok, result.output
+            assert specs and all(s["host_config"]["network_mode"] == "none" for s in specs)
+            assert _egress_mounted(specs[-1]) and result.reached == (f"127.0.0.1:{served.port}",)
+            check, _ = run(box, "r", "library(wbhello); cat(hello(), '\\n')")
+            assert check.stdout.kept == b"hello from wbhello \n", check.stderr.text()
+            _assert_no_network(box)
+    finally:
+        served.close()
+    assert "/src/contrib/wbhello_0.1.0.tar.gz" in served.paths
+    assert _installed(recorder, "r") == {("wbhello", "0.1.0")}
+    (event,) = recorder.of("install.egress")
+    assert event.payload["reached"] == [f"127.0.0.1:{served.port}"] and event.payload["refused"] == []

@@ -104,12 +104,18 @@ def execution_observation(result: ExecutionResult, hints: Sequence[str] = ()) ->
 
 def install_observation(result: InstallResult) -> str:
     packages = " ".join(result.requested)
+    egress = ""
+    if result.refused:
+        egress += (f"\nrefused (not an install source; the user can add it to [install] allow_hosts): "
+                   f"{', '.join(result.refused)}")
+    if result.unreachable:
+        egress += f"\nunreachable: {'; '.join(result.unreachable)}"
     if result.ok:
         versions = ", ".join(f"{p.name} {p.version}" for p in result.installed) or "nothing new"
         return (f"install ({result.manager}) {packages} succeeded in {result.duration:.1f} s: {versions}. "
-                "You can use it now.")
+                f"You can use it now.{egress}")
     tail = result.output.strip()[-STREAM_TAIL:]
-    return f"install ({result.manager}) {packages} FAILED: exit code {result.exit_code}\n{tail}"
+    return f"install ({result.manager}) {packages} FAILED: exit code {result.exit_code}{egress}\n{tail}"
 
 
 def file_observation(path: str, content: str, size: int) -> str:

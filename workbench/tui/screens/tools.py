@@ -68,6 +68,9 @@ class ToolActions:
         ok = getattr(result, "ok", True)
         installed = ", ".join(f"{p.name} {p.version}" for p in getattr(result, "installed", ())) or "nothing new"
         message = f"Installed: {installed}" if ok else f"Install failed (exit {getattr(result, 'exit_code', '?')})"
+        refused = getattr(result, "refused", ())
+        if refused:
+            message += f"\nRefused (not an install source): {', '.join(refused)}"
         self.later(self.notify, message, severity="information" if ok else "error", timeout=8)
 
     # --- audit -------------------------------------------------------------------------------------

@@ -1,0 +1,161 @@
+"""Layer 4 for the install step: an install container has no network, and its only way out (the egress proxy
+behind a mounted Unix socket) reaches the configured sources' host:port and nothing else.
+
+Two attackers: a script run in an install container exactly as pip, apt or R would be (same spec, same
+relay, same proxy), probing every way out it can think of; and a package whose build script (an sdist's
+PEP 517 backend, which pip runs during the install) tries to send a secret out.
+"""
+
+from __future__ import annotations
+
+import json
+import textwrap
+
+import pytest
+
+from tests.sandbox import repos
+from tests.sandbox.conftest import Recorder, run
+
+pytestmark = pytest.mark.engine
+
+PROBES = textwrap.dedent("""
+    import json, os, socket, sys, urllib.request
+    allowed, other, host_ip = sys.argv[1], sys.argv[2], sys.argv[3]
+    found = {"interfaces": sorted(os.listdir("/sys/class/net"))}
+
+    def proxy(request):
+        # Speak to the relay on the container's loopback, as pip and apt do.
+        with socket.create_connection(("127.0.0.1", 3128), timeout=10) as sock:
+            sock.sendall(request.encode())
+            data = b""
+            while chunk := sock.recv(65536):
+                data += chunk
+        return data.split(b"\\r\\n", 1)[0].decode()
+
+    found["get allowed"] = proxy(f"GET http://{allowed}/ok HTTP/1.1\\r\\n\\r\\n")
+    found["get other port"] = proxy(f"GET http://{other}/leak HTTP/1.1\\r\\n\\r\\n")
+    found["connect other port"] = proxy(f"CONNECT {other} HTTP/1.1\\r\\n\\r\\n")
+    found["connect internet"] = proxy("CONNECT 1.1.1.1:443 HTTP/1.1\\r\\n\\r\\n")
+    found["post allowed"] = proxy(f"POST http://{allowed}/up HTTP/1.1\\r\\nContent-Length: 2\\r\\n\\r\\nhi")
+    found["fronted"] = proxy(f"GET http://{allowed}/front HTTP/1.1\\r\\nHost: {other}\\r\\n\\r\\n")
+    # The proxy's socket itself, without the relay: the same gate.
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.connect("/mnt/workbench-egress/proxy.sock")
+        sock.sendall(f"CONNECT {other} HTTP/1.1\\r\\n\\r\\n".encode())
+        found["socket other port"] = sock.recv(100).split(b"\\r\\n", 1)[0].decode()
+    for name, (host, port) in {"host address": (host_ip, int(other.rsplit(":", 1)[1])),
+                               "podman gateway": ("10.88.0.1", 80), "internet": ("1.1.1.1", 53),
+                               "host name": ("host.containers.internal", 80)}.items():
+        if not host:
+            continue
+        try:
+            socket.create_connection((host, port), timeout=3).close()
+            found["direct " + name] = "reached"
+        except OSError as exc:
+            found["direct " + name] = type(exc).__name__
+    try:
+        socket.getaddrinfo("pypi.org", 443)
+        found["dns"] = "resolved"
+    except OSError as exc:
+        found["dns"] = type(exc).__name__
+    print(json.dumps(found))
+""")
+
+
+@pytest.fixture
+def two_origins(tmp_path):
+    """The allowed source (a loopback index) and another service on this machine, on every address."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    (tmp_path / "a" / "ok").write_text("fine\n")
+    allowed = repos.Served(tmp_path / "a")
+    other = repos.Served(tmp_path / "b", host="0.0.0.0")
+    yield allowed, other
+    allowed.close()
+    other.close()
+
+
+def test_an_install_container_reaches_its_source_and_nothing_else(engine_ready, module_project, two_origins):
+    from workbench.sandbox import Sandbox
+    from workbench.sandbox.egress import Destination
+    from workbench.sandbox.install import _run_container
+
+    allowed, other = two_origins
+    host_ip = repos.host_address() or ""
+    with Sandbox.open(module_project) as box:
+        done = _run_container(box, image=box.image,
+                              command=["python3", "-c", PROBES, f"127.0.0.1:{allowed.port}",
+                                       f"127.0.0.1:{other.port}", host_ip],
+                              user=box.identity.user, allowed=frozenset({Destination("127.0.0.1", allowed.port)}),
+                              mounts={}, workspace=False, hardened=True, progress=None)
+        assert done.exit_code == 0, done.output
+        found = json.loads(done.output.strip().splitlines()[-1])
+        assert found["interfaces"] == ["lo"]
+        assert found["get allowed"].startswith("HTTP/1.0 200")
+        assert found["fronted"].startswith("HTTP/1.0 404")  # asked of the allowed origin, whatever Host said
+        for refused in ("get other port", "connect other port", "connect internet", "socket other port"):
+            assert found[refused] == "HTTP/1.1 403 Forbidden", (refused, found)
+        assert found["post allowed"].startswith("HTTP/1.1 405")
+        for key in [k for k in found if k.startswith("direct ")]:
+            assert found[key] != "reached", (key, found)
+        assert found["dns"] != "resolved"
+        assert other.paths == []  # nothing ever arrived there
+        assert set(allowed.paths) == {"/front", "/ok"}  # (a 404 is logged twice)
+        refusals = {(a.method, str(a.destination)) for a in done.attempts if not a.allowed}
+        assert ("CONNECT", "1.1.1.1:443") in refusals and ("GET", f"127.0.0.1:{other.port}") in refusals
+        still, _ = run(box, "python", "print('still fine')")
+        assert still.ok and still.stdout.kept == b"still fine\n"
+
+
+def test_a_build_script_cannot_send_a_secret_out(engine_ready, project, tmp_path):
+    """pip installs an sdist from the configured index; its build runs with the proxy as its only way out."""
+    from workbench.sandbox import Sandbox
+
+    (tmp_path / "exfil").mkdir()
+    exfil = repos.Served(tmp_path / "exfil", host="0.0.0.0")
+    targets = {"loopback": ("127.0.0.1", exfil.port)}
+    if repos.host_address():
+        targets["host address"] = (repos.host_address(), exfil.port)
+    root = tmp_path / "index"
+    repos.hostile_sdist(root / "files", targets)
+    served = repos.Served(repos.simple_index(root, {"wbevil": root / "files" / "wbevil-1.0.tar.gz"}))
+    (project.root / ".workbench" / "config.toml").write_text(f'[install]\npip_index_url = "{served.url}/simple"\n')
+    recorder = Recorder()
+    try:
+        with Sandbox.open(project, bus=recorder.bus) as box:
+            result = box.install("pip", ["wbevil"])
+            check, _ = run(box, "python", "import wbevil; print(wbevil.VALUE)")
+    finally:
+        served.close()
+        exfil.close()
+    assert result.ok, result.output
+    assert check.stdout.kept == b"built\n", check.stderr.text()  # the build itself went ahead
+    found = json.loads((project.workspace / "wbevil-attack.json").read_text())
+    assert found["interfaces"] == ["lo"] and found["dns"].startswith("failed")
+    for name in targets:
+        assert found[f"direct {name}"].startswith("failed"), found
+        assert "403" in found[f"proxy {name}"], found
+    assert exfil.paths == []  # the secret never arrived
+    assert f"127.0.0.1:{exfil.port}" in result.refused
+    assert result.reached == (f"127.0.0.1:{served.port}",)
+    (event,) = recorder.of("install.egress")
+    assert f"127.0.0.1:{exfil.port}" in event.payload["refused"]
+    assert event.payload["reached"] == [f"127.0.0.1:{served.port}"]
+
+
+def test_the_proxy_socket_is_gone_after_the_install(engine_ready, project, tmp_path):
+    """Nothing of the way out outlives the install: the socket folder is removed, the proxy stops."""
+    import glob
+    import tempfile
+
+    from workbench.sandbox import Sandbox
+
+    before = set(glob.glob(f"{tempfile.gettempdir()}/workbench-egress-*"))
+    served = repos.Served(repos.simple_index(tmp_path / "index"))
+    (project.root / ".workbench" / "config.toml").write_text(f'[install]\npip_index_url = "{served.url}/simple"\n')
+    try:
+        with Sandbox.open(project) as box:
+            assert box.install("pip", ["wbdemo-b"]).ok
+    finally:
+        served.close()
+    assert set(glob.glob(f"{tempfile.gettempdir()}/workbench-egress-*")) == before
