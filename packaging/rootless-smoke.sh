@@ -9,7 +9,12 @@
 # On a cgroup v1 machine rootless Podman silently ignores memory/CPU/PID limits; Workbench must then
 # SAY so (doctor's limits line, the execution's notes). The caller (tests/rootless/) checks that.
 #
-#   packaging/rootless-smoke.sh VENV PROJECT_DIR    (as root; prints what the user's commands print)
+# With PIP_INDEX_URL (an index on this machine's loopback) it also installs wbdemo-a from it as that user:
+# the install container has no network, and reaches the index only through the egress proxy's socket,
+# which is how a rootless engine (no bridge, no /dev/net/tun needed) installs from a URL at all.
+#
+#   packaging/rootless-smoke.sh VENV PROJECT_DIR [PIP_INDEX_URL]
+#   (as root; prints what the user's commands print)
 set -euo pipefail
 
 VENV=${1:?usage: rootless-smoke.sh VENV PROJECT_DIR}
@@ -78,3 +83,10 @@ echo "== exec"
 as_user "$VENV_USER/bin/workbench exec -p $PROJECT --lang python -c 'import os; print(\"uid\", os.getuid()); open(\"/workspace/owned.txt\", \"w\").write(\"x\")'"
 echo "== owner"
 stat -c '%U' "$PROJECT/workspace/owned.txt"
+if [ -n "${3:-}" ]; then
+  echo "== install"
+  printf '[install]\npip_index_url = "%s"\n' "$3" > "$PROJECT/.workbench/config.toml"
+  chown "$USER_NAME:" "$PROJECT/.workbench/config.toml"
+  as_user "$VENV_USER/bin/workbench install -p $PROJECT --manager pip wbdemo-a 2>&1"
+  as_user "$VENV_USER/bin/workbench exec -p $PROJECT --lang python -c 'import wbdemo_a; print(\"value\", wbdemo_a.VALUE)'"
+fi

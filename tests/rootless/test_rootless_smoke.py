@@ -3,7 +3,8 @@
 The main suite runs as root in CI (rootful Podman). Here an unprivileged user runs `workbench doctor`
 and `workbench exec` against its own rootless engine: code must run as that user (keep-id), files it
 writes must belong to that user on the host, and where the engine ignores cgroup limits (rootless on
-cgroup v1) Workbench must say so instead of pretending.
+cgroup v1) Workbench must say so instead of pretending. Then it installs a package from an index on the
+host's loopback: the install container has no network and reaches the index through the egress proxy.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import need
+from tests.sandbox import repos
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -29,8 +31,15 @@ def test_rootless_leg(tmp_path):
     need(shutil.which("podman") is not None and shutil.which("su") is not None, "podman and su")
     project = Path("/tmp/wb-rootless-leg") / tmp_path.name / "project"
     venv = Path(sys.executable).parent.parent
-    result = subprocess.run(["bash", str(ROOT / "packaging" / "rootless-smoke.sh"), str(venv), str(project)],
-                            capture_output=True, text=True, timeout=900)
+    index = Path("/tmp/wb-rootless-leg") / tmp_path.name / "index"
+    repos.simple_index(index)
+    subprocess.run(["chmod", "-R", "a+rX", str(index.parent)], check=True)
+    served = repos.Served(index)
+    try:
+        result = subprocess.run(["bash", str(ROOT / "packaging" / "rootless-smoke.sh"), str(venv), str(project),
+                                 f"{served.url}/simple"], capture_output=True, text=True, timeout=900)
+    finally:
+        served.close()
     out = result.stdout
     assert result.returncode == 0, result.stderr[-2000:] + out[-2000:]
     doctor = out.split("== doctor", 1)[1].split("== exec", 1)[0]
@@ -44,4 +53,9 @@ def test_rootless_leg(tmp_path):
     assert f"uid {uid}" in exec_part  # keep-id: the container user is the host user, never 0
     if cgroup_v1_rootless:
         assert "does not enforce" in result.stderr + out  # the execution says so too
-    assert out.strip().splitlines()[-1] == "wbrootless"  # the file it wrote belongs to the user
+    owner = out.split("== owner", 1)[1].split("== install", 1)[0]
+    assert owner.strip() == "wbrootless"  # the file it wrote belongs to the user
+    install = out.split("== install", 1)[1]
+    assert "installed wbdemo-a 1.0 (pip)" in install and "installed wbdemo-b 0.5 (pip)" in install
+    assert install.strip().splitlines()[-1] == "value a+b"  # usable in a later run, with no network
+    assert "/simple/wbdemo-a/" in served.paths  # fetched from the index, through the proxy
