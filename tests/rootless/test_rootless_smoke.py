@@ -32,6 +32,7 @@ def test_rootless_leg(tmp_path):
     project = Path("/tmp/wb-rootless-leg") / tmp_path.name / "project"
     venv = Path(sys.executable).parent.parent
     index = Path("/tmp/wb-rootless-leg") / tmp_path.name / "index"
+    shutil.rmtree(index, ignore_errors=True)  # a previous run's (the folder name repeats across runs)
     repos.simple_index(index)
     subprocess.run(["chmod", "-R", "a+rX", str(index.parent)], check=True)
     served = repos.Served(index)
