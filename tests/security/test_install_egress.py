@@ -159,3 +159,22 @@ def test_the_proxy_socket_is_gone_after_the_install(engine_ready, project, tmp_p
     finally:
         served.close()
     assert set(glob.glob(f"{tempfile.gettempdir()}/workbench-egress-*")) == before
+
+
+def test_without_the_proxy_socket_the_install_says_why(engine_ready, module_project, monkeypatch):
+    """An engine that cannot see the socket (a VM, a remote machine): one line saying so, not a bare error."""
+    from workbench.sandbox import Sandbox, egress
+    from workbench.sandbox.egress import Destination
+    from workbench.sandbox.install import _run_container
+
+    real = egress.relay_command
+    monkeypatch.setattr(egress, "relay_command",
+                        lambda command: [*real(command)[:4], "/nonexistent/proxy.sock", *real(command)[5:]])
+    fetch = "import urllib.request\ntry:\n urllib.request.urlopen('http://127.0.0.1:9/', timeout=5)\n" \
+            "except Exception as exc:\n print('failed', type(exc).__name__)"
+    with Sandbox.open(module_project) as box:
+        done = _run_container(box, image=box.image, command=["python3", "-c", fetch], user=box.identity.user,
+                              allowed=frozenset({Destination("127.0.0.1", 9)}), mounts={}, workspace=False,
+                              hardened=True, progress=None)
+    assert "failed" in done.output
+    assert done.output.count("cannot reach Workbench's egress proxy") == 1, done.output

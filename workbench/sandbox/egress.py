@@ -26,7 +26,9 @@ chained through the upstream proxy, with its credentials, when the host would us
 Limits, honestly stated: inside an allowed TLS tunnel the proxy sees only bytes, so a build script may talk to
 an allowed host (upload to PyPI, say) or front another site on the same CDN through TLS. Plain-http requests
 always go to the host:port named in their URL, whatever their Host header says (it is rewritten). A remote
-engine (`DOCKER_HOST=ssh://...`) cannot mount a socket from this machine, as it cannot mount the workspace.
+engine (`DOCKER_HOST=ssh://...`), or one inside a VM (Podman machine, Docker Desktop), cannot mount a socket
+from this machine, as it cannot mount the workspace: there, installs from a URL fail with a line saying so,
+and folder sources are the way. The relay needs python3 in the image (the base image has it).
 """
 
 from __future__ import annotations
@@ -413,11 +415,16 @@ def pump(source, sink):
         sink.shutdown(socket.SHUT_WR)
     except OSError:
         pass
+warned = []
 def bridge(client):
     proxy = socket.socket(socket.AF_UNIX)
     try:
         proxy.connect(path)
-    except OSError:
+    except OSError as exc:
+        if not warned:
+            warned.append(1)
+            print("workbench: the install cannot reach Workbench's egress proxy (%s); an engine in another "
+                  "machine or VM cannot share it: use folder sources there" % exc, file=sys.stderr, flush=True)
         client.close(); proxy.close(); return
     back = threading.Thread(target=pump, args=(proxy, client), daemon=True)
     back.start(); pump(client, proxy); back.join(); client.close(); proxy.close()

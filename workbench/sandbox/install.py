@@ -227,7 +227,9 @@ def _run_container(sandbox: Sandbox, *, image: str, command: list[str], user: st
         # The container's user is this user (keep-id, or a rootful engine run by this user) or another uid
         # (rootful as root): only then must the socket be open to others, in a folder they cannot list.
         private = user.split(":")[0] == str(os.getuid())
-        folder = tempfile.mkdtemp(prefix="workbench-egress-")
+        # A Unix socket's path is limited to about 100 bytes: a long TMPDIR falls back to /tmp.
+        folder = tempfile.mkdtemp(prefix="workbench-egress-",
+                                  dir=None if len(tempfile.gettempdir()) < 60 else "/tmp")
         os.chmod(folder, 0o700 if private else 0o711)
         proxy = egress.EgressProxy(allowed)
         proxy.listen_unix(os.path.join(folder, egress.SOCKET_NAME), 0o600 if private else 0o666)
