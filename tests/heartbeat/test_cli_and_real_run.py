@@ -78,7 +78,17 @@ def test_real_unattended_runs_are_audited(project):
     slow = Schedule(name="slow-job", cron="* * * * *", timezone="UTC", kind="script", language="shell",
                     code="sleep 30", timeout=2)
     now = datetime.now(UTC)
-    assert run_schedule(project, good, now).outcome == "succeeded"
+    seen, stopped = [], []
+
+    def watch(bus):
+        unsubscribe = bus.subscribe(seen.append)
+        return lambda: (unsubscribe(), stopped.append(True))
+
+    assert run_schedule(project, good, now, watch=watch).outcome == "succeeded"
+    # The watcher saw the run live (how the TUI streams it) and was let go when the run ended.
+    assert any(e.kind == "exec.output" and "heartbeat-ran" in e.payload["text"] for e in seen)
+    assert {e.actor for e in seen if e.kind.startswith("exec.")} == {"heartbeat:ok-job"}
+    assert stopped == [True]
     failed = run_schedule(project, bad, now)
     assert failed.outcome == "failed" and failed.exit_code == 3 and "boom" in failed.detail
     assert run_schedule(project, slow, now).outcome == "timed-out"

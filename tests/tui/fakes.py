@@ -137,14 +137,24 @@ class FakeSession:
 class FakeRunner:
     """Stands in for `run_schedule`: records the runs and returns the outcome the test asked for."""
 
-    def __init__(self, outcome: str = "succeeded", detail: str = "", hold: threading.Event | None = None):
-        self.outcome, self.detail, self.hold = outcome, detail, hold
+    def __init__(self, outcome: str = "succeeded", detail: str = "", hold: threading.Event | None = None,
+                 script: Any = None):
+        self.outcome, self.detail, self.hold, self.script = outcome, detail, hold, script
         self.calls: list[tuple[str, datetime]] = []
         self.started = threading.Event()
 
-    def __call__(self, project, schedule, due) -> RunOutcome:
+    def __call__(self, project, schedule, due, watch=None) -> RunOutcome:
         self.calls.append((schedule.name, due))
         self.started.set()
+        if watch is not None and self.script is not None:
+            from workbench.events import EventBus
+
+            bus = EventBus()
+            stop = watch(bus)
+            try:
+                self.script(bus, schedule)  # what the run emits, as a real one would
+            finally:
+                stop()
         if self.hold is not None:
             self.hold.wait(10)
         return RunOutcome(self.outcome, 0 if self.outcome == "succeeded" else 1, None, self.detail)

@@ -259,3 +259,36 @@ async def test_the_users_task_waits_for_a_scheduled_run_in_progress(make, demo, 
         hold.set()
         await settle(pilot, lambda: any(e.kind == "task.finished" for e in seen))
         await settle(pilot, lambda: not app.screen.agent_running)
+
+
+def emits_a_run(bus, schedule) -> None:
+    """What a scheduled script run puts on its bus: a start, two chunks of output, the finish."""
+    def emit(kind, **payload):
+        bus.emit(kind, "sched0000001", f"heartbeat:{schedule.name}", payload)
+
+    emit("exec.started", execution_id="x1", language="python")
+    emit("exec.output", execution_id="x1", stream="stdout", text="nightly says hello\n")
+    emit("exec.output", execution_id="x1", stream="stderr", text="and warns\n")
+    emit("exec.finished", execution_id="x1", exit_code=0, duration=0.5)
+
+
+@aio
+async def test_a_scheduled_run_streams_into_the_panes_and_the_users_next_work_replaces_it(make, demo):
+    from workbench.tui.widgets.output_panel import OutputPanel
+    from workbench.tui.widgets.steps_panel import StepsPanel
+
+    add(demo, cron="* * * * *", anchored=datetime.now(UTC) - timedelta(minutes=3))
+    runner = FakeRunner(script=emits_a_run)
+    app = make(services=FakeServices(runner=runner, replies=[
+        '{"thought": "done", "action": "finish", "summary": "ok"}']))
+    async with app.run_test(size=SIZE) as pilot:
+        output = app.screen.query_one(OutputPanel)
+        steps = app.screen.query_one(StepsPanel)
+        await settle(pilot, lambda: any("nightly says hello" in line for line in output.lines))
+        assert any("and warns" in line for line in output.lines)
+        assert any("heartbeat:nightly" in line for line in output.lines)  # whose output it is
+        await settle(pilot, lambda: steps.border_title == "Steps · scheduled run nightly · succeeded")
+        assert steps.count > 0
+        await pilot.click("#task")
+        await pilot.press(*"summarise", "enter")  # the user's own work takes the Steps pane back
+        await settle(pilot, lambda: steps.border_title == "Steps")

@@ -2,34 +2,50 @@
 
 A script schedule runs its code in the project's sandbox; an agent schedule runs the agent loop with
 the approval mode the schedule names (never interactive). Either way the work session's actor is
-`heartbeat:<name>`, so the audit log and the report say who triggered it.
+`heartbeat:<name>`, so the audit log and the report say who triggered it. `watch`, when given, is handed
+the run's event bus as soon as the session is open (the TUI streams the run's output live through it) and
+returns a function that stops watching, called when the run ends.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
 from workbench import events
+from workbench.events import EventBus
 from workbench.heartbeat.schedule import Schedule
 from workbench.heartbeat.scheduler import RunOutcome
 from workbench.project import Project
 from workbench.session import WorkSession
 
+Watch = Callable[[EventBus], Callable[[], None]]
 
-def run_schedule(project: Project, schedule: Schedule, due: datetime) -> RunOutcome:
+
+def run_schedule(project: Project, schedule: Schedule, due: datetime, watch: Watch | None = None) -> RunOutcome:
     details = {"schedule": schedule.name, "cron": schedule.cron, "due": due.isoformat(),
                "kind": schedule.kind, "created_by": schedule.created_by}
     with WorkSession.open(project, actor=schedule.actor, trigger=schedule.actor, details=details) as session:
-        if schedule.kind == "script":
-            outcome = _run_script(session, schedule)
-        else:
-            outcome = _run_task(session, schedule)
-        if outcome.outcome != "succeeded":
-            session.emit(events.ERROR, {"source": "heartbeat", "schedule": schedule.name,
-                                        "outcome": outcome.outcome, "detail": outcome.detail})
-            if schedule.kind == "script":  # an agent run already ends with its own session note
-                _remember_failure(session, schedule, outcome)
-        return outcome
+        stop_watching = watch(session.bus) if watch is not None else None
+        try:
+            return _run(session, schedule)
+        finally:
+            if stop_watching is not None:
+                stop_watching()
+
+
+def _run(session: WorkSession, schedule: Schedule) -> RunOutcome:
+    """One run, then what a failure leaves behind."""
+    if schedule.kind == "script":
+        outcome = _run_script(session, schedule)
+    else:
+        outcome = _run_task(session, schedule)
+    if outcome.outcome != "succeeded":
+        session.emit(events.ERROR, {"source": "heartbeat", "schedule": schedule.name,
+                                    "outcome": outcome.outcome, "detail": outcome.detail})
+        if schedule.kind == "script":  # an agent run already ends with its own session note
+            _remember_failure(session, schedule, outcome)
+    return outcome
 
 
 def _run_script(session: WorkSession, schedule: Schedule) -> RunOutcome:

@@ -53,6 +53,11 @@ class EventBridge:
         self.detach()
         self._unsubscribe = bus.subscribe(self)
 
+    def watch(self, bus: EventBus) -> Callable[[], None]:
+        """Also relay another bus (a scheduled run's) until the returned function is called; the session
+        attached with `attach` stays attached."""
+        return bus.subscribe(self)
+
     def detach(self) -> None:
         if self._unsubscribe is not None:
             self._unsubscribe()

@@ -15,11 +15,13 @@ The rule for collisions is one run at a time, through `RunGate`:
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from workbench.heartbeat.schedule import Schedule
 from workbench.heartbeat.scheduler import (
@@ -131,14 +133,17 @@ class HeartbeatHost:
 
     `on_start(schedule)` is called when a scheduled run gets the gate, `on_wait(schedule, holder)` when
     it has to wait for the user, `on_run(schedule, outcome)` when it has finished (all on the scheduler's
-    thread: hand them to the UI as messages).
+    thread: hand them to the UI as messages). `watch`, when given, is passed to the runner, which hands it
+    the run's event bus (see `heartbeat.runner`): that is how the run's output reaches the panes live.
     """
 
     def __init__(self, project: Project, runner: Runner, gate: RunGate, clock: Clock | None = None,
                  on_start: Callable[[Schedule], None] = lambda _: None,
                  on_wait: Callable[[Schedule, str], None] = lambda _s, _h: None,
-                 on_run: Callable[[Schedule, RunOutcome], None] = lambda _s, _o: None) -> None:
-        self.project, self.runner, self.gate = project, runner, gate
+                 on_run: Callable[[Schedule, RunOutcome], None] = lambda _s, _o: None,
+                 watch: Callable[..., Any] | None = None) -> None:
+        self.project, self.gate = project, gate
+        self.runner: Runner = functools.partial(runner, watch=watch) if watch is not None else runner
         self.clock = clock or SystemClock()
         self.on_start, self.on_wait, self.on_run = on_start, on_wait, on_run
         self.lock = SchedulerLock(project)

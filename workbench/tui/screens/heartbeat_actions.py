@@ -5,6 +5,9 @@ waiting and, when it gets it, runs the scheduler loop until the app quits (the l
 loop ends); when another process holds the lock, the status bar says so and this TUI runs nothing.
 Schedules are read from SQLite on a thread worker at mount, every `REFRESH` seconds and after each run.
 Scheduled runs and the user's own work take turns through `RunGate` (the rule is in `heartbeat_host`).
+A scheduled run this TUI starts is shown live: its bus is relayed by the screen's `EventBridge` beside the
+user's session, so its steps fill the Steps pane (titled with the schedule) and its output streams into
+the Output pane under its actor, `heartbeat:<name>`; the user's next piece of work replaces the steps.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from workbench.tui.heartbeat_host import RunGate, ScheduleRow
 from workbench.tui.messages import ScheduleProgress, ScheduleRan, SchedulerState, SchedulesLoaded
 from workbench.tui.screens.schedules import ScheduleChoice, SchedulesScreen
 from workbench.tui.widgets.status_bar import StatusBar
+from workbench.tui.widgets.steps_panel import StepsPanel
 
 REFRESH = 15.0  # seconds between reads of the schedules (a few rows from SQLite, on a thread)
 QUIT_WAIT = 20.0  # seconds quitting waits for a scheduled run in progress
@@ -63,7 +67,8 @@ class HeartbeatActions:
             self.project, self.gate,
             on_start=lambda schedule: self.post_message(ScheduleProgress(schedule.name, "running")),
             on_wait=lambda schedule, holder: self.post_message(ScheduleProgress(schedule.name, "waiting", holder)),
-            on_run=lambda schedule, outcome: self.post_message(ScheduleRan(schedule.name, outcome)))
+            on_run=lambda schedule, outcome: self.post_message(ScheduleRan(schedule.name, outcome)),
+            watch=self.bridge.watch)
         self.heartbeat = host  # set first, so that quitting stops it whatever happens next
         try:
             host.acquire()
@@ -118,8 +123,12 @@ class HeartbeatActions:
     def on_schedule_progress(self, message: ScheduleProgress) -> None:
         if message.state == "running":
             self.scheduled_activity = f"running {message.name}"
-            self.notify(f"Scheduled run {message.name} started (its own session; see the Audit pane).",
-                        title="Heartbeat", timeout=4)
+            self.notify(f"Scheduled run {message.name} started: its steps and output show live (its own "
+                        "session, in the Audit pane too).", title="Heartbeat", timeout=4)
+            steps = self.query_one(StepsPanel)
+            steps.clear_steps()
+            steps.replaying = True  # the user's next work replaces it, as it replaces a replay
+            steps.border_title = f"Steps · scheduled run {message.name} · live"
         else:
             self.scheduled_activity = f"{message.name} waits for {message.holder}"
         self._show_heartbeat()
@@ -129,6 +138,9 @@ class HeartbeatActions:
         self.scheduled_activity = ""
         ok = outcome.outcome in ("succeeded", "skipped")
         detail = f": {outcome.detail}" if outcome.detail else ""
+        steps = self.query_one(StepsPanel)
+        if steps.border_title == f"Steps · scheduled run {message.name} · live":
+            steps.border_title = f"Steps · scheduled run {message.name} · {outcome.outcome}"
         self.notify(f"Scheduled run {message.name} {outcome.outcome}{detail}", title="Heartbeat",
                     severity="information" if ok else "error", timeout=8 if ok else 15)
         self.load_schedules()

@@ -278,8 +278,10 @@ class MainScreen(ToolActions, MemoryActions, HeartbeatActions, Screen):
         elif event.kind in ("task.finished", "package.installed", "session.started", "task.started"):
             self._schedule_audit()
         steps = self.query_one(StepsPanel)
-        if steps.replaying and event.kind not in ("session.started", "session.finished"):
-            steps.clear_steps()  # live work replaces an earlier session's replay
+        current = self.session.session_id if self.session else None
+        scheduled = event.session_id != current  # the only other bus relayed is a scheduled run's
+        if steps.replaying and not scheduled and event.kind not in ("session.started", "session.finished"):
+            steps.clear_steps()  # live work replaces an earlier session's replay (or a scheduled run's)
             steps.border_title = "Steps"
         steps.add_event(event)
 
