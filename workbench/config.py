@@ -89,6 +89,8 @@ class MemorySettings(BaseModel):
     # Tokens of the agent's prompt given to notes retrieved for a task; 0: an eighth of the model's context,
     # at most 1,500.
     context_tokens: int = Field(default=0, ge=0)
+    # Session notes kept as they are; older ones fold into one digest note per month (0: keep them all).
+    keep_session_notes: int = Field(default=60, ge=0)
 
 
 class UISettings(BaseModel):

@@ -231,3 +231,17 @@ def test_run_task_goes_on_when_memory_cannot_open(project_session, fake_env, mon
     assert outcome.success and outcome.note_id is None
     [error] = fake_env.of("error")
     assert error.payload["where"] == "memory" and "database is locked" in error.payload["message"]
+
+
+def test_older_session_notes_roll_up_after_each_run(fake_env, store_for):
+    store = store_for(fake_env)
+    store.keep_session_notes = 1
+    for task in ("First task.", "Second task."):
+        _, loop = make_loop(fake_env, [finish("done")], store)
+        assert loop.run(task).note_id  # (the run's outcome does not matter here, its note does)
+    notes = store.list()
+    [kept] = session_notes(store)
+    assert kept.title.endswith("Second task.")
+    [digest] = [n for n in notes if "digest" in n.tags]
+    assert ": First task. (archived as" in digest.body
+    assert [e.kind for e in fake_env.events].count("memory.rolled_up") == 1

@@ -205,6 +205,12 @@ class AgentLoop:
         except Exception as exc:
             self._memory_failed("write the session note", exc)
             return None
+        roll_up = getattr(self.memory, "roll_up_sessions", None)
+        if roll_up is not None:
+            try:
+                roll_up()
+            except Exception as exc:  # the note is written; folding old ones can wait for the next run
+                self._memory_failed("roll up older session notes", exc)
         return getattr(note, "id", None)
 
     def _end(self, reason: Reason, answer: str = "", success: bool = False, detail: str = "") -> RunOutcome:

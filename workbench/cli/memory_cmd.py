@@ -92,3 +92,17 @@ def rm(project_dir: Path, note_id: str) -> None:
     with _store(project_dir) as store:
         note = store.remove(note_id)
     click.echo(f"deleted {note.id}  {_one_line(note.title, 60)}")
+
+
+@memory.command()
+@project_option
+@click.option("--keep", type=click.IntRange(0), default=None,
+              help="Session notes to keep as they are (default: [memory] keep_session_notes, 60).")
+def rollup(project_dir: Path, keep: int | None) -> None:
+    """Fold older agent-session notes into one digest note per month (their files move to archive/)."""
+    with _store(project_dir) as store:
+        done = store.roll_up_sessions(keep)
+    if not done.archived:
+        click.echo("nothing to roll up", err=True)
+        return
+    click.echo(f"rolled up {len(done.archived)} session notes into {', '.join(done.digests)}")

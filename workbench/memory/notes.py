@@ -258,5 +258,22 @@ class NoteFolder:
                 except FileNotFoundError:
                     pass
 
+    def replace(self, note: Note) -> None:
+        """Write `note` under its own id, replacing the file atomically (a digest that grows)."""
+        data = render(note).encode("utf-8")
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=SUFFIX, dir=self.root)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, self.path_of(note.id))
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
+            raise
+
     def delete(self, note_id: str) -> None:
         self.path_of(note_id).unlink()

@@ -26,6 +26,7 @@ import numpy as np
 from workbench.errors import UsageError, WorkbenchError
 from workbench.events import MEMORY_SAVED, EventBus
 from workbench.memory import notes as notes_mod
+from workbench.memory import rollup
 from workbench.memory.context import render_context
 from workbench.memory.embed import Embedder, default_embedder
 from workbench.memory.fusion import (
@@ -43,6 +44,7 @@ log = logging.getLogger(__name__)
 MEMORY_DELETED = "memory.deleted"
 MEMORY_RETRIEVED = "memory.retrieved"
 MEMORY_REINDEXED = "memory.reindexed"
+MEMORY_ROLLED_UP = "memory.rolled_up"
 CANDIDATES = 30  # per list before fusion: enough for a hit ranked low by one list to be rescued by the other
 AUTO = object()
 
@@ -58,6 +60,8 @@ class MemoryStore:
         self.bus = bus
         self.session_id = session_id
         self.actor = actor
+        memory_settings = getattr(settings, "memory", None)
+        self.keep_session_notes = int(getattr(memory_settings, "keep_session_notes", rollup.DEFAULT_KEEP))
         self.folder.root.mkdir(parents=True, exist_ok=True)
         self.index = MemoryIndex.open(self.index_path)
         if self.index.rebuilt_because:
@@ -198,6 +202,19 @@ class MemoryStore:
         if not matches:
             raise UsageError(f"no note '{note_id}'", "see: workbench memory list")
         raise UsageError(f"'{note_id}' names {len(matches)} notes: {', '.join(matches[:5])}", "give more of the id")
+
+    def roll_up_sessions(self, keep: int | None = None) -> rollup.RollUp:
+        """Fold all but the newest `keep` session notes (default: the setting) into monthly digests."""
+        keep = self.keep_session_notes if keep is None else keep
+        try:
+            done = rollup.roll_up(self.folder, self.list(), keep)
+        except OSError as exc:
+            raise WorkbenchError(f"cannot roll up session notes in {self.folder.root}: {exc.strerror or exc}") from exc
+        if done.archived:
+            self.reindex()
+            self._emit(MEMORY_ROLLED_UP, {"archived": list(done.archived), "digests": list(done.digests),
+                                          "kept": keep, "archive": str(self.folder.root / rollup.ARCHIVE)})
+        return done
 
     def remove(self, note_id: str) -> Note:
         """Delete a note's file and its index entry; returns the note as it was."""
