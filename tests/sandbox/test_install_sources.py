@@ -203,3 +203,21 @@ def test_doctor_says_what_the_install_step_does(tmp_path):
     assert source.status == "ok"
     assert egress.name == "install egress" and "pip nothing (local folders only)" in egress.detail
     check_sources(_settings(pip_find_links=str(tmp_path / "here")), "pip")
+
+
+def test_an_install_log_keeps_its_start_and_its_end_whatever_its_size():
+    from workbench.sandbox.install import KeptOutput
+
+    kept = KeptOutput(cap=100)
+    kept.add(b"S" * 60)
+    for _ in range(10_000):
+        kept.add(b"m" * 1000)  # 10 MB of middle
+    kept.add(b"\n@@end@@ wbdemo-a 1.0\n")
+    text = kept.text()
+    assert text.startswith("S" * 60 + "m" * 40)
+    assert text.endswith("\n@@end@@ wbdemo-a 1.0\n") and len(text) < 300
+    assert f"[... {10_000_082 - 200:,} bytes of output not kept ...]" in text
+    assert len(kept.tail) <= 200  # memory stays bounded while it runs
+    small = KeptOutput(cap=100)
+    small.add(b"short\xff")
+    assert small.text() == "short\ufffd"

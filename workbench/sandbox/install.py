@@ -64,7 +64,8 @@ from workbench.sandbox.types import InstalledPackage, InstallResult, PackageMana
 if TYPE_CHECKING:
     from workbench.sandbox.sandbox import Sandbox
 
-OUTPUT_CAP = 256 * 1024
+OUTPUT_CAP = 256 * 1024  # bytes of an install's output kept at its start, and again at its end
+LINE_CAP = 64 * 1024  # a longer run of output without a newline is passed to `progress` in pieces
 HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 MARK = "@@workbench-versions@@"
 APT_MOUNT = "/mnt/workbench-apt"  # a local apt mirror folder, read-only
@@ -201,6 +202,34 @@ def pip_plan(settings) -> PipPlan:
 
 
 # --- the install container -------------------------------------------------------------------------
+class KeptOutput:
+    """An install's output as kept: its first and last `cap` bytes, whatever it prints (a build log can run
+    to gigabytes; the version listing we read comes at the very end)."""
+
+    def __init__(self, cap: int):
+        self.cap = cap
+        self.head = bytearray()
+        self.tail = bytearray()
+        self.total = 0
+
+    def add(self, data: bytes) -> None:
+        self.total += len(data)
+        room = self.cap - len(self.head)
+        if room > 0:
+            self.head += data[:room]
+            data = data[room:]
+        if data:
+            self.tail += data
+            if len(self.tail) > 2 * self.cap:  # trim now and then, not on every chunk
+                del self.tail[: len(self.tail) - self.cap]
+
+    def text(self) -> str:
+        tail = self.tail[-self.cap:]
+        skipped = self.total - len(self.head) - len(tail)
+        middle = f"\n[... {skipped:,} bytes of output not kept ...]\n".encode() if skipped else b""
+        return (bytes(self.head) + middle + bytes(tail)).decode("utf-8", errors="replace")
+
+
 @dataclass(frozen=True)
 class ContainerRun:
     exit_code: int
@@ -253,16 +282,19 @@ def _run_container(sandbox: Sandbox, *, image: str, command: list[str], user: st
             "environment": env, "hostname": "install",
             "labels": sandbox.labels("install"), "host_config": host_config, "raw_host_config": raw}
     engine = sandbox.engine
-    output = bytearray()
+    output = KeptOutput(OUTPUT_CAP)
     try:
         container = engine.create_container(spec)
         try:
             engine.start(container)
             pending = b""
             for data in engine.logs(container):
-                output += data
+                output.add(data)
                 pending += data
                 *lines, pending = pending.split(b"\n")
+                if len(pending) > LINE_CAP:  # no newline for a long while: show it in pieces
+                    lines.append(pending)
+                    pending = b""
                 for line in lines:
                     if line.startswith(MARK.encode()):
                         progress = None  # what follows is our own version listing
@@ -277,7 +309,7 @@ def _run_container(sandbox: Sandbox, *, image: str, command: list[str], user: st
             proxy.close()
         if folder is not None:
             shutil.rmtree(folder, ignore_errors=True)
-    return ContainerRun(code if code is not None else 1, output.decode("utf-8", errors="replace"), container,
+    return ContainerRun(code if code is not None else 1, output.text(), container,
                         tuple(proxy.attempts) if proxy is not None else ())
 
 
@@ -471,9 +503,7 @@ def install(sandbox: Sandbox, manager: PackageManager, packages: Sequence[str],
     for package in installed:
         sandbox._emit(events.PACKAGE_INSTALLED, {"name": package.name, "version": package.version,
                                                  "manager": manager})
-    output = run.output
-    if len(output) > OUTPUT_CAP:
-        output = output[:OUTPUT_CAP] + "\n[... output truncated]"
+    output = run.output  # already bounded: its first and last OUTPUT_CAP bytes
     return InstallResult(manager=manager, requested=tuple(wanted), installed=installed, exit_code=run.exit_code,
                          output=output, duration=time.monotonic() - started, reached=reached, refused=refused,
                          unreachable=unreachable)
