@@ -69,8 +69,35 @@ def wrap_mono(text: str, chars: int) -> list[str]:
     return [text[i:i + chars] for i in range(0, len(text), chars)]
 
 
+def wrap_measured(text: str, font: str, size: float, width: float) -> list[str]:
+    """Cut `text` into pieces no wider than `width`, measuring each character in the font that draws it
+    (for lines with CJK, whose glyphs are wider than a monospace cell)."""
+    from workbench.report.fonts import fonts
+
+    fs = fonts()
+    rows: list[str] = []
+    start, used = 0, 0.0
+    for i, ch in enumerate(text):
+        w = fs.width(ch, font, size)
+        if used + w > width and i > start:
+            rows.append(text[start:i])
+            start, used = i, 0.0
+        used += w
+    rows.append(text[start:])
+    return rows
+
+
+def _needs_fallback(text: str, font: str) -> bool:
+    from workbench.report.fonts import fonts
+
+    fs = fonts()
+    return not text.isascii() and fs.fallback is not None and any(name != font for name, _ in fs.runs(text, font))
+
+
 def wrap_words(text: str, font: str, size: float, width: float) -> list[str]:
     """Greedy word wrap for proportional fonts; a word longer than a row is cut where it must be."""
+    if _needs_fallback(text, font):
+        return wrap_measured(text, font, size, width)  # CJK has no spaces to break at anyway
     if stringWidth(text, font, size) <= width:
         return [text]
     rows: list[str] = []
@@ -125,7 +152,9 @@ class LineBlock(Flowable):
         rows: list[Row] = []
         for line in self.lines:
             text = line.text.expandtabs(4)
-            if line.mono:
+            if line.mono and _needs_fallback(text, line.font):
+                pieces = wrap_measured(text, line.font, line.size, max(inner, 8 * advance(line.font, line.size)))
+            elif line.mono:
                 chars = max(int(inner / advance(line.font, line.size)), 8)
                 pieces = wrap_mono(text, chars)
             else:
@@ -256,6 +285,13 @@ class TextWriter:
         return hit
 
     def text(self, x: float, y: float, text: str, font_name: str, size: float, color) -> None:
+        if not text.isascii() and _needs_fallback(text, font_name):
+            from workbench.report.fonts import fonts
+
+            for name, piece in fonts().runs(text, font_name):  # each run in the font that has its glyphs
+                self.text(x, y, piece, name, size, color)
+                x += stringWidth(piece, name, size)
+            return
         font, dynamic, ascii_identity = self._font(font_name)
         if not dynamic:
             self.flush()

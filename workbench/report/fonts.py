@@ -8,9 +8,13 @@ A reviewer must see every character that was recorded, so:
   Cyrillic, box drawing, arrows, many symbols), searched in the system's font folders (Debian's
   ``fonts-dejavu-core``, Fedora's ``dejavu-sans-fonts``) and in matplotlib's bundled copy;
 * with no DejaVu anywhere we fall back to reportlab's own Bitstream Vera (sans) and core Courier;
-* any character the chosen font cannot draw (CJK without a CJK font, control characters, lone
-  surrogates) is shown as a visible escape (``\\u4e2d``, ``\\x1b``) by `FontSet.clean`: the text
-  stays complete and searchable, nothing is dropped silently.
+* Chinese, Japanese and Korean come from a fallback TrueType font when one is installed (Droid Sans
+  Fallback: Debian's ``fonts-droid-fallback``, 4 MB; or WenQuanYi Micro Hei): text that asks for it
+  (`clean(..., fallback=True)`) keeps those characters and is drawn in runs, each in the font that has
+  its glyphs (`FontSet.runs`). Noto CJK is no use here: reportlab reads TrueType outlines, not CFF;
+* any character no font can draw (CJK without a CJK font, control characters, lone surrogates) is
+  shown as a visible escape (``\\u4e2d``, ``\\x1b``) by `FontSet.clean`: the text stays complete and
+  searchable, nothing is dropped silently.
 """
 
 from __future__ import annotations
@@ -37,6 +41,19 @@ FONT_DIRS = (
     str(Path.home() / "Library/Fonts"),
 )
 
+# A CJK fallback (TrueType outlines), first found wins; WORKBENCH_REPORT_FONT_DIR is tried first.
+# (DroidSansFallback.ttf before ...Full.ttf: only the former has the Korean syllables.)
+FALLBACK_FILES = ("DroidSansFallback.ttf", "DroidSansFallbackFull.ttf", "wqy-microhei.ttc")
+FALLBACK_DIRS = (
+    "/usr/share/fonts-droid-fallback/truetype",  # Debian, Ubuntu (fonts-droid-fallback)
+    "/usr/share/fonts/truetype/droid",
+    "/usr/share/fonts/google-droid-sans-fonts",  # Fedora
+    "/usr/share/fonts/truetype/wqy",  # Debian (fonts-wqy-microhei)
+    "/usr/share/fonts/wqy-microhei",
+    "/usr/local/share/fonts",
+)
+FALLBACK_NAME = "WB-fallback"
+
 DEJAVU = {
     "sans": "DejaVuSans.ttf",
     "sans_bold": "DejaVuSans-Bold.ttf",
@@ -61,27 +78,31 @@ class FontSet:
     mono_bold: str
     source: str  # said on the cover: which fonts, from where
     coverage: dict[str, frozenset[int] | None] = field(default_factory=dict)
-    _cache: dict[tuple[str, str], str] = field(default_factory=dict, repr=False)
+    fallback: str | None = None  # the CJK fallback font's name, when one is registered
+    _cache: dict[tuple[str, str, bool], str] = field(default_factory=dict, repr=False)
 
     @property
     def unicode(self) -> bool:
         """True when the monospace font is a TrueType font with wide coverage."""
         return self.coverage.get(self.mono) is not None
 
-    def clean(self, text: str, font: str | None = None) -> str:
-        """`text` with every character `font` cannot draw (and every control character) escaped.
+    def clean(self, text: str, font: str | None = None, fallback: bool = False) -> str:
+        """`text` with every character `font` cannot draw (and every control character) escaped; with
+        `fallback`, characters the fallback font draws are kept (the caller draws them with `runs`).
 
         Tabs and newlines are the caller's business (they are layout); here they are escaped too.
         """
         if text.isascii() and text.isprintable():
             return text
         font = font or self.mono
+        fallback = fallback and self.fallback is not None
         if len(text) < 200:
-            key = (font, text)
+            key = (font, text, fallback)
             hit = self._cache.get(key)
             if hit is not None:
                 return hit
         covered = self.coverage.get(font)
+        extra = self.coverage.get(self.fallback or "") if fallback else None
         out = []
         for ch in text:
             code = ord(ch)
@@ -91,14 +112,37 @@ class FontSet:
                 out.append(_escape(code))
             elif covered is None:
                 out.append(ch if code < 0x100 else _escape(code))
-            elif code in covered:
+            elif code in covered or (extra is not None and code in extra):
                 out.append(ch)
             else:
                 out.append(_escape(code))
         result = "".join(out)
         if len(text) < 200 and len(self._cache) < 50_000:
-            self._cache[(font, text)] = result
+            self._cache[(font, text, fallback)] = result
         return result
+
+    def runs(self, text: str, font: str) -> list[tuple[str, str]]:
+        """`text` (cleaned with fallback) cut into (font, piece) runs: `font` where it has the glyph, else
+        the fallback font. One run in `font` for text it covers entirely."""
+        covered = self.coverage.get(font)
+        if self.fallback is None or covered is None or text.isascii():
+            return [(font, text)]
+        found: list[tuple[str, str]] = []
+        start, current = 0, font
+        for i, ch in enumerate(text):
+            wanted = font if ord(ch) < 0x80 or ord(ch) in covered else self.fallback
+            if wanted != current:
+                if i > start:
+                    found.append((current, text[start:i]))
+                start, current = i, wanted
+        found.append((current, text[start:]))
+        return [run for run in found if run[1]] or [(font, "")]
+
+    def width(self, text: str, font: str, size: float) -> float:
+        """The drawn width of `text` (cleaned with fallback), each run in its own font."""
+        from reportlab.pdfbase.pdfmetrics import stringWidth
+
+        return sum(stringWidth(piece, name, size) for name, piece in self.runs(text, font))
 
 
 def _escape(code: int) -> str:
@@ -149,19 +193,51 @@ def _ttf(name: str, path: Path) -> frozenset[int]:
     return frozenset(font.face.charToGlyph)
 
 
+def find_fallback() -> Path | None:
+    """The first CJK fallback font file found."""
+    dirs = [Path(d) for d in FALLBACK_DIRS]
+    extra = os.environ.get("WORKBENCH_REPORT_FONT_DIR")
+    if extra:
+        dirs.insert(0, Path(extra))
+    for folder in dirs:
+        for name in FALLBACK_FILES:
+            if (folder / name).is_file():
+                return folder / name
+    return None
+
+
 def _register() -> FontSet:
     dejavu = find_dejavu()
+    found = None
     if dejavu is not None:
         try:
             names = {role: f"WB-{role}" for role in DEJAVU}
             coverage = {names[role]: _ttf(names[role], path) for role, path in dejavu.items()}
             _family(names["sans"], names["sans_bold"], names["sans_italic"])
             _family(names["mono"], names["mono_bold"], names["mono"])
-            return FontSet(names["sans"], names["sans_bold"], names["sans_italic"], names["mono"],
-                           names["mono_bold"], f"DejaVu ({dejavu['sans'].parent})", coverage)
+            found = FontSet(names["sans"], names["sans_bold"], names["sans_italic"], names["mono"],
+                            names["mono_bold"], f"DejaVu ({dejavu['sans'].parent})", coverage)
         except Exception:  # a damaged font file: fall through to the bundled ones
-            pass
-    return _fallback()
+            found = None
+    found = found or _fallback()
+    _add_fallback(found)
+    return found
+
+
+def _add_fallback(fontset: FontSet) -> None:
+    """Register the CJK fallback font, when there is one and the main fonts are TrueType."""
+    path = find_fallback()
+    if path is None or fontset.coverage.get(fontset.sans) is None:
+        if path is None:
+            fontset.source += "; no CJK font (install fonts-droid-fallback to show Chinese, Japanese, Korean)"
+        return
+    try:
+        fontset.coverage[FALLBACK_NAME] = _ttf(FALLBACK_NAME, path)
+    except Exception:  # damaged or not TrueType outlines: CJK stays escaped, as without the font
+        fontset.source += f"; CJK font {path.name} unreadable"
+        return
+    fontset.fallback = FALLBACK_NAME
+    fontset.source += f"; CJK from {path.name}"
 
 
 def _fallback() -> FontSet:

@@ -86,7 +86,7 @@ def code_lines(st: Styles, ex: Execution) -> Iterator[Line]:
         if len(text) > budget:
             text = text[:budget] + f" ... [{len(text) - budget:,} more characters of this line in the log]"
         budget -= len(text)
-        yield Line(clean(text, font), font, 7.6, INK, str(n))
+        yield Line(clean(text, font, True), font, 7.6, INK, str(n))
 
 
 def result_facts(st: Styles, ex: Execution) -> list[Line]:
@@ -129,7 +129,7 @@ def stream_lines(st: Styles, stream: StreamExcerpt, color) -> tuple[list[Line], 
         if text.endswith("\n"):
             text = text[:-1]
         font, clean = st.fonts.mono, st.fonts.clean
-        body = [Line(clean(t, font), font, 7.3, INK) for t in text.split("\n")]
+        body = [Line(clean(t, font, True), font, 7.3, INK) for t in text.split("\n")]
         if stream.cut:
             body.append(Line(f"[excerpt: first {stream.shown_lines:,} lines / {stream.shown_chars:,} characters "
                              f"of {stream.logged_chars:,} characters in the log]", font, 7.0, AMBER))

@@ -57,8 +57,13 @@ class Styles:
 
     # --- text helpers ----------------------------------------------------------------------------
     def markup(self, text: str, font: str | None = None) -> str:
-        """Text made safe for Paragraph markup: unencodable characters escaped, then XML-escaped."""
-        return escape(self.fonts.clean(text, font or self.fonts.sans)).replace("\n", "<br/>")
+        """Text made safe for Paragraph markup: unencodable characters escaped, then XML-escaped; runs the
+        main font lacks (CJK) set in the fallback font."""
+        font = font or self.fonts.sans
+        cleaned = self.fonts.clean(text, font, fallback=True)
+        parts = [escape(piece) if name == font else f'<font name="{name}">{escape(piece)}</font>'
+                 for name, piece in self.fonts.runs(cleaned, font)]
+        return "".join(parts).replace("\n", "<br/>")
 
     def para(self, text: str, style: ParagraphStyle | None = None) -> Paragraph:
         """A Paragraph of plain text (no markup interpreted)."""
@@ -68,11 +73,11 @@ class Styles:
     def mono_line(self, text: str, color: colors.Color = INK, size: float = 7.6, bold: bool = False,
                   gutter: str = "") -> Line:
         font = self.fonts.mono_bold if bold else self.fonts.mono
-        return Line(self.fonts.clean(text, font), font, size, color, gutter)
+        return Line(self.fonts.clean(text, font, fallback=True), font, size, color, gutter)
 
     def sans_line(self, text: str, color: colors.Color = INK, size: float = 9.0, bold: bool = False) -> Line:
         font = self.fonts.sans_bold if bold else self.fonts.sans
-        return Line(self.fonts.clean(text, font), font, size, color, mono=False)
+        return Line(self.fonts.clean(text, font, fallback=True), font, size, color, mono=False)
 
     def block(self, lines: list[Line], style: BlockStyle) -> LineBlock:
         return LineBlock(lines, style)
