@@ -92,3 +92,16 @@ def test_a_report_draws_chinese_japanese_and_korean(project, tmp_path):
                   for font in (page.get("/Resources", {}).get("/Font", {}) or {}).values()
                   if hasattr(font, "get")}
     assert any("DroidSansFallback" in name for name in fonts_used), fonts_used
+
+
+def test_the_cjk_font_is_parsed_only_when_a_report_needs_it(monkeypatch, project, tmp_path):
+    """Parsing Droid Sans Fallback costs about 0.4 s: a report in Latin, Greek or Cyrillic never pays it."""
+    from tests.report.conftest import append
+    from tests.report.test_render import T0, run_events, session
+    from workbench.report import fonts as fonts_module
+    from workbench.report import render_report
+
+    monkeypatch.setattr(fonts_module, "_registered", None)
+    append(project, session("s", T0, run_events("s", "e", "print('Grüße')", "Grüße Ωmega Здравствуйте\n", 0, T0)))
+    render_report(project, tmp_path / "latin.pdf")
+    assert fonts_module.fonts()._fallback_tried is False

@@ -88,10 +88,13 @@ def wrap_measured(text: str, font: str, size: float, width: float) -> list[str]:
 
 
 def _needs_fallback(text: str, font: str) -> bool:
+    """Whether part of `text` is drawn in the fallback font (never for ASCII: the hot path stays cheap)."""
+    if text.isascii():
+        return False
     from workbench.report.fonts import fonts
 
     fs = fonts()
-    return not text.isascii() and fs.fallback is not None and any(name != font for name, _ in fs.runs(text, font))
+    return fs.fallback is not None and any(name != font for name, _ in fs.runs(text, font))
 
 
 def wrap_words(text: str, font: str, size: float, width: float) -> list[str]:
@@ -285,7 +288,7 @@ class TextWriter:
         return hit
 
     def text(self, x: float, y: float, text: str, font_name: str, size: float, color) -> None:
-        if not text.isascii() and _needs_fallback(text, font_name):
+        if _needs_fallback(text, font_name):
             from workbench.report.fonts import fonts
 
             for name, piece in fonts().runs(text, font_name):  # each run in the font that has its glyphs

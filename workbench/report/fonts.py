@@ -78,13 +78,26 @@ class FontSet:
     mono_bold: str
     source: str  # said on the cover: which fonts, from where
     coverage: dict[str, frozenset[int] | None] = field(default_factory=dict)
-    fallback: str | None = None  # the CJK fallback font's name, when one is registered
+    fallback_path: Path | None = None  # the CJK fallback font's file; registered when first needed
+    _fallback: str | None = field(default=None, repr=False)  # its registered name, once loaded
+    _fallback_tried: bool = field(default=False, repr=False)
     _cache: dict[tuple[str, str, bool], str] = field(default_factory=dict, repr=False)
 
     @property
     def unicode(self) -> bool:
         """True when the monospace font is a TrueType font with wide coverage."""
         return self.coverage.get(self.mono) is not None
+
+    @property
+    def fallback(self) -> str | None:
+        """The CJK fallback font's name, or None. Parsing the font takes about 0.4 s, so it is registered the
+        first time a character needs it, never for a report without CJK."""
+        if not self._fallback_tried:
+            with _lock_fallback:
+                if not self._fallback_tried:
+                    self._fallback = _load_fallback(self)
+                    self._fallback_tried = True
+        return self._fallback
 
     def clean(self, text: str, font: str | None = None, fallback: bool = False) -> str:
         """`text` with every character `font` cannot draw (and every control character) escaped; with
@@ -95,14 +108,14 @@ class FontSet:
         if text.isascii() and text.isprintable():
             return text
         font = font or self.mono
-        fallback = fallback and self.fallback is not None
+        fallback = fallback and self.fallback_path is not None
         if len(text) < 200:
             key = (font, text, fallback)
             hit = self._cache.get(key)
             if hit is not None:
                 return hit
         covered = self.coverage.get(font)
-        extra = self.coverage.get(self.fallback or "") if fallback else None
+        extra: frozenset[int] | None = None  # the fallback's coverage, looked up at the first character it may draw
         out = []
         for ch in text:
             code = ord(ch)
@@ -112,7 +125,9 @@ class FontSet:
                 out.append(_escape(code))
             elif covered is None:
                 out.append(ch if code < 0x100 else _escape(code))
-            elif code in covered or (extra is not None and code in extra):
+            elif code in covered:
+                out.append(ch)
+            elif fallback and (extra := extra if extra is not None else self._fallback_coverage()) and code in extra:
                 out.append(ch)
             else:
                 out.append(_escape(code))
@@ -121,11 +136,15 @@ class FontSet:
             self._cache[(font, text, fallback)] = result
         return result
 
+    def _fallback_coverage(self) -> frozenset[int]:
+        name = self.fallback
+        return (self.coverage.get(name) or frozenset()) if name else frozenset()
+
     def runs(self, text: str, font: str) -> list[tuple[str, str]]:
         """`text` (cleaned with fallback) cut into (font, piece) runs: `font` where it has the glyph, else
         the fallback font. One run in `font` for text it covers entirely."""
         covered = self.coverage.get(font)
-        if self.fallback is None or covered is None or text.isascii():
+        if text.isascii() or covered is None or self.fallback is None:
             return [(font, text)]
         found: list[tuple[str, str]] = []
         start, current = 0, font
@@ -225,19 +244,27 @@ def _register() -> FontSet:
 
 
 def _add_fallback(fontset: FontSet) -> None:
-    """Register the CJK fallback font, when there is one and the main fonts are TrueType."""
+    """Note the CJK fallback font, when there is one and the main fonts are TrueType (loaded when needed)."""
     path = find_fallback()
-    if path is None or fontset.coverage.get(fontset.sans) is None:
-        if path is None:
-            fontset.source += "; no CJK font (install fonts-droid-fallback to show Chinese, Japanese, Korean)"
-        return
+    if path is None:
+        fontset.source += "; no CJK font (install fonts-droid-fallback to show Chinese, Japanese, Korean)"
+    elif fontset.coverage.get(fontset.sans) is not None:
+        fontset.fallback_path = path
+        fontset.source += f"; CJK from {path.name}"
+
+
+_lock_fallback = threading.Lock()
+
+
+def _load_fallback(fontset: FontSet) -> str | None:
+    if fontset.fallback_path is None:
+        return None
     try:
-        fontset.coverage[FALLBACK_NAME] = _ttf(FALLBACK_NAME, path)
+        fontset.coverage[FALLBACK_NAME] = _ttf(FALLBACK_NAME, fontset.fallback_path)
     except Exception:  # damaged or not TrueType outlines: CJK stays escaped, as without the font
-        fontset.source += f"; CJK font {path.name} unreadable"
-        return
-    fontset.fallback = FALLBACK_NAME
-    fontset.source += f"; CJK from {path.name}"
+        fontset.fallback_path = None
+        return None
+    return FALLBACK_NAME
 
 
 def _fallback() -> FontSet:

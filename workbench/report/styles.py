@@ -61,6 +61,8 @@ class Styles:
         main font lacks (CJK) set in the fallback font."""
         font = font or self.fonts.sans
         cleaned = self.fonts.clean(text, font, fallback=True)
+        if cleaned.isascii():
+            return escape(cleaned).replace("\n", "<br/>")
         parts = [escape(piece) if name == font else f'<font name="{name}">{escape(piece)}</font>'
                  for name, piece in self.fonts.runs(cleaned, font)]
         return "".join(parts).replace("\n", "<br/>")
