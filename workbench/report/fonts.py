@@ -144,7 +144,9 @@ class FontSet:
         """`text` (cleaned with fallback) cut into (font, piece) runs: `font` where it has the glyph, else
         the fallback font. One run in `font` for text it covers entirely."""
         covered = self.coverage.get(font)
-        if text.isascii() or covered is None or self.fallback is None:
+        if text.isascii() or covered is None or all(ord(ch) in covered or ord(ch) < 0x80 for ch in text):
+            return [(font, text)]
+        if self.fallback is None:
             return [(font, text)]
         found: list[tuple[str, str]] = []
         start, current = 0, font
