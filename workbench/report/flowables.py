@@ -94,7 +94,7 @@ def _needs_fallback(text: str, font: str) -> bool:
     from workbench.report.fonts import fonts
 
     fs = fonts()
-    return fs.fallback is not None and any(name != font for name, _ in fs.runs(text, font))
+    return any(name != font for name, _ in fs.runs(text, font))  # (runs loads the fallback only if needed)
 
 
 def wrap_words(text: str, font: str, size: float, width: float) -> list[str]:
