@@ -67,3 +67,15 @@ def test_doctor_names_a_bad_allow_hosts_entry(monkeypatch):
 
     finding = check_install_egress(load_settings())
     assert finding.status == "warn" and "'mirror.lan:http'" in finding.detail
+
+
+def test_report_fonts_are_reported(monkeypatch):
+    from workbench.doctor import check_report_fonts
+    from workbench.report import fonts
+
+    monkeypatch.setattr(fonts, "find_fallback", lambda: None)
+    finding = check_report_fonts()
+    if fonts.find_dejavu() is not None:
+        assert finding.status == "warn" and "no CJK font" in finding.detail and "fonts-droid-fallback" in finding.fix
+    monkeypatch.setattr(fonts, "find_dejavu", lambda: None)
+    assert check_report_fonts().status == "warn" and "Latin-1" in check_report_fonts().detail

@@ -121,6 +121,21 @@ def check_disk(path: Path) -> Finding:
     return Finding("disk", "ok", f"{free_gb:.0f} GiB free at {target}")
 
 
+def check_report_fonts() -> Finding:
+    """Which fonts the PDF report will use (found on disk, not loaded: loading the CJK font takes 0.4 s)."""
+    from workbench.report.fonts import find_dejavu, find_fallback
+
+    dejavu, cjk = find_dejavu(), find_fallback()
+    if dejavu is None:
+        return Finding("report fonts", "warn", "DejaVu not found: only Latin-1 text is drawn, the rest escaped",
+                       "apt-get install fonts-dejavu-core fonts-droid-fallback")
+    detail = f"DejaVu ({dejavu['sans'].parent})"
+    if cjk is None:
+        return Finding("report fonts", "warn", f"{detail}; no CJK font: Chinese, Japanese, Korean are escaped",
+                       "apt-get install fonts-droid-fallback")
+    return Finding("report fonts", "ok", f"{detail}; CJK from {cjk}")
+
+
 def check_embeddings(settings: Settings) -> Finding:
     from workbench.memory.embed import doctor_finding
 
@@ -203,5 +218,6 @@ def run_doctor(settings: Settings, project_root: Path | None = None) -> DoctorRe
     findings += _guarded("embeddings", lambda: check_embeddings(settings))
     findings += _guarded("install sources", lambda: check_install_sources(settings))
     findings += _guarded("keyring", check_keyring)
+    findings += _guarded("report fonts", check_report_fonts)
     findings += _guarded("disk", lambda: check_disk(project_root or Path.cwd()))
     return DoctorReport(tuple(findings))
