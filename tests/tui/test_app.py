@@ -174,3 +174,26 @@ async def test_audit_panel_shows_sessions_and_verification(make):
         widget = panel.query_one("#audit-status")
         status = " ".join(line.text for line in widget.render_lines(widget.region.reset_offset))
         assert "verified" in status and "SHA256:abcd1234" in status
+
+
+@aio
+async def test_installs_and_refused_egress_show_as_steps(make):
+    from workbench.events import Event
+
+    app = make()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, lambda: app.screen.session is not None)
+        sid = app.screen.session.session_id
+        steps = app.screen.query_one(StepsPanel)
+        steps.clear_steps()
+        steps.add_event(Event("install.egress", sid, "user:tester",
+                              {"manager": "pip", "reached": ["pypi.org:443"], "refused": ["evil.example:443"],
+                               "unreachable": ["cdn.lan:443: could not connect: timed out"]}))
+        steps.add_event(Event("install.egress", sid, "user:tester", {"reached": ["pypi.org:443"], "refused": []}))
+        steps.add_event(Event("package.installed", sid, "user:tester",
+                              {"name": "tabulate", "version": "0.10.0", "manager": "pip"}))
+        await pilot.pause(0.1)
+        shown = [(card.title, card.body) for card in cards(app)]
+    assert shown[0][0] == "Install network" and "evil.example:443" in shown[0][1]
+    assert "could not reach cdn.lan:443" in shown[0][1]
+    assert shown[1] == ("Installed · tabulate 0.10.0 (pip)", "")  # an install with nothing refused adds no card

@@ -117,8 +117,12 @@ class StepsPanel(VerticalScroll):
             self._add(StepCard(f"{'✔ Done' if ok else '✘ Ended'} · {reason}", body=_short(answer),
                                classes="-ok" if ok else "-failed"))
         elif kind == "package.installed":
-            self._add(StepCard(f"Installed · {_short(p.get('packages') or p.get('requested') or p)}",
-                               classes="-ok" if p.get("ok", True) else "-failed"))
+            what = f"{p.get('name')} {p.get('version')} ({p.get('manager')})" if p.get("name") else _short(p)
+            self._add(StepCard(f"Installed · {what}", classes="-ok"))
+        elif kind == "install.egress" and (p.get("refused") or p.get("unreachable")):
+            lines = [f"refused (not an install source): {', '.join(p['refused'])}"] if p.get("refused") else []
+            lines += [f"could not reach {item}" for item in p.get("unreachable") or []]
+            self._add(StepCard("Install network", body=_short("\n".join(lines), 600), classes="-failed"))
         elif kind == "error":
             self._add(StepCard(f"Error · {_short(p.get('message') or p)}", classes="-failed"))
         elif kind == "agent.approval":
