@@ -194,3 +194,20 @@ def test_destinations_of_urls(url, expected):
 ])
 def test_allow_hosts_entries(entry, expected):
     assert [str(d) for d in parse_allowed(entry)] == expected
+
+
+def test_pipelined_requests_after_the_first_are_not_passed_on(proxy, origins):
+    allowed, other = origins
+    first = f"GET http://127.0.0.1:{allowed.port}/one HTTP/1.1\r\n\r\n"
+    smuggled = (f"GET http://127.0.0.1:{other.port}/two HTTP/1.1\r\nHost: 127.0.0.1:{other.port}\r\n\r\n"
+                f"POST /three HTTP/1.1\r\nContent-Length: 6\r\n\r\nsecret")
+    reply = ask(proxy.path, (first + smuggled).encode())
+    assert reply.count(b"HTTP/1.0 200") == 1 and reply.endswith(b"hello from the origin\n")
+    assert allowed.seen == [("GET", "/one", f"127.0.0.1:{allowed.port}")] and other.seen == []
+
+
+def test_a_get_with_a_body_is_refused(proxy, origins):
+    allowed, _ = origins
+    reply = ask(proxy.path, f"GET http://127.0.0.1:{allowed.port}/x HTTP/1.1\r\nContent-Length: 6\r\n\r\nsecret"
+                .encode())
+    assert reply.startswith(b"HTTP/1.1 400") and allowed.seen == []

@@ -8,7 +8,8 @@ by the image's python3 as the container's first process) listens on the containe
 `http_proxy`/`https_proxy`. The proxy reads each request and lets through only
 
     CONNECT host:port HTTP/1.1           TLS to an https source (PyPI, CRAN, an https mirror)
-    GET|HEAD http://host:port/... HTTP/1.1   plain http (Debian mirrors, LAN indexes)
+    GET|HEAD http://host:port/... HTTP/1.1   plain http (Debian mirrors, LAN indexes), one request per
+                                             connection, no body, its Host header rewritten to the URL's
 
 where host:port is in the allowlist built from the configured sources (install.py says which). Anything else
 (another host, another port, POST, a malformed request) is answered 403/405 and recorded as refused; the
@@ -315,9 +316,13 @@ class EgressProxy:
             server.settimeout(IDLE_TIMEOUT)
             if method == "CONNECT":
                 client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n" + early)
-            if rest:
-                server.sendall(rest)
-            _splice(client, server)
+                if rest:
+                    server.sendall(rest)
+                _splice(client, server)
+            else:
+                # One request per connection: whatever the client sent after its head (pipelined requests
+                # apt likes to send) is not passed on unchecked; the client sees the close and asks again.
+                _pump(server, client)
         finally:
             for sock in (client, server):
                 if sock is not None:
@@ -337,6 +342,9 @@ class EgressProxy:
             found = destination_of(target)
             if found is None:
                 raise Refused("400 Bad Request", f"bad URL {target!r}")
+            if any(n.lower() == "transfer-encoding" or (n.lower() == "content-length" and v.strip() != "0")
+                   for n, v in headers):
+                raise Refused("400 Bad Request", f"{method} with a body is not passed on", found, method)
             destination, scheme = found, "http"
             authority = parsed.netloc
             path = urllib.parse.urlunsplit(("", "", parsed.path or "/", parsed.query, ""))
