@@ -178,3 +178,47 @@ def test_without_the_proxy_socket_the_install_says_why(engine_ready, module_proj
                               hardened=True, progress=None)
     assert "failed" in done.output
     assert done.output.count("cannot reach Workbench's egress proxy") == 1, done.output
+
+
+def test_only_the_container_user_can_reach_the_proxy_socket():
+    """As root (a rootful engine run by root, as in CI), the socket folder is handed to the sandbox uid alone;
+    as this user, it stays ours alone."""
+    import os
+    import shutil
+    import socket
+    import stat
+    import subprocess
+    import tempfile
+    from pathlib import Path
+
+    from workbench.sandbox.install import _open_to
+
+    base = Path(tempfile.mkdtemp(prefix="wb-egress-test-", dir="/tmp"))
+    base.chmod(0o755)  # (pytest's own tmp folders are closed to other users)
+    folder = base / "egress"
+    folder.mkdir()
+    path = folder / "proxy.sock"
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(str(path))
+    listener.listen(1)
+    os.chmod(path, 0o600)
+    try:
+        if os.getuid() != 0:
+            _open_to(os.getuid(), str(folder), str(path))
+            assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+            return
+        _open_to(10999, str(folder), str(path))
+        assert (folder.stat().st_uid, stat.S_IMODE(folder.stat().st_mode)) == (10999, 0o700)
+        assert (path.stat().st_uid, stat.S_IMODE(path.stat().st_mode)) == (10999, 0o600)
+        probe = ("import socket, sys\ns = socket.socket(socket.AF_UNIX)\ntry:\n s.connect(sys.argv[1]); print('in')\n"
+                 "except OSError as e:\n print(type(e).__name__)")
+        python = "/usr/bin/python3"  # (not a shim under root's home, which other users cannot enter)
+        other = subprocess.run(["setpriv", "--reuid=10998", "--regid=10998", "--clear-groups", python, "-c",
+                                probe, str(path)], capture_output=True, text=True, timeout=30)
+        owner = subprocess.run(["setpriv", "--reuid=10999", "--regid=10999", "--clear-groups", python, "-c",
+                                probe, str(path)], capture_output=True, text=True, timeout=30)
+        assert other.stdout.strip() == "PermissionError", other.stderr
+        assert owner.stdout.strip() == "in", owner.stderr
+    finally:
+        listener.close()
+        shutil.rmtree(base, ignore_errors=True)

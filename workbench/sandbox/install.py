@@ -202,6 +202,31 @@ def pip_plan(settings) -> PipPlan:
 
 
 # --- the install container -------------------------------------------------------------------------
+def _host_uid(sandbox: Sandbox, user: str) -> int:
+    """The host uid the container's user is: rootless, always this user (keep-id, or the namespace's root);
+    rootful, the same number."""
+    if sandbox.engine.rootless:
+        return os.getuid()
+    try:
+        return int(user.split(":")[0])
+    except ValueError:
+        return -1
+
+
+def _open_to(uid: int, folder: str, socket_path: str) -> None:
+    """Let `uid` (and nobody else) reach the proxy's socket: ours already; as root, handed over; otherwise
+    (a rootful engine run by another user, rare) open to all, in a folder nobody can list."""
+    if uid == os.getuid():
+        os.chmod(folder, 0o700)
+    elif os.getuid() == 0 and uid >= 0:
+        os.chown(folder, uid, -1)
+        os.chown(socket_path, uid, -1)
+        os.chmod(folder, 0o700)
+    else:
+        os.chmod(folder, 0o711)
+        os.chmod(socket_path, 0o666)
+
+
 class KeptOutput:
     """An install's output as kept: its first and last `cap` bytes, whatever it prints (a build log can run
     to gigabytes; the version listing we read comes at the very end)."""
@@ -253,15 +278,13 @@ def _run_container(sandbox: Sandbox, *, image: str, command: list[str], user: st
             binds[str(HOST_CA_BUNDLE)] = {"bind": str(HOST_CA_BUNDLE), "mode": "ro"}
             env.update(PIP_CERT=str(HOST_CA_BUNDLE), SSL_CERT_FILE=str(HOST_CA_BUNDLE),
                        CURL_CA_BUNDLE=str(HOST_CA_BUNDLE))
-        # The container's user is this user (keep-id, or a rootful engine run by this user) or another uid
-        # (rootful as root): only then must the socket be open to others, in a folder they cannot list.
-        private = user.split(":")[0] == str(os.getuid())
         # A Unix socket's path is limited to about 100 bytes: a long TMPDIR falls back to /tmp.
         folder = tempfile.mkdtemp(prefix="workbench-egress-",
                                   dir=None if len(tempfile.gettempdir()) < 60 else "/tmp")
-        os.chmod(folder, 0o700 if private else 0o711)
+        socket_path = os.path.join(folder, egress.SOCKET_NAME)
         proxy = egress.EgressProxy(allowed)
-        proxy.listen_unix(os.path.join(folder, egress.SOCKET_NAME), 0o600 if private else 0o666)
+        proxy.listen_unix(socket_path, 0o600)
+        _open_to(_host_uid(sandbox, user), folder, socket_path)
         binds[folder] = {"bind": egress.SOCKET_MOUNT, "mode": "rw"}
         env.update(egress.proxy_environment())
         command = egress.relay_command(command)
