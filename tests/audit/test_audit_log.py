@@ -73,6 +73,8 @@ def test_entries_filters_and_sessions(log_path):
     assert [e.seq for e in log.entries(since=base + timedelta(minutes=2), until=base + timedelta(minutes=4))] \
         == [2, 3, 4]
     assert [e.payload["i"] for e in log.entries(kinds=["llm.action"])] == [0, 2, 4]
+    assert [e.seq for e in log.entries(from_seq=4)] == [4, 5]  # the tail, as the TUI's Audit pane reads it
+    assert [e.seq for e in log.entries(from_seq=2, kinds=["llm.action"])] == [2, 4]
     entry = next(log.entries())
     assert entry.time == base and len(entry.hash) == 64 and entry.user.startswith("user:")
     sessions = log.sessions()

@@ -190,7 +190,11 @@ class FakeServices(Services):
         return self.report
 
     def audit_summary(self, project, session=None, verify=False, recent=60):
+        self.summary_reads = getattr(self, "summary_reads", 0) + 1
         return self.summary
+
+    def audit_size(self, project, session=None):
+        return getattr(self, "size_override", None) or self.summary.entries
 
     def session_events(self, project, session_id, session=None):
         return []

@@ -197,3 +197,16 @@ async def test_installs_and_refused_egress_show_as_steps(make):
     assert shown[0][0] == "Install network" and "evil.example:443" in shown[0][1]
     assert "could not reach cdn.lan:443" in shown[0][1]
     assert shown[1] == ("Installed · tabulate 0.10.0 (pip)", "")  # an install with nothing refused adds no card
+
+
+@aio
+async def test_the_audit_pane_follows_a_log_that_grows_elsewhere(make):
+    services = FakeServices()
+    app = make(services=services)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, lambda: app.screen._audit_entries is not None)
+        await pilot.pause(2.5)
+        reads = services.summary_reads
+        assert reads >= 1
+        services.size_override = services.summary.entries + 7  # another process appended
+        await settle(pilot, lambda: services.summary_reads > reads, timeout=6)

@@ -286,9 +286,9 @@ class AuditLog:
 
     # --- reading ----------------------------------------------------------------------------------
     def entries(self, since: datetime | None = None, until: datetime | None = None, session: str | None = None,
-                kinds: Iterable[str] | None = None) -> Iterator[AuditEntry]:
-        """Entries in order, filtered by time range (inclusive), session and kinds."""
-        where, params = entry_filter(since, until, session, kinds)
+                kinds: Iterable[str] | None = None, from_seq: int | None = None) -> Iterator[AuditEntry]:
+        """Entries in order, filtered by time range (inclusive), session, kinds and first sequence number."""
+        where, params = entry_filter(since, until, session, kinds, from_seq)
         with self.store.lock:
             rows = self.store.entry_rows(where, params).fetchall()
         for row in rows:
@@ -343,10 +343,13 @@ class AuditLog:
 
 
 def entry_filter(since: datetime | None, until: datetime | None, session: str | None,
-                 kinds: Iterable[str] | None) -> tuple[str, tuple[Any, ...]]:
+                 kinds: Iterable[str] | None, from_seq: int | None = None) -> tuple[str, tuple[Any, ...]]:
     """A WHERE clause (and its parameters) for the usual entry filters."""
     clauses: list[str] = []
     params: list[Any] = []
+    if from_seq is not None:
+        clauses.append("seq >= ?")
+        params.append(from_seq)
     if since is not None:
         clauses.append("time >= ?")
         params.append(iso_utc(since))

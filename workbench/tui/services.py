@@ -105,10 +105,7 @@ class Services:
             size = log.size()
             rows = []
             if size:
-                start = max(0, size - recent)
-                for entry in log.entries():
-                    if entry.seq < start:
-                        continue
+                for entry in log.entries(from_seq=max(0, size - recent)):  # the tail only, whatever the size
                     rows.append(EntryRow(entry.seq, entry.time, entry.kind, entry.session_id, entry.actor,
                                          summarize_payload(entry.kind, entry.payload)))
             # Read the key without creating it: the session's own checkpoint creates it, and two threads
@@ -124,6 +121,10 @@ class Services:
                                 tuple(rows[-recent:]), info.warning() if info else None)
 
         return self._with_log(project, session, read)
+
+    def audit_size(self, project: Project, session: Any = None) -> int:
+        """How many entries the log holds now (one indexed query; other processes' appends included)."""
+        return int(self._with_log(project, session, lambda log: log.size()))
 
     def session_events(self, project: Project, session_id: str, session: Any = None) -> list[Event]:
         def read(log: Any) -> list[Event]:

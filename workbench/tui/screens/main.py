@@ -47,6 +47,7 @@ from workbench.tui.widgets.steps_panel import StepsPanel
 from workbench.tui.widgets.task_input import TaskInput
 
 FRAME = 1 / 30  # at most this often the output panel takes a batch
+AUDIT_POLL = 2.0  # seconds between checks that the log has grown from elsewhere
 
 
 class MainScreen(ToolActions, MemoryActions, HeartbeatActions, Screen):
@@ -79,6 +80,7 @@ class MainScreen(ToolActions, MemoryActions, HeartbeatActions, Screen):
         self._last_flush = 0.0
         self._flush_timer: Any = None
         self._audit_timer: Any = None
+        self._audit_entries: int | None = None  # the log's size when the Audit pane was last read
         self._replayed_previous = False
         self._left_width = 3
         self.init_heartbeat()
@@ -113,6 +115,7 @@ class MainScreen(ToolActions, MemoryActions, HeartbeatActions, Screen):
         self.check_environment()
         self.open_session()
         self.start_heartbeat()
+        self.set_interval(AUDIT_POLL, self.poll_audit)
 
     # --- workers -----------------------------------------------------------------------------------
     @work(thread=True, exclusive=True, exit_on_error=False, group="doctor")
@@ -133,6 +136,15 @@ class MainScreen(ToolActions, MemoryActions, HeartbeatActions, Screen):
     @work(thread=True, exclusive=True, exit_on_error=False, group="audit")
     def load_audit(self, verify: bool = False) -> None:
         self.post_message(AuditLoaded(self.services.audit_summary(self.project, self.session, verify=verify)))
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="audit-poll")
+    def poll_audit(self) -> None:
+        """Refresh the Audit pane when the log grew from elsewhere (a scheduled run in a service, `workbench
+        exec` in another terminal): one indexed query every AUDIT_POLL seconds, on a thread."""
+        if self.session is None or self._audit_entries is None:
+            return
+        if self.services.audit_size(self.project, self.session) != self._audit_entries:
+            self.later(self._schedule_audit)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="replay")
     def replay(self, session_id: str) -> None:
@@ -295,6 +307,7 @@ class MainScreen(ToolActions, MemoryActions, HeartbeatActions, Screen):
 
     def on_audit_loaded(self, message: AuditLoaded) -> None:
         summary = message.summary
+        self._audit_entries = summary.entries
         current = self.session.session_id if self.session else None
         self.query_one(AuditPanel).show(summary, current)
         tasks = [row.summary for row in summary.recent if row.kind == "task.started"]
