@@ -28,6 +28,7 @@ from typing import Any, Protocol
 
 from workbench.config import Settings
 from workbench.errors import EngineUnavailable
+from workbench.sandbox import engine_facts
 
 ROOTFUL_PODMAN = "unix:///run/podman/podman.sock"
 API_VERSION = "1.41"  # Docker 20.10+, Podman 3+
@@ -119,7 +120,8 @@ class Engine(Protocol):
 class DockerEngine:
     """`Engine` over docker-py's low-level client (works with Docker and Podman's compat API)."""
 
-    def __init__(self, endpoint: str, timeout: float = 60.0):
+    def __init__(self, endpoint: str, timeout: float = 60.0, fresh: bool = False):
+        """`fresh`: ask the engine to describe itself even when a recent description is cached (doctor)."""
         import docker  # imported here: `workbench --help` must not pay for docker-py
 
         self.endpoint = endpoint
@@ -127,12 +129,24 @@ class DockerEngine:
         try:
             # A pinned API version saves a round trip (Podman answers /version slowly: ~0.3 s).
             self.api = docker.APIClient(base_url=endpoint, timeout=timeout, version=API_VERSION)
-            self.version, self.is_podman, self.rootless, self.limits_enforced = self._identify()
+            facts = None if fresh else engine_facts.cached(endpoint)
+            if facts is not None:
+                self._ping()  # the description is recent; the engine must still answer
+            else:
+                facts = self._identify()
+                engine_facts.store(endpoint, facts)
+            self.version, self.is_podman, self.rootless, self.limits_enforced = facts
         except EngineUnavailable:
             raise
         except Exception as exc:
             raise EngineUnavailable(f"the container engine at {endpoint} does not answer: {_short(exc)}",
                                     "run packaging/setup-engine.sh, or set DOCKER_HOST") from exc
+
+    def _ping(self) -> None:
+        response = self.api.get(f"{self.api.base_url}/_ping")
+        if response.status_code != 200:
+            raise EngineUnavailable(f"the container engine at {self.endpoint} answers {response.status_code} "
+                                    "to a ping", "run packaging/setup-engine.sh, or set DOCKER_HOST")
 
     def _identify(self) -> tuple[str, bool, bool, bool]:
         """(version, is_podman, rootless, cgroup limits enforced), from the engine's own report."""
@@ -258,8 +272,9 @@ def _short(exc: BaseException) -> str:
     return text[:200] or type(exc).__name__
 
 
-def connect(settings: Settings) -> DockerEngine:
-    """Connect to the engine found by `find_endpoint`, or raise `EngineUnavailable` (exit 3)."""
+def connect(settings: Settings, fresh: bool = False) -> DockerEngine:
+    """Connect to the engine found by `find_endpoint`, or raise `EngineUnavailable` (exit 3). `fresh`: do not
+    reuse a cached description of the engine (see `engine_facts`)."""
     endpoint = find_endpoint(settings)
     path = _socket_path(endpoint)
     if path is not None and not path.exists():
@@ -269,14 +284,14 @@ def connect(settings: Settings) -> DockerEngine:
         tried = ", ".join(candidate_endpoints(settings))
         raise EngineUnavailable(f"no container engine socket found (tried {tried})",
                                 "run packaging/setup-engine.sh, or set DOCKER_HOST")
-    return DockerEngine(endpoint, timeout=settings.engine.timeout)
+    return DockerEngine(endpoint, timeout=settings.engine.timeout, fresh=fresh)
 
 
 def probe(settings: Settings) -> EngineProbe:
-    """Doctor's view of the engine; never raises."""
+    """Doctor's view of the engine, always asked afresh; never raises."""
     endpoint = find_endpoint(settings)
     try:
-        engine = connect(settings)
+        engine = connect(settings, fresh=True)
     except EngineUnavailable as exc:
         return EngineProbe(endpoint, False, "", False, False, exc.one_line())
     except Exception as exc:  # a malformed DOCKER_HOST, a TLS problem: still one line
