@@ -196,6 +196,13 @@ class FakeServices(Services):
     def audit_size(self, project, session=None):
         return getattr(self, "size_override", None) or self.summary.entries
 
+    def audit_events_from(self, project, from_seq, session=None, actor_prefix=""):
+        """`foreign`: events another process appended after the summary's entries (a test adds to it)."""
+        foreign = list(getattr(self, "foreign", []))
+        base = self.summary.entries
+        found = [e for i, e in enumerate(foreign) if base + i >= from_seq and e.actor.startswith(actor_prefix)]
+        return base + len(foreign), found
+
     def session_events(self, project, session_id, session=None):
         return []
 

@@ -292,3 +292,41 @@ async def test_a_scheduled_run_streams_into_the_panes_and_the_users_next_work_re
         await pilot.click("#task")
         await pilot.press(*"summarise", "enter")  # the user's own work takes the Steps pane back
         await settle(pilot, lambda: steps.border_title == "Steps")
+
+
+@aio
+async def test_runs_made_by_another_scheduler_are_followed_from_the_log(make, demo):
+    from workbench.events import Event
+    from workbench.tui.widgets.output_panel import OutputPanel
+    from workbench.tui.widgets.steps_panel import StepsPanel
+
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(demo.root)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        services = FakeServices()
+        app = make(services=services)
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot, lambda: app.screen.scheduler_state == "elsewhere")
+            await pilot.pause(2.5)  # a first poll: what was in the log before is not replayed
+
+            def ev(kind, **payload):
+                return Event(kind, "elsewhere001", "heartbeat:nightly", payload)
+
+            services.foreign = [ev("session.started", trigger="heartbeat:nightly"),
+                                ev("exec.started", execution_id="x9", language="shell"),
+                                ev("exec.output", execution_id="x9", stream="stdout", text="from the service\n"),
+                                ev("exec.finished", execution_id="x9", exit_code=0, duration=0.2),
+                                ev("session.finished")]
+            output = app.screen.query_one(OutputPanel)
+            steps = app.screen.query_one(StepsPanel)
+            await settle(pilot, lambda: any("from the service" in line for line in output.lines), timeout=8)
+            assert any("heartbeat:nightly" in line for line in output.lines)
+            await settle(pilot, lambda: steps.border_title ==
+                         "Steps · scheduled run nightly (run elsewhere) · finished")
+            lines = len(output.lines)
+            await pilot.pause(2.5)
+            assert len(output.lines) == lines  # each event once, not again at the next poll
+    finally:
+        holder.stdin.close()
+        holder.wait(10)

@@ -41,6 +41,13 @@ class BusEvent(Message):
 
 
 @dataclass
+class FollowedEvents(Message):
+    """Events of scheduled runs made by another process, read from the audit log as they are appended."""
+
+    events: tuple[Event, ...]
+
+
+@dataclass
 class SessionReady(Message):
     """A work session is open (or failed to open: `error` set)."""
 

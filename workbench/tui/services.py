@@ -122,6 +122,18 @@ class Services:
 
         return self._with_log(project, session, read)
 
+    def audit_events_from(self, project: Project, from_seq: int, session: Any = None,
+                          actor_prefix: str = "") -> tuple[int, list[Event]]:
+        """(the log's size, its events from `from_seq` on whose actor starts with `actor_prefix`)."""
+        def read(log: Any) -> tuple[int, list[Event]]:
+            size = log.size()
+            found = [Event(kind=e.kind, session_id=e.session_id, actor=e.actor, payload=e.payload, user=e.user,
+                           time=e.time, id=e.event_id or str(e.seq))
+                     for e in log.entries(from_seq=from_seq) if e.actor.startswith(actor_prefix)]
+            return size, found
+
+        return self._with_log(project, session, read)
+
     def audit_size(self, project: Project, session: Any = None) -> int:
         """How many entries the log holds now (one indexed query; other processes' appends included)."""
         return int(self._with_log(project, session, lambda log: log.size()))

@@ -8,6 +8,8 @@ Scheduled runs and the user's own work take turns through `RunGate` (the rule is
 A scheduled run this TUI starts is shown live: its bus is relayed by the screen's `EventBridge` beside the
 user's session, so its steps fill the Steps pane (titled with the schedule) and its output streams into
 the Output pane under its actor, `heartbeat:<name>`; the user's next piece of work replaces the steps.
+While another process runs the schedules (a service, another TUI), their runs are followed from the audit
+log instead (the screen's `poll_audit`, every 2 s) and shown the same way.
 """
 
 from __future__ import annotations
@@ -19,8 +21,16 @@ from typing import Any
 from textual import work
 
 from workbench.heartbeat.scheduler import LockHeld
+from workbench.tui.bridge import OutputPiece
 from workbench.tui.heartbeat_host import RunGate, ScheduleRow
-from workbench.tui.messages import ScheduleProgress, ScheduleRan, SchedulerState, SchedulesLoaded
+from workbench.tui.messages import (
+    BusEvent,
+    FollowedEvents,
+    ScheduleProgress,
+    ScheduleRan,
+    SchedulerState,
+    SchedulesLoaded,
+)
 from workbench.tui.screens.schedules import ScheduleChoice, SchedulesScreen
 from workbench.tui.widgets.status_bar import StatusBar
 from workbench.tui.widgets.steps_panel import StepsPanel
@@ -50,6 +60,7 @@ class HeartbeatActions:
         self.scheduler_detail = ""
         self.scheduled_activity = ""  # "running nightly" / "nightly waits for your task"
         self.seen_failures: dict[str, int | None] = {}
+        self.following = ""  # the session of another process's scheduled run shown in the panes
 
     def start_heartbeat(self) -> None:
         self.load_schedules()
@@ -145,6 +156,25 @@ class HeartbeatActions:
                     severity="information" if ok else "error", timeout=8 if ok else 15)
         self.load_schedules()
         self._schedule_audit()
+
+    def on_followed_events(self, message: FollowedEvents) -> None:
+        """Another process's scheduled run, as the log records it: into the panes like one run here."""
+        steps = self.query_one(StepsPanel)
+        for event in message.events:
+            name = event.actor.split(":", 1)[1] if ":" in event.actor else event.actor
+            if event.session_id != self.following:
+                self.following = event.session_id
+                steps.clear_steps()
+                steps.replaying = True
+                steps.border_title = f"Steps · scheduled run {name} (run elsewhere) · live"
+            if event.kind == "exec.output":
+                p = event.payload
+                self.bridge.push(OutputPiece(str(p.get("execution_id", "")), str(p.get("stream", "stdout")),
+                                             str(p.get("text", ""))))
+            else:
+                self.on_bus_event(BusEvent(event))
+            if event.kind == "session.finished" and steps.border_title.endswith("· live"):
+                steps.border_title = steps.border_title.removesuffix("· live") + "· finished"
 
     # --- what the status bar and the view say --------------------------------------------------------
     def scheduler_line(self) -> str:

@@ -29,6 +29,7 @@ from workbench.tui.messages import (
     AuditLoaded,
     BusEvent,
     EnvironmentChecked,
+    FollowedEvents,
     Invoke,
     OutputPending,
     SessionReady,
@@ -81,6 +82,7 @@ class MainScreen(ToolActions, MemoryActions, HeartbeatActions, Screen):
         self._flush_timer: Any = None
         self._audit_timer: Any = None
         self._audit_entries: int | None = None  # the log's size when the Audit pane was last read
+        self._followed_seq: int | None = None  # where following another process's scheduled runs goes on
         self._replayed_previous = False
         self._left_width = 3
         self.init_heartbeat()
@@ -140,10 +142,19 @@ class MainScreen(ToolActions, MemoryActions, HeartbeatActions, Screen):
     @work(thread=True, exclusive=True, exit_on_error=False, group="audit-poll")
     def poll_audit(self) -> None:
         """Refresh the Audit pane when the log grew from elsewhere (a scheduled run in a service, `workbench
-        exec` in another terminal): one indexed query every AUDIT_POLL seconds, on a thread."""
+        exec` in another terminal): one indexed query every AUDIT_POLL seconds, on a thread. While another
+        process runs the schedules, their runs' events are followed into the panes too."""
         if self.session is None or self._audit_entries is None:
             return
-        if self.services.audit_size(self.project, self.session) != self._audit_entries:
+        if self.scheduler_state == "elsewhere":
+            start = self._followed_seq if self._followed_seq is not None else self._audit_entries
+            size, found = self.services.audit_events_from(self.project, start, self.session, "heartbeat:")
+            self._followed_seq = size
+            if found:
+                self.post_message(FollowedEvents(tuple(found)))
+        else:
+            size = self.services.audit_size(self.project, self.session)
+        if size != self._audit_entries:
             self.later(self._schedule_audit)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="replay")
