@@ -222,3 +222,27 @@ def test_only_the_container_user_can_reach_the_proxy_socket():
     finally:
         listener.close()
         shutil.rmtree(base, ignore_errors=True)
+
+
+def test_no_room_for_the_proxy_socket_is_one_line_and_starts_no_container(engine_ready, project, monkeypatch,
+                                                                          tmp_path):
+    """A full or read-only temporary folder: the install stops before any container, saying where."""
+    import tempfile
+
+    from workbench.sandbox import Sandbox
+    from workbench.sandbox.errors import InstallFailed
+
+    def no_room(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    (project.root / ".workbench" / "config.toml").write_text('[install]\npip_index_url = "https://pypi.org/simple"\n')
+    with Sandbox.open(project) as box:
+        created = []
+        monkeypatch.setattr(box.engine, "create_container", lambda spec: created.append(spec))
+        monkeypatch.setattr(tempfile, "mkdtemp", no_room)
+        monkeypatch.setattr("workbench.sandbox.install.check_sources", lambda settings, manager: None)
+        with pytest.raises(InstallFailed) as caught:
+            box.install("pip", ["six"])
+    line = caught.value.one_line()
+    assert "No space left on device" in line and "check free space" in line and "\n" not in line
+    assert created == []

@@ -58,7 +58,7 @@ from workbench import events
 from workbench.errors import ConfigError, UsageError
 from workbench.sandbox import egress, policy
 from workbench.sandbox.egress import Attempt, Destination
-from workbench.sandbox.errors import SourceUnreachable
+from workbench.sandbox.errors import InstallFailed, SourceUnreachable
 from workbench.sandbox.types import InstalledPackage, InstallResult, PackageManager
 
 if TYPE_CHECKING:
@@ -279,12 +279,21 @@ def _run_container(sandbox: Sandbox, *, image: str, command: list[str], user: st
             env.update(PIP_CERT=str(HOST_CA_BUNDLE), SSL_CERT_FILE=str(HOST_CA_BUNDLE),
                        CURL_CA_BUNDLE=str(HOST_CA_BUNDLE))
         # A Unix socket's path is limited to about 100 bytes: a long TMPDIR falls back to /tmp.
-        folder = tempfile.mkdtemp(prefix="workbench-egress-",
-                                  dir=None if len(tempfile.gettempdir()) < 60 else "/tmp")
-        socket_path = os.path.join(folder, egress.SOCKET_NAME)
-        proxy = egress.EgressProxy(allowed)
-        proxy.listen_unix(socket_path, 0o600)
-        _open_to(_host_uid(sandbox, user), folder, socket_path)
+        where = None if len(tempfile.gettempdir()) < 60 else "/tmp"
+        try:
+            folder = tempfile.mkdtemp(prefix="workbench-egress-", dir=where)
+            socket_path = os.path.join(folder, egress.SOCKET_NAME)
+            proxy = egress.EgressProxy(allowed)
+            proxy.listen_unix(socket_path, 0o600)
+            _open_to(_host_uid(sandbox, user), folder, socket_path)
+        except OSError as exc:
+            if proxy is not None:
+                proxy.close()
+            if folder is not None:
+                shutil.rmtree(folder, ignore_errors=True)
+            raise InstallFailed(f"cannot open the install's way out (its egress proxy socket): "
+                                f"{exc.strerror or exc}",
+                                f"check free space and permissions in {where or tempfile.gettempdir()}") from exc
         binds[folder] = {"bind": egress.SOCKET_MOUNT, "mode": "rw"}
         env.update(egress.proxy_environment())
         command = egress.relay_command(command)
