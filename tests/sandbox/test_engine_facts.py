@@ -10,7 +10,7 @@ import pytest
 
 from workbench.sandbox import engine_facts
 
-FACTS = ("podman 4.3.1", True, False, True)
+FACTS = ("podman 4.3.1", True, False, True, False)
 
 
 @pytest.fixture
@@ -94,3 +94,39 @@ def test_a_dead_engine_is_still_caught_with_a_description_cached(sock, monkeypat
     with pytest.raises(EngineUnavailable) as caught:
         connect(Settings())
     assert "does not answer" in caught.value.one_line() and caught.value.exit_code == 3
+
+
+def test_an_older_cache_layout_is_asked_afresh(sock, tmp_path):
+    path, _ = sock
+    cache = tmp_path / "cache" / "engine-facts.json"
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    key = engine_facts._key(f"unix://{path}")
+    cache.write_text(json.dumps({key: {"at": __import__("time").time(), "facts": ["podman 4.3.1", True, False, True]}}))
+    assert engine_facts.cached(f"unix://{path}") is None
+
+
+def test_on_selinux_hosts_our_folders_are_relabeled_and_system_paths_are_not():
+    from workbench.sandbox.engine import DockerEngine, selinux_binds
+
+    binds = {"/home/ana/proj/workspace": {"bind": "/workspace", "mode": "rw"},
+             "/tmp/workbench-egress-x1": {"bind": "/mnt/workbench-egress", "mode": "rw"},
+             "/srv/wheelhouse": {"bind": "/srv/wheelhouse", "mode": "ro"},
+             "/etc/ssl/certs/ca-certificates.crt": {"bind": "/etc/ssl/certs/ca-certificates.crt", "mode": "ro"},
+             "/data/already": {"bind": "/x", "mode": "ro,z"}}
+    modes = {host: b["mode"] for host, b in selinux_binds(binds).items()}
+    assert modes == {"/home/ana/proj/workspace": "rw,z", "/tmp/workbench-egress-x1": "rw,z",
+                     "/srv/wheelhouse": "ro,z", "/etc/ssl/certs/ca-certificates.crt": "ro", "/data/already": "ro,z"}
+
+    class Api:  # what docker-py is handed, captured
+        def create_host_config(self, **options):
+            self.options = options
+            return {}
+
+        def create_container(self, host_config, **spec):
+            return {"Id": "c1"}
+
+    for selinux, expected in ((True, "rw,z"), (False, "rw")):
+        engine = DockerEngine.__new__(DockerEngine)
+        engine.api, engine.selinux = Api(), selinux
+        engine.create_container({"image": "i", "host_config": {"binds": {"/p/ws": {"bind": "/workspace", "mode": "rw"}}}})
+        assert engine.api.options["binds"]["/p/ws"]["mode"] == expected

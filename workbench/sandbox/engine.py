@@ -135,7 +135,7 @@ class DockerEngine:
             else:
                 facts = self._identify()
                 engine_facts.store(endpoint, facts)
-            self.version, self.is_podman, self.rootless, self.limits_enforced = facts
+            self.version, self.is_podman, self.rootless, self.limits_enforced, self.selinux = facts
         except EngineUnavailable:
             raise
         except Exception as exc:
@@ -148,18 +148,20 @@ class DockerEngine:
             raise EngineUnavailable(f"the container engine at {self.endpoint} answers {response.status_code} "
                                     "to a ping", "run packaging/setup-engine.sh, or set DOCKER_HOST")
 
-    def _identify(self) -> tuple[str, bool, bool, bool]:
-        """(version, is_podman, rootless, cgroup limits enforced), from the engine's own report."""
+    def _identify(self) -> engine_facts.Facts:
+        """(version, is_podman, rootless, cgroup limits enforced, SELinux on), from the engine's own report."""
         response = self.api.get(f"{self.api.base_url}/v4.0.0/libpod/info")
         if response.status_code == 200:  # Podman: one call says it all
             info = response.json()
             host = info.get("host", {})
             version = f"podman {info.get('version', {}).get('Version', '?')}"
-            rootless = bool(host.get("security", {}).get("rootless"))
+            security = host.get("security", {})
+            rootless = bool(security.get("rootless"))
+            selinux = bool(security.get("selinuxEnabled"))
             controllers = set(host.get("cgroupControllers") or [])
             if not controllers:  # rootless on cgroup v1: limits accepted, then silently ignored
-                return version, True, rootless, not rootless
-            return version, True, rootless, {"memory", "pids"} <= controllers
+                return version, True, rootless, not rootless, selinux
+            return version, True, rootless, {"memory", "pids"} <= controllers, selinux
         version = self.api.version()
         components = {c.get("Name", ""): c.get("Version", "") for c in version.get("Components", [])}
         if "Podman Engine" in components:  # a Podman without the libpod API: trust its compat info
@@ -167,9 +169,11 @@ class DockerEngine:
         else:
             name = f"docker {version.get('Version', '?')}"
         info = self.api.info()
-        rootless = any("rootless" in str(opt) for opt in info.get("SecurityOptions", []))
+        options = [str(opt) for opt in info.get("SecurityOptions", [])]
+        rootless = any("rootless" in opt for opt in options)
+        selinux = any("selinux" in opt for opt in options)
         enforced = bool(info.get("MemoryLimit", True)) and bool(info.get("PidsLimit", True))
-        return name, "Podman Engine" in components, rootless, enforced
+        return name, "Podman Engine" in components, rootless, enforced, selinux
 
     # --- images ---------------------------------------------------------------------------------
     def image_exists(self, ref: str) -> bool:
@@ -204,7 +208,10 @@ class DockerEngine:
     # --- containers -----------------------------------------------------------------------------
     def create_container(self, spec: dict[str, Any]) -> str:
         spec = dict(spec)
-        host_config = self.api.create_host_config(**spec.pop("host_config"))
+        options = dict(spec.pop("host_config"))
+        if getattr(self, "selinux", False) and options.get("binds"):
+            options["binds"] = selinux_binds(options["binds"])
+        host_config = self.api.create_host_config(**options)
         # docker-py validates `userns_mode` to "host" only; Podman understands keep-id/auto here.
         extra = spec.pop("raw_host_config", {})
         host_config.update(extra)
@@ -265,6 +272,25 @@ class DockerEngine:
 
     def close(self) -> None:
         self.api.close()
+
+
+# Host folders never relabeled for SELinux: system locations (Podman refuses, and they are not ours to change).
+SYSTEM_PATHS = ("/etc", "/usr", "/bin", "/sbin", "/lib", "/lib64", "/boot", "/proc", "/sys", "/dev", "/run",
+                "/var/lib", "/var/run")
+
+
+def selinux_binds(binds: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+    """On an SELinux host a container may use a bind-mounted folder only once it carries the container label.
+    `z` relabels it as shared (the session's containers and install containers use the workspace together);
+    the folders are the user's project and Workbench's own temporary ones. System paths are left alone."""
+    relabeled = {}
+    for host, bind in binds.items():
+        mode = bind.get("mode", "rw")
+        system = any(host == p or host.startswith(p + "/") for p in SYSTEM_PATHS)
+        if not system and "z" not in mode.lower().split(","):
+            mode = f"{mode},z"
+        relabeled[host] = {**bind, "mode": mode}
+    return relabeled
 
 
 def _short(exc: BaseException) -> str:

@@ -22,7 +22,7 @@ from pathlib import Path
 from workbench.paths import user_cache_dir
 
 TTL = 600.0  # seconds
-Facts = tuple[str, bool, bool, bool]  # (version, is_podman, rootless, limits_enforced)
+Facts = tuple[str, bool, bool, bool, bool]  # (version, is_podman, rootless, limits_enforced, selinux)
 
 
 def _file() -> Path:
@@ -56,8 +56,8 @@ def cached(endpoint: str, now: float | None = None) -> Facts | None:
     try:
         if not isinstance(entry, dict) or not 0 <= now - float(entry["at"]) < TTL:
             return None
-        version, is_podman, rootless, enforced = entry["facts"]
-        return str(version), bool(is_podman), bool(rootless), bool(enforced)
+        version, is_podman, rootless, enforced, selinux = entry["facts"]  # (an older layout: asked afresh)
+        return str(version), bool(is_podman), bool(rootless), bool(enforced), bool(selinux)
     except (KeyError, TypeError, ValueError):
         return None
 
