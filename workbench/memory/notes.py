@@ -230,15 +230,23 @@ class NoteFolder:
                 return note
         raise OSError(f"cannot find a free file name for a note in {self.root}")
 
-    def _write_new(self, note: Note) -> bool:
-        assert note.path is not None
-        data = render(note).encode("utf-8")
+    def _written(self, note: Note) -> str:
+        """A temporary file in the folder holding the note, on disk (fsync'd); the caller moves it in place."""
         fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=SUFFIX, dir=self.root)
         try:
             with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
+                handle.write(render(note).encode("utf-8"))
                 handle.flush()
                 os.fsync(handle.fileno())
+        except BaseException:
+            _discard(tmp)
+            raise
+        return tmp
+
+    def _write_new(self, note: Note) -> bool:
+        assert note.path is not None
+        tmp = self._written(note)
+        try:
             try:
                 os.link(tmp, note.path)  # atomic and exclusive: fails when the name is taken
             except FileExistsError:
@@ -253,27 +261,23 @@ class NoteFolder:
             return True
         finally:
             if tmp:
-                try:
-                    os.unlink(tmp)
-                except FileNotFoundError:
-                    pass
+                _discard(tmp)
 
     def replace(self, note: Note) -> None:
         """Write `note` under its own id, replacing the file atomically (a digest that grows)."""
-        data = render(note).encode("utf-8")
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=SUFFIX, dir=self.root)
+        tmp = self._written(note)
         try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
             os.replace(tmp, self.path_of(note.id))
         except BaseException:
-            try:
-                os.unlink(tmp)
-            except FileNotFoundError:
-                pass
+            _discard(tmp)
             raise
 
     def delete(self, note_id: str) -> None:
         self.path_of(note_id).unlink()
+
+
+def _discard(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
