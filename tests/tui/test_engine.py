@@ -59,3 +59,32 @@ async def test_stop_a_real_execution(engine_ready, demo):
         await pilot.press("ctrl+s")
         await settle(pilot, lambda: any("killed (user)" in line for line in output.lines), timeout=30)
         await app.action_quit()
+
+
+@aio
+async def test_a_real_scheduled_run_streams_live_into_the_panes(engine_ready, demo):
+    """The in-process scheduler runs a due script schedule on the real sandbox; its output shows while it
+    runs (the first line before the script has finished), under its actor."""
+    from datetime import UTC, datetime, timedelta
+
+    from workbench.heartbeat.schedule import Schedule
+    from workbench.heartbeat.store import ScheduleStore
+    from workbench.tui.app import make_app
+    from workbench.tui.widgets.steps_panel import StepsPanel
+
+    store = ScheduleStore(demo.state_db)
+    store.add(Schedule(name="live", cron="* * * * *", timezone="UTC", kind="script", language="python",
+                       code="import time\nprint('first line', flush=True)\ntime.sleep(4)\nprint('last line')\n"),
+              datetime.now(UTC) - timedelta(minutes=3))
+    store.close()
+    app = make_app(demo, services=real_services([]), settings=Settings(), persist_theme=False)
+    async with app.run_test(size=SIZE) as pilot:
+        output = app.screen.query_one(OutputPanel)
+        steps = app.screen.query_one(StepsPanel)
+        await settle(pilot, lambda: "first line" in output.lines, timeout=120)
+        assert "last line" not in output.lines  # live: the run is still sleeping
+        assert steps.border_title == "Steps · scheduled run live · live"
+        assert any("heartbeat:live" in line for line in output.lines)
+        await settle(pilot, lambda: "last line" in output.lines, timeout=60)
+        await settle(pilot, lambda: steps.border_title == "Steps · scheduled run live · succeeded", timeout=30)
+        await app.action_quit()
