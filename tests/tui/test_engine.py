@@ -88,3 +88,44 @@ async def test_a_real_scheduled_run_streams_live_into_the_panes(engine_ready, de
         await settle(pilot, lambda: "last line" in output.lines, timeout=60)
         await settle(pilot, lambda: steps.border_title == "Steps · scheduled run live · succeeded", timeout=30)
         await app.action_quit()
+
+
+@aio
+async def test_a_run_by_the_heartbeat_service_is_followed_from_the_log(engine_ready, demo, workbench_cmd):
+    """`workbench heartbeat run` (as the systemd unit runs it) holds the lock; the TUI follows its run."""
+    import subprocess
+    import time as clock
+    from datetime import UTC, datetime, timedelta
+
+    from workbench.heartbeat.schedule import Schedule
+    from workbench.heartbeat.scheduler import LockHeld, SchedulerLock
+    from workbench.heartbeat.store import ScheduleStore
+    from workbench.tui.app import make_app
+
+    store = ScheduleStore(demo.state_db)
+    store.add(Schedule(name="svc", cron="* * * * *", timezone="UTC", kind="script", language="python",
+                       code="import time\ntime.sleep(8)\nprint('from the service', flush=True)\n"),
+              datetime.now(UTC) - timedelta(minutes=3))
+    store.close()
+    service = subprocess.Popen([*workbench_cmd, "heartbeat", "run", "-p", str(demo.root)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = clock.monotonic() + 30
+        while True:  # wait until the service holds the lock
+            probe = SchedulerLock(demo)
+            try:
+                probe.acquire()
+                probe.release()
+            except LockHeld:
+                break
+            assert clock.monotonic() < deadline, "the heartbeat service did not take the lock"
+            clock.sleep(0.2)
+        app = make_app(demo, services=real_services([]), settings=Settings(), persist_theme=False)
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot, lambda: app.screen.scheduler_state == "elsewhere", timeout=30)
+            output = app.screen.query_one(OutputPanel)
+            await settle(pilot, lambda: "from the service" in output.lines, timeout=90)
+            await app.action_quit()
+    finally:
+        service.terminate()
+        service.wait(30)
