@@ -48,6 +48,32 @@ def test_stale_container_from_a_crash_is_removed(engine_ready, project):
         assert len(ids) == 1  # only this session's
 
 
+def test_never_started_containers_of_any_project_are_removed_once_their_owner_is_gone(engine_ready, project,
+                                                                                    tmp_path):
+    """A process killed between creating a container and starting it leaves a "created" container of a
+    project that may never be opened again: the next Sandbox.open, of any project, removes it. A running
+    one (a warm-session runner outlives its CLI process by design) and another live owner's are kept."""
+    from workbench.project import Project
+    from workbench.sandbox import Sandbox
+    from workbench.sandbox.sandbox import ROLE_EXEC
+
+    other = Project.init(tmp_path / "other")
+    with Sandbox.open(other) as box:
+        dead = box.labels("kernel") | {"io.workbench.owner": f"{socket.gethostname()}:99999999"}
+        alive = box.labels("kernel")  # this process: alive
+        spec = {"image": box.image, "command": ["true"], "host_config": {"network_mode": "none"}}
+        orphan = box.engine.create_container({**spec, "labels": dead})
+        kept = box.engine.create_container({**spec, "labels": alive})
+    try:
+        with Sandbox.open(project) as box:
+            ids = {c["Id"] for c in box.engine.list_containers({"io.workbench.project": other.id})}
+            assert orphan not in ids and kept in ids
+            assert box.labels(ROLE_EXEC)["io.workbench.project"] == project.id
+    finally:
+        with Sandbox.open(project) as box:
+            box.engine.remove(kept)
+
+
 def test_no_leaked_containers_or_conmon_after_many_executions(engine_ready, project):
     from workbench.sandbox import Sandbox
 

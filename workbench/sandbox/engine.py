@@ -253,7 +253,7 @@ class DockerEngine:
         return self.api.wait(container, timeout=timeout).get("StatusCode")
 
     def list_containers(self, labels: dict[str, str], all: bool = True) -> list[dict[str, Any]]:
-        wanted = [f"{k}={v}" for k, v in labels.items()]
+        wanted = [f"{k}={v}" if v else k for k, v in labels.items()]  # an empty value: any value
         return self.api.containers(all=all, filters={"label": wanted})
 
     # --- exec -----------------------------------------------------------------------------------

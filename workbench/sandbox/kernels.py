@@ -130,7 +130,11 @@ class Kernels:
             command=[*policy.prlimit_args(sandbox.settings, sandbox.engine.limits_enforced),
                      "python3", f"{policy.CODE_DIR}/runner.py", "--serve", sock, "--idle", f"{idle:g}"])
         container = sandbox.engine.create_container(spec)
-        sandbox.engine.start(container)
+        try:
+            sandbox.engine.start(container)
+        except BaseException:  # a container created but never started would stay behind ("Created")
+            sandbox.engine.remove(container)
+            raise
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
             if _answers(self.project):

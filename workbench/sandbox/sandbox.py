@@ -68,6 +68,9 @@ def project_image(project: Project) -> str:
     return f"localhost/workbench-project-{project.id[:12]}:latest"
 
 
+DEAD_STATES = ("created", "configured", "exited", "stopped")  # never started, or ended
+
+
 def owner_label() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
@@ -150,13 +153,22 @@ class Sandbox:
         return {policy.LABEL_PROJECT: self.project.id, policy.LABEL_ROLE: role, policy.LABEL_OWNER: owner_label()}
 
     def remove_stale(self) -> int:
-        """Remove this project's one-off containers whose owner process died or that stopped."""
+        """Remove this project's one-off containers whose owner process died or that stopped, and any
+        project's Workbench containers that are not running and whose owner process on this machine is
+        gone (created but never started, or stopped: a process killed at the wrong moment leaves them)."""
         removed = 0
         found = self.engine.list_containers({policy.LABEL_PROJECT: self.project.id,
                                              policy.LABEL_ROLE: ROLE_EXEC})
         for container in found:
             owner = (container.get("Labels") or {}).get(policy.LABEL_OWNER, "")
             if container.get("State") != "running" or not _owner_alive(owner):
+                self.engine.remove(container["Id"])
+                removed += 1
+        seen = {c["Id"] for c in found}
+        for container in self.engine.list_containers({policy.LABEL_OWNER: ""}):
+            owner = (container.get("Labels") or {}).get(policy.LABEL_OWNER, "")
+            if (container["Id"] not in seen and container.get("State") in DEAD_STATES
+                    and owner.rpartition(":")[0] == socket.gethostname() and not _owner_alive(owner)):
                 self.engine.remove(container["Id"])
                 removed += 1
         return removed
