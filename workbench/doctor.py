@@ -189,13 +189,8 @@ def check_install_egress(settings: Settings) -> Finding:
     """Where an install may reach through the egress proxy, per manager; user code never reaches anything."""
     from workbench.sandbox import install
 
-    def listed(allowed) -> str:
-        return ", ".join(str(d) for d in sorted(allowed)) or "nothing (local folders only)"
-
     try:
-        pip = listed(install.pip_plan(settings).egress)
-        r = listed(install.r_plan(settings, ["x"])[2])
-        apt = listed(install.apt_plan(settings, ["x"])[2]) if settings.install.apt_mirror else "the image's sources"
+        pip, r, apt = (install.reachable(settings, manager) for manager in ("pip", "r", "apt"))
     except ConfigError as exc:
         return Finding("install egress", "warn", str(exc), exc.hint or "")
     return Finding("install egress", "ok", f"installs reach only: pip {pip}; r {r}; apt {apt}")

@@ -221,3 +221,16 @@ def test_an_install_log_keeps_its_start_and_its_end_whatever_its_size():
     small = KeptOutput(cap=100)
     small.add(b"short\xff")
     assert small.text() == "short\ufffd"
+
+
+def test_where_each_manager_may_reach_in_words(tmp_path):
+    from workbench.cli.agent_cmd import install_reach
+    from workbench.sandbox.install import reachable
+
+    settings = _settings(pip_index_url="http://127.0.0.1:3141/simple", cran_repo=str(tmp_path),
+                         allow_hosts="files.lan")
+    assert reachable(settings, "pip") == "127.0.0.1:3141, files.lan:443, files.lan:80"
+    assert reachable(settings, "r") == "nothing (local folders only)"  # a folder: not even allow_hosts
+    assert reachable(settings, "apt") == "the image's apt sources and files.lan:443, files.lan:80"
+    assert reachable(_settings(apt_mirror="https://deb.lan/debian"), "apt") == "deb.lan:443"
+    assert "allow_hosts" in install_reach(_settings(pip_index_url="https://x.lan/", allow_hosts="x:y"), "pip")

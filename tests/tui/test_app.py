@@ -210,3 +210,22 @@ async def test_the_audit_pane_follows_a_log_that_grows_elsewhere(make):
         assert reads >= 1
         services.size_override = services.summary.entries + 7  # another process appended
         await settle(pilot, lambda: services.summary_reads > reads, timeout=6)
+
+
+@aio
+async def test_an_install_approval_says_where_the_install_may_reach(demo):
+    from workbench.tui.app import make_app
+
+    install = json.dumps({"thought": "needs tabulate", "action": "install", "manager": "pip",
+                          "packages": ["tabulate"]})
+    services = FakeServices(replies=[install])
+    settings = Settings(agent={"approve_installs": "ask"},
+                        install={"pip_index_url": "https://mirror.lan/simple", "allow_hosts": "files.lan:8443"})
+    app = make_app(demo, services=services, settings=settings, persist_theme=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, lambda: app.screen.session is not None)
+        await pilot.press(*"tabulate it", "enter")
+        await settle(pilot, lambda: isinstance(app.screen, ApprovalScreen))
+        reach = str(app.screen.query_one("#approval-reach").render())
+        assert reach == "This install may reach: files.lan:8443, mirror.lan:443"
+        await pilot.press("n")

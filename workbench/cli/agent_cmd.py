@@ -116,7 +116,17 @@ class StepPrinter:
 
 # --- approval at the prompt -----------------------------------------------------------------------------
 
-def prompt_approval(action) -> bool:
+def install_reach(settings: Any, manager: str) -> str:
+    """Where an install with `manager` may reach under `settings`, or why that is unknown."""
+    from workbench.sandbox.install import reachable
+
+    try:
+        return reachable(settings, manager)
+    except WorkbenchError as exc:
+        return exc.one_line()
+
+
+def prompt_approval(action, settings: Any = None) -> bool:
     """Ask at the terminal; without one (a pipe, CI) the answer is no, and we say so."""
     from workbench.agent import actions
 
@@ -127,6 +137,8 @@ def prompt_approval(action) -> bool:
     summary = actions.to_payload(action)
     summary.pop("thought", None)
     what = summary.pop("action")
+    if what == "install" and settings is not None:
+        click.echo(f"  this install may reach: {install_reach(settings, str(summary.get('manager', '')))}")
     try:
         return click.confirm(f"  allow {what} {summary}?", default=False)
     except click.Abort:
@@ -175,7 +187,8 @@ def run(project_dir: Path, task: str, model_spec: str | None, max_steps: int | N
             raise _setup(exc) from exc
         stop = threading.Event()
         outcome, finished = _run_interruptibly(
-            lambda: run_task(session, task, model, approve=prompt_approval, stop=stop, on_chunk=printer.on_chunk,
+            lambda: run_task(session, task, model, approve=lambda action: prompt_approval(action, settings),
+                             stop=stop, on_chunk=printer.on_chunk,
                              max_steps=max_steps, policy=policy_from(settings, approve)), stop)
     finally:
         if session is not None:

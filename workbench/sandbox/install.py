@@ -144,6 +144,23 @@ def allowed_for(urls: Sequence[str], settings) -> frozenset[Destination]:
     return frozenset(found | extra_allowed(settings)) if found else frozenset()
 
 
+def reachable(settings, manager: str) -> str:
+    """Where an install with `manager` may reach, in words (doctor, the approval prompts). Raises
+    ConfigError for a malformed allow_hosts."""
+    if manager == "pip":
+        allowed = pip_plan(settings).egress
+    elif manager == "r":
+        allowed = r_plan(settings, ["x"])[2]
+    elif manager == "apt" and not settings.install.apt_mirror:
+        return "the image's apt sources" + (f" and {', '.join(str(d) for d in sorted(extra_allowed(settings)))}"
+                                            if settings.install.allow_hosts else "")
+    elif manager == "apt":
+        allowed = apt_plan(settings, ["x"])[2]
+    else:
+        raise UsageError(f"unknown package manager {manager!r}; choose one of: pip, r, apt")
+    return ", ".join(str(d) for d in sorted(allowed)) or "nothing (local folders only)"
+
+
 # --- pip sources -----------------------------------------------------------------------------------
 def pip_sources(settings) -> dict[str, list[str]]:
     """index-url / extra-index-url / find-links: from the settings, else from the host's pip config."""

@@ -49,6 +49,9 @@ class ApprovalScreen(ModalScreen[bool]):
             yield Label(f"The agent wants to {kind.replace('_', ' ')}. Approve?", id="approval-title")
             if data.get("thought"):
                 yield Static(str(data["thought"]), id="approval-thought", markup=False)
+            if kind == "install":
+                yield Static(f"This install may reach: {self._reach(str(data.get('manager', '')))}",
+                             id="approval-reach", markup=False)
             with VerticalScroll(id="approval-code"):
                 code = data.get("code") or data.get("content")
                 if code:
@@ -63,6 +66,17 @@ class ApprovalScreen(ModalScreen[bool]):
             with Horizontal(classes="buttons"):
                 yield Button("Approve (y)", id="approve", variant="success")
                 yield Button("Deny (n)", id="deny", variant="error")
+
+    def _reach(self, manager: str) -> str:
+        settings = getattr(self.app, "settings", None)
+        if settings is None:
+            return "the configured package sources"
+        try:
+            from workbench.sandbox.install import reachable
+
+            return reachable(settings, manager)
+        except Exception as exc:  # a malformed allow_hosts: say so, the decision is still the user's
+            return getattr(exc, "message", str(exc))
 
     def on_mount(self) -> None:
         self.query_one("#approval-code").focus()
