@@ -58,7 +58,7 @@ def test_no_install_sources_means_registries():
     finding, egress = check_install_sources(load_settings())
     assert finding.status == "ok" and "registries" in finding.detail
     assert egress.status == "ok" and "r cloud.r-project.org:443" in egress.detail
-    assert "apt the image's sources" in egress.detail
+    assert "apt the image's apt sources" in egress.detail
 
 
 def test_doctor_names_a_bad_allow_hosts_entry(monkeypatch):

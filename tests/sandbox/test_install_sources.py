@@ -229,8 +229,8 @@ def test_where_each_manager_may_reach_in_words(tmp_path):
 
     settings = _settings(pip_index_url="http://127.0.0.1:3141/simple", cran_repo=str(tmp_path),
                          allow_hosts="files.lan")
-    assert reachable(settings, "pip") == "127.0.0.1:3141, files.lan:443, files.lan:80"
+    assert reachable(settings, "pip") == "127.0.0.1:3141, files.lan:80, files.lan:443"
     assert reachable(settings, "r") == "nothing (local folders only)"  # a folder: not even allow_hosts
-    assert reachable(settings, "apt") == "the image's apt sources and files.lan:443, files.lan:80"
+    assert reachable(settings, "apt") == "the image's apt sources and files.lan:80, files.lan:443"
     assert reachable(_settings(apt_mirror="https://deb.lan/debian"), "apt") == "deb.lan:443"
     assert "allow_hosts" in install_reach(_settings(pip_index_url="https://x.lan/", allow_hosts="x:y"), "pip")
