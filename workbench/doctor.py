@@ -170,12 +170,14 @@ def check_install_sources(settings: Settings) -> list[Finding]:
         "apt mirror": settings.install.apt_mirror,
         "CRAN repository": settings.install.cran_repo,
     }
+    from workbench.sandbox.install import shown
+
     findings = []
     for name, location in configured.items():
         if not location:
             continue
         ok, detail = _source_reachable(location)
-        findings.append(Finding(f"install source: {name}", "ok" if ok else "warn", f"{location}: {detail}",
+        findings.append(Finding(f"install source: {name}", "ok" if ok else "warn", f"{shown(location)}: {detail}",
                                 "" if ok else f"check [install] in the settings; {name} installs will fail"))
     if not findings:
         findings.append(Finding("install sources", "ok", "package managers' own configuration (public registries); "

@@ -234,3 +234,19 @@ def test_where_each_manager_may_reach_in_words(tmp_path):
     assert reachable(settings, "apt") == "the image's apt sources and files.lan:80, files.lan:443"
     assert reachable(_settings(apt_mirror="https://deb.lan/debian"), "apt") == "deb.lan:443"
     assert "allow_hosts" in install_reach(_settings(pip_index_url="https://x.lan/", allow_hosts="x:y"), "pip")
+
+
+def test_credentials_in_a_source_url_are_never_printed():
+    from workbench.doctor import check_install_sources
+    from workbench.sandbox.errors import SourceUnreachable
+    from workbench.sandbox.install import check_sources, shown
+
+    assert shown("https://ana:s3cret@mirror.lan/simple") == "https://***@mirror.lan/simple"
+    assert shown("https://mirror.lan/simple") == "https://mirror.lan/simple" and shown("/srv/w") == "/srv/w"
+    from tests.sandbox.repos import free_port
+
+    settings = _settings(pip_index_url=f"http://ana:s3cret@127.0.0.1:{free_port()}/simple")
+    with pytest.raises(SourceUnreachable) as caught:
+        check_sources(settings, "pip")
+    assert "s3cret" not in caught.value.one_line() and "***@127.0.0.1" in caught.value.one_line()
+    assert all("s3cret" not in f.detail for f in check_install_sources(settings))

@@ -84,6 +84,15 @@ Progress = Callable[[str], None]
 VERSION_LINE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]* [0-9][A-Za-z0-9.:~+-]*$")
 
 
+def shown(location: str) -> str:
+    """A source as it may be printed or logged: credentials in a URL (`https://user:token@mirror/simple`)
+    become `***`."""
+    parsed = urllib.parse.urlsplit(location)
+    if parsed.scheme and "@" in parsed.netloc:
+        return urllib.parse.urlunsplit(parsed._replace(netloc="***@" + parsed.netloc.rpartition("@")[2]))
+    return location
+
+
 def check_packages(packages: Sequence[str]) -> list[str]:
     if not packages:
         raise UsageError("name at least one package")
@@ -109,11 +118,11 @@ def check_sources(settings, manager: str) -> None:
         name = SOURCE_NAMES[setting]
         for location in value.split() if setting == "pip_find_links" else ([value] if value else []):
             if not LOCATION.match(location):
-                raise ConfigError(f"[install] {setting} = {location!r} is not a URL or an absolute folder",
+                raise ConfigError(f"[install] {setting} = {shown(location)!r} is not a URL or an absolute folder",
                                   "use http(s)://..., file:///... or /...")
             ok, detail = _source_reachable(location)
             if not ok:
-                raise SourceUnreachable(f"install source: {name} {location}: {detail}",
+                raise SourceUnreachable(f"install source: {name} {shown(location)}: {detail}",
                                         f"check [install] {setting} in the settings; workbench doctor lists "
                                         "every source")
 
