@@ -211,3 +211,27 @@ def test_a_get_with_a_body_is_refused(proxy, origins):
     reply = ask(proxy.path, f"GET http://127.0.0.1:{allowed.port}/x HTTP/1.1\r\nContent-Length: 6\r\n\r\nsecret"
                 .encode())
     assert reply.startswith(b"HTTP/1.1 400") and allowed.seen == []
+
+
+def test_garbage_urls_and_vanishing_clients_never_raise_in_the_proxy(proxy, origins, capsys):
+    import threading as th
+
+    allowed, _ = origins
+    errors = []
+    previous = th.excepthook
+    th.excepthook = lambda args: errors.append(args.exc_value)
+    try:
+        assert ask(proxy.path, b"GET http://[::1/x HTTP/1.1\r\n\r\n").startswith(b"HTTP/1.1 400")
+        for request in (f"CONNECT 127.0.0.1:{allowed.port} HTTP/1.1\r\n\r\n",
+                        f"GET http://127.0.0.1:{allowed.port}/ HTTP/1.1\r\n\r\n"):
+            with socket.socket(socket.AF_UNIX) as sock:  # asks, then hangs up at once
+                sock.connect(proxy.path)
+                sock.sendall(request.encode())
+        assert ask(proxy.path, f"GET http://127.0.0.1:{allowed.port}/ok HTTP/1.1\r\n\r\n".encode()).endswith(
+            b"hello from the origin\n")
+        import time
+
+        time.sleep(0.3)
+    finally:
+        th.excepthook = previous
+    assert errors == []

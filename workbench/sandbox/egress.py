@@ -304,6 +304,9 @@ class EgressProxy:
                 return
             except OSError:
                 return
+            except ValueError as exc:  # what the URL parser makes of garbage (`http://[::1/`)
+                self._answer(client, "400 Bad Request", f"not a request this proxy understands: {exc}")
+                return
             try:
                 server, early = self._connect(destination, scheme, method, target, request)
             except (OSError, Refused) as exc:
@@ -312,17 +315,20 @@ class EgressProxy:
                 return
             self._record(Attempt(destination, method, True))
             self._track(server, True)
-            client.settimeout(IDLE_TIMEOUT)
-            server.settimeout(IDLE_TIMEOUT)
-            if method == "CONNECT":
-                client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n" + early)
-                if rest:
-                    server.sendall(rest)
-                _splice(client, server)
-            else:
-                # One request per connection: whatever the client sent after its head (pipelined requests
-                # apt likes to send) is not passed on unchecked; the client sees the close and asks again.
-                _pump(server, client)
+            try:
+                client.settimeout(IDLE_TIMEOUT)
+                server.settimeout(IDLE_TIMEOUT)
+                if method == "CONNECT":
+                    client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n" + early)
+                    if rest:
+                        server.sendall(rest)
+                    _splice(client, server)
+                else:
+                    # One request per connection: whatever the client sent after its head (pipelined requests
+                    # apt likes to send) is not passed on unchecked; the client sees the close and asks again.
+                    _pump(server, client)
+            except OSError:  # either side went away: the connection is over, nothing to report
+                pass
         finally:
             for sock in (client, server):
                 if sock is not None:
