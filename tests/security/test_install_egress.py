@@ -246,3 +246,25 @@ def test_no_room_for_the_proxy_socket_is_one_line_and_starts_no_container(engine
     line = caught.value.one_line()
     assert "No space left on device" in line and "check free space" in line and "\n" not in line
     assert created == []
+
+
+def test_the_cli_says_what_the_install_was_refused(engine_ready, project, tmp_path, workbench_cmd):
+    import subprocess
+
+    (tmp_path / "exfil").mkdir()
+    exfil = repos.Served(tmp_path / "exfil")
+    root = tmp_path / "index"
+    repos.hostile_sdist(root / "files", {"loopback": ("127.0.0.1", exfil.port)})
+    served = repos.Served(repos.simple_index(root, {"wbevil": root / "files" / "wbevil-1.0.tar.gz"}))
+    (project.root / ".workbench" / "config.toml").write_text(f'[install]\npip_index_url = "{served.url}/simple"\n')
+    try:
+        done = subprocess.run([*workbench_cmd, "install", "-p", str(project.root), "--manager", "pip", "wbevil"],
+                              capture_output=True, text=True, timeout=300)
+    finally:
+        served.close()
+        exfil.close()
+    assert done.returncode == 0, done.stderr
+    assert "installed wbevil 1.0 (pip)" in done.stdout
+    assert f"workbench: the install was refused 127.0.0.1:{exfil.port}: only downloads from the install sources" \
+        in done.stderr
+    assert exfil.paths == []

@@ -128,8 +128,8 @@ def install(project_dir: Path, manager: str, packages: tuple[str, ...]) -> None:
     for package in result.installed:
         click.echo(f"installed {package.name} {package.version} ({package.manager})")
     if result.refused:
-        click.echo(f"workbench: the install tried to reach {', '.join(result.refused)}, which is not an install "
-                   "source, and was refused (add it to [install] allow_hosts if it should be one)", err=True)
+        click.echo(f"workbench: the install was refused {', '.join(result.refused)}: only downloads from the install "
+                   "sources are let through (add a host to [install] allow_hosts if it should be one)", err=True)
     for failure in result.unreachable:
         click.echo(f"workbench: the install could not reach {failure}", err=True)
     if not result.ok:
