@@ -111,6 +111,9 @@ def test_bundle_installs_and_runs_with_no_network(built_bundle, netns, tmp_path)
     assert any(n.startswith("wheels/workbench-") for n in names)
     assert "image/workbench-base.tar" in names
     assert any(n.startswith("models/") and n.endswith(".gguf") for n in names)
+    if shutil.which("apt-get"):  # the report's fonts travel too (CJK included)
+        assert any(n.startswith("debs/fonts-droid-fallback_") for n in names)
+        assert any(n.startswith("debs/fonts-dejavu-core_") for n in names)
 
     links = sh("ip", "netns", "exec", netns, "ip", "-o", "link").stdout.splitlines()
     assert [line.split(":")[1].strip() for line in links] == ["lo"]  # truly nothing but loopback
