@@ -225,3 +225,32 @@ def test_a_megabyte_one_liner_is_capped_and_said(project, tmp_path):
     flat = " ".join(pdf_text(out).split())
     assert summary.pages < 120
     assert "more characters of this line in the log" in flat and "more lines" in flat
+
+
+def test_install_network_is_in_the_session_and_refusals_in_the_summary(project, tmp_path):
+    """A compliance reviewer sees where each install reached and what it was refused."""
+    from tests.report.conftest import append, pdf_text
+    from workbench.report import render_report
+
+    def ev(kind, payload, offset):
+        return Event(kind, "s", "agent:test", payload, user="user:alice", time=T0 + timedelta(seconds=offset))
+
+    body = [
+        ev("package.install_started", {"manager": "pip", "packages": ["wbevil"]}, 1),
+        ev("install.egress", {"manager": "pip", "reached": ["pypi.org:443", "files.pythonhosted.org:443"],
+                              "refused": ["exfil.example:443"], "unreachable": [], "requests": 7}, 2),
+        ev("package.installed", {"name": "wbevil", "version": "1.0", "manager": "pip"}, 3),
+        ev("install.egress", {"manager": "r", "reached": [], "refused": [],
+                              "unreachable": ["cloud.r-project.org:443: could not connect: no name"],
+                              "requests": 1}, 4),
+    ]
+    append(project, session("s", T0, body))
+    out = tmp_path / "net.pdf"
+    render_report(project, out)
+    text = " ".join(pdf_text(out).split())
+    assert "install network · pip" in text and "reached pypi.org:443, files.pythonhosted.org:443 · 7 requests" in text
+    assert "refused exfil.example:443" in text
+    assert "could not reach cloud.r-project.org:443: could not connect: no name" in text
+    assert "Install network 2 through the egress proxy (1 reached their sources); destinations refused: 1" in text
+    assert "Install network refusals" in text
+    assert "install.egress x" not in text and "package.install_started x" not in text  # not "other entries"

@@ -153,6 +153,20 @@ class Package:
 
 
 @dataclass
+class InstallNetwork:
+    """Where one package install reached through the egress proxy, and what it was refused."""
+
+    time: datetime
+    session_id: str
+    actor: str
+    manager: str
+    reached: tuple[str, ...]
+    refused: tuple[str, ...]
+    unreachable: tuple[str, ...]
+    requests: int
+
+
+@dataclass
 class ErrorNote:
     time: datetime
     session_id: str
@@ -182,7 +196,7 @@ class AgentStep:
 
 
 # What a session's timeline holds, in log order.
-Item = Execution | Package | ErrorNote | TaskNote | AgentStep
+Item = Execution | Package | InstallNetwork | ErrorNote | TaskNote | AgentStep
 
 
 @dataclass
@@ -224,6 +238,7 @@ class ReportModel:
     executions: list[Execution] = field(default_factory=list)
     packages: list[Package] = field(default_factory=list)
     errors: list[ErrorNote] = field(default_factory=list)
+    install_networks: list[InstallNetwork] = field(default_factory=list)
     files: dict[str, tuple[FileTouch, int]] = field(default_factory=dict)  # path -> (last change, times)
     models: list[str] = field(default_factory=list)
     actors: list[str] = field(default_factory=list)
@@ -436,6 +451,18 @@ class _Collector:
         self.model.packages.append(pkg)
         session.items.append(pkg)
 
+    def on_install_egress(self, entry: EntryLike, session: Session, payload: dict[str, Any]) -> None:
+        def strings(key: str) -> tuple[str, ...]:
+            value = payload.get(key)
+            return tuple(str(v) for v in value) if isinstance(value, list) else ()
+
+        requests = payload.get("requests")
+        note = InstallNetwork(entry.time, session.id, str(entry.actor or ""), P.get_str(payload, "manager"),
+                              strings("reached"), strings("refused"), strings("unreachable"),
+                              requests if isinstance(requests, int) else 0)
+        self.model.install_networks.append(note)
+        session.items.append(note)
+
     def on_error(self, entry: EntryLike, session: Session, payload: dict[str, Any]) -> None:
         message = (P.get_str(payload, "message") or P.get_str(payload, "error") or P.get_str(payload, "text")
                    or ", ".join(f"{k}={P.text(v)}" for k, v in payload.items()) or "(no message)")
@@ -466,6 +493,8 @@ _HANDLERS: dict[str, Callable[[_Collector, EntryLike, Session, dict[str, Any]], 
     "exec.output": _Collector.on_exec_output,
     "exec.finished": _Collector.on_exec_finished,
     "package.installed": _Collector.on_package,
+    "install.egress": _Collector.on_install_egress,
+    "package.install_started": lambda self, entry, session, payload: None,  # its outcome follows
     "error": _Collector.on_error,
     "task.started": _Collector.on_task,
     "task.finished": _Collector.on_task,

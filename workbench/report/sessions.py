@@ -17,7 +17,16 @@ from reportlab.platypus import CondPageBreak, Flowable, Image
 from workbench.report import artifacts, fmt
 from workbench.report.context import ReportContext
 from workbench.report.flowables import Line, LineBlock, OutlineMark
-from workbench.report.model import AgentStep, ErrorNote, Execution, Package, Session, StreamExcerpt, TaskNote
+from workbench.report.model import (
+    AgentStep,
+    ErrorNote,
+    Execution,
+    InstallNetwork,
+    Package,
+    Session,
+    StreamExcerpt,
+    TaskNote,
+)
 from workbench.report.styles import ACCENT, AMBER, FAINT, GREEN, INK, MUTED, RED, STDERR, Styles
 
 MAX_IMAGE_W = 150 * mm
@@ -218,8 +227,16 @@ def execution(ctx: ReportContext, ex: Execution) -> list[Flowable]:
     return story
 
 
-def other_item(st: Styles, item: Package | ErrorNote | TaskNote | AgentStep) -> Flowable:
+def other_item(st: Styles, item: Package | InstallNetwork | ErrorNote | TaskNote | AgentStep) -> Flowable:
     ml = st.mono_line
+    if isinstance(item, InstallNetwork):
+        reached = ", ".join(item.reached) or "nothing"
+        lines = [ml(f"install network · {item.manager or '?'} · {fmt.when(item.time)} · by {item.actor}", ACCENT),
+                 ml(f"  reached {reached} · {item.requests:,} request{'s' if item.requests != 1 else ''}", MUTED)]
+        if item.refused:
+            lines.append(ml(f"  refused {', '.join(item.refused)}", RED, bold=True))
+        lines += [ml(f"  could not reach {u}", AMBER) for u in item.unreachable[:10]]
+        return LineBlock(lines, st.exec_head)
     if isinstance(item, AgentStep):
         step = f" {item.step}" if item.step is not None else ""
         if item.error:

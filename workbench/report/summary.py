@@ -59,6 +59,9 @@ def build(ctx: ReportContext) -> list[Flowable]:
                        + (f", {unfinished:,} with no recorded result" if unfinished else "")),
         ("Total compute time", fmt.seconds(m.compute_seconds) + " (sum of execution wall-clock durations)"),
         ("Packages installed", f"{len(m.packages):,}"),
+        ("Install network", f"{len(m.install_networks):,} through the egress proxy "
+                            f"({sum(1 for n in m.install_networks if n.reached):,} reached their sources); "
+                            f"destinations refused: {sum(len(n.refused) for n in m.install_networks):,}"),
         ("Files touched", f"{len(m.files):,}"),
         ("Errors", f"{len(m.errors):,}"),
         ("Agent steps", f"{sum(s.agent_steps for s in m.sessions):,} (llm.* entries)"),
@@ -83,6 +86,18 @@ def build(ctx: ReportContext) -> list[Flowable]:
         story.append(grid(st, ["Package", "Version", "Manager", "Session", "Time"], rows_p,
                           [45 * mm, 28 * mm, 18 * mm, 28 * mm, None], frozenset({3})))
         story += capped(st, len(m.packages), "packages")
+
+    refusals = [n for n in m.install_networks if n.refused]
+    if refusals:
+        story.append(st.para("Install network refusals", st.h2))
+        story.append(st.para("Installs reach only their configured package sources; these destinations were "
+                             "asked for and refused (a package's build script, or a source not configured).",
+                             st.small))
+        rows_n = [[fmt.when(n.time), n.session_id, n.manager or "?", ", ".join(n.refused)[:600]]
+                  for n in refusals[:LIST_CAP]]
+        story.append(grid(st, ["Time", "Session", "Manager", "Refused"], rows_n,
+                          [34 * mm, 24 * mm, 18 * mm, None], frozenset({1})))
+        story += capped(st, len(refusals), "installs with refusals")
 
     if m.files:
         story.append(st.para("Files touched", st.h2))
