@@ -80,11 +80,16 @@ def test_a_malformed_allow_hosts_entry_is_a_config_error(bad):
      ["https://m.lan/debian"]),
     ("Types: deb\nURIs: http://a.lan/debian http://b.lan/debian\nSuites: bookworm\n",
      ["http://a.lan/debian", "http://b.lan/debian"]),
+    ("deb http://one.lan/debian bookworm main\n\nTypes: deb\nURIs: http://off.lan/debian\nSuites: bookworm\n"
+     "Enabled: no\n\nTypes: deb\n# URIs: http://comment.lan/\nURIs: https://two.lan/debian\nSuites: bookworm\n",
+     ["http://one.lan/debian", "https://two.lan/debian"]),  # a disabled stanza opens nothing
 ])
 def test_apt_sources_of_the_image_are_read(text, urls):
+    from workbench.sandbox.image import _mirror_from
     from workbench.sandbox.install import apt_source_urls
 
     assert apt_source_urls(text) == urls
+    assert _mirror_from(text) == urls[0]  # the image build picks the first bookworm deb source
 
 
 def _sources_line(command):

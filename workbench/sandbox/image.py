@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from workbench import __version__, paths
@@ -82,26 +83,42 @@ def apt_mirror(settings: Settings | None = None) -> str:
             text = source.read_text(encoding="utf-8", errors="replace")
         except OSError:
             continue
-        mirror = _mirror_from(text, deb822=source.suffix == ".sources")
+        mirror = _mirror_from(text)
         if mirror:
             return mirror
     raise WorkbenchError("no Debian mirror found in /etc/apt/sources.list(.d)",
                          "set install.apt_mirror in the config, e.g. http://deb.debian.org/debian")
 
 
-def _mirror_from(text: str, deb822: bool) -> str | None:
-    if deb822:
-        for stanza in re.split(r"\n\s*\n", text):
-            fields = dict(re.findall(r"^([A-Za-z-]+):\s*(.*)$", stanza, flags=re.M))
-            if "deb" in fields.get("Types", "").split() and SUITE in fields.get("Suites", "").split() \
-                    and fields.get("Enabled", "yes").lower() != "no":
-                return fields.get("URIs", "").split()[0] if fields.get("URIs") else None
-        return None
-    for line in text.splitlines():
-        words = re.sub(r"\[[^]]*\]", "", line.split("#", 1)[0]).split()
-        if len(words) >= 3 and words[0] == "deb" and words[2] == SUITE:
-            return words[1]
-    return None
+@dataclass(frozen=True)
+class AptSource:
+    kind: str  # "deb" or "deb-src"
+    uri: str
+    suites: tuple[str, ...]
+
+
+def apt_sources(text: str) -> list[AptSource]:
+    """The sources in apt configuration text, in order: one-line entries (`deb [options] URI suite ...`) and
+    deb822 stanzas (`Types:` / `URIs:` / `Suites:`, those with `Enabled: no` left out). Files of both kinds
+    may be concatenated, a blank line between them."""
+    found: list[AptSource] = []
+    for stanza in re.split(r"\n\s*\n", text):
+        fields = dict(re.findall(r"^([A-Za-z-]+):\s*(.*)$", stanza, flags=re.M))
+        if "URIs" in fields:
+            if fields.get("Enabled", "yes").strip().lower() != "no":
+                suites = tuple(fields.get("Suites", "").split())
+                found += [AptSource(kind, uri, suites) for kind in fields.get("Types", "").split()
+                          for uri in fields["URIs"].split()]
+            continue
+        for line in stanza.splitlines():
+            words = re.sub(r"\[[^]]*\]", "", line.split("#", 1)[0]).split()
+            if len(words) >= 3 and words[0] in ("deb", "deb-src"):
+                found.append(AptSource(words[0], words[1], (words[2],)))
+    return found
+
+
+def _mirror_from(text: str) -> str | None:
+    return next((s.uri for s in apt_sources(text) if s.kind == "deb" and SUITE in s.suites), None)
 
 
 def build_tarball(target: Path, settings: Settings | None, progress: Progress) -> Path:

@@ -448,23 +448,19 @@ def _r(sandbox: Sandbox, packages: list[str], progress: Progress | None) -> Mana
 
 
 def apt_source_urls(text: str) -> list[str]:
-    """The http(s) URIs in apt sources: one-line `deb [options] URI suite ...` and deb822 `URIs:` fields."""
-    urls: list[str] = []
-    for line in text.splitlines():
-        line = line.split("#", 1)[0].strip()
-        if line.startswith(("deb ", "deb-src ")):
-            words = re.sub(r"\[[^]]*\]", " ", line).split()
-            urls += words[1:2]
-        elif line.lower().startswith("uris:"):
-            urls += line.split(":", 1)[1].split()
+    """The http(s) URIs of the apt sources in `text` (parsed as the image build parses them)."""
+    from workbench.sandbox.image import apt_sources
+
+    urls = [source.uri for source in apt_sources(text)]
     return [url for url in dict.fromkeys(urls) if url.startswith(("http://", "https://"))]
 
 
 def image_apt_sources(sandbox: Sandbox) -> list[str]:
     """The image's own apt sources, read in a container with no network."""
     run = _run_container(sandbox, image=sandbox.image,
-                         command=["sh", "-c", "cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list "
-                                              "/etc/apt/sources.list.d/*.sources 2>/dev/null; true"],
+                         command=["sh", "-c", "for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list "
+                                              "/etc/apt/sources.list.d/*.sources; do [ -f \"$f\" ] && cat \"$f\"; "
+                                              "echo; done; true"],
                          user=sandbox.identity.user, allowed=frozenset(), mounts={}, workspace=False,
                          hardened=True, progress=None)
     return apt_source_urls(run.output)
