@@ -159,12 +159,12 @@ def reachable(settings, manager: str) -> str:
     if manager == "pip":
         allowed = pip_plan(settings).egress
     elif manager == "r":
-        allowed = r_plan(settings, ["x"])[2]
+        allowed = allowed_for([cran_repo(settings)], settings)
     elif manager == "apt" and not settings.install.apt_mirror:
         return "the image's apt sources" + (f" and {', '.join(str(d) for d in sorted(extra_allowed(settings)))}"
                                             if settings.install.allow_hosts else "")
     elif manager == "apt":
-        allowed = apt_plan(settings, ["x"])[2]
+        allowed = allowed_for([settings.install.apt_mirror], settings)
     else:
         raise UsageError(f"unknown package manager {manager!r}; choose one of: pip, r, apt")
     return ", ".join(str(d) for d in sorted(allowed)) or "nothing (local folders only)"
@@ -419,9 +419,13 @@ def _pip(sandbox: Sandbox, packages: list[str], progress: Progress | None) -> Ma
     return ManagerRun(run.exit_code, parts[0], _changed(before, after), run.attempts)
 
 
+def cran_repo(settings) -> str:
+    return settings.install.cran_repo or DEFAULT_CRAN
+
+
 def r_plan(settings, packages: list[str]) -> tuple[str, dict[str, dict[str, str]], frozenset[Destination]]:
     """(the Rscript expression, read-only mounts, where it may reach)."""
-    repo = settings.install.cran_repo or DEFAULT_CRAN
+    repo = cran_repo(settings)
     mounts: dict[str, dict[str, str]] = {}
     local = _local_path(repo)
     if local is not None:
@@ -434,7 +438,7 @@ def r_plan(settings, packages: list[str]) -> tuple[str, dict[str, dict[str, str]
               f'ok <- sapply(pkgs, requireNamespace, lib.loc = "/workspace/.R", quietly = TRUE); '
               f'cat("{MARK}\\n"); for (p in pkgs[ok]) cat(p, as.character(packageVersion(p, lib.loc = '
               f'"/workspace/.R")), "\\n"); quit(status = if (all(ok)) 0 else 1)')
-    return script, mounts, allowed_for([repo] if local is None else [], settings)
+    return script, mounts, allowed_for([repo], settings)  # (a file:// repo opens nothing)
 
 
 def _r(sandbox: Sandbox, packages: list[str], progress: Progress | None) -> ManagerRun:
