@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from workbench.audit.errors import AuditError
+from workbench.wal import enable_wal
 
 FORMAT = "workbench-audit/1"
 GENESIS = bytes(32)  # the `prev` of entry 0
@@ -95,7 +96,7 @@ class AuditStore:
                                             check_same_thread=False)
             self.conn.execute("PRAGMA busy_timeout = 30000")
             if not readonly:
-                mode = self.conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+                mode = enable_wal(lambda sql: str(self.conn.execute(sql).fetchone()[0]), (sqlite3.OperationalError,))
                 if str(mode).lower() != "wal":
                     raise AuditError(f"cannot switch {self.path} to WAL mode (got {mode})")
                 self.conn.execute("PRAGMA synchronous = NORMAL")

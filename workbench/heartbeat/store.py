@@ -15,6 +15,7 @@ from pathlib import Path
 
 from workbench.errors import UsageError, WorkbenchError
 from workbench.heartbeat.schedule import Schedule
+from workbench.wal import enable_wal
 
 MIGRATIONS: list[tuple[str, str]] = [
     ("create heartbeat tables", """
@@ -63,7 +64,7 @@ class ScheduleStore:
         self.db_path = db_path
         try:
             self._db = sqlite3.connect(db_path, timeout=30, isolation_level=None, check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
+            enable_wal(lambda sql: str(self._db.execute(sql).fetchone()[0]), (sqlite3.OperationalError,))
             self._migrate()
         except sqlite3.DatabaseError as exc:
             raise WorkbenchError(f"cannot open the schedule store {db_path}: {exc}") from exc

@@ -35,6 +35,8 @@ import apsw
 import numpy as np
 import sqlite_vec
 
+from workbench.wal import enable_wal
+
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 2
@@ -75,7 +77,7 @@ def connect(path: Path | str) -> apsw.Connection:
     conn.load_extension(sqlite_vec.loadable_path())
     conn.enable_load_extension(False)
     if str(path) != ":memory:":
-        conn.execute("PRAGMA journal_mode=WAL")
+        enable_wal(lambda sql: str(next(iter(conn.execute(sql)))[0]), (apsw.BusyError, apsw.LockedError))
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA mmap_size=268435456")  # big indexes: scans read pages without copying
     return conn
