@@ -161,12 +161,9 @@ def _ulimit(spec: dict[str, Any]):
 
 
 def hand_workspace_to(workspace: Path, uid: int, gid: int) -> None:
-    """Make the workspace writable for the sandbox uid (rootful engine run by root)."""
-    for folder, dirs, files in os.walk(workspace):
-        for name in [folder, *(os.path.join(folder, n) for n in dirs + files)]:
-            try:
-                st = os.lstat(name)
-                if st.st_uid != uid or st.st_gid != gid:
-                    os.lchown(name, uid, gid)
-            except OSError:
-                pass
+    """Make the workspace writable for the sandbox uid (rootful engine run by root), never following a
+    symlink code left in it (`fchownat` on entries of fd-held folders: see workbench.confined)."""
+    from workbench.confined import Confined
+
+    with Confined(workspace) as folder:
+        folder.chown_tree(uid, gid)

@@ -53,10 +53,16 @@ ROLE_EXEC = "exec"
 # One kill is not always enough: a fork bomb's processes that are mid-fork when the group is signalled
 # can leave children behind. So the group is killed again until none of it is left, killed processes
 # included, which hold their PID slots until reaped: the next execution must find the PID limit free.
-# (At most about 3 s; `sleep` may fail to start while the slots are taken, which only shortens a round.)
+# Then every other process in the container is killed the same way (`kill -1` spares only PID 1 and the
+# wrapper itself): code that left its group (`setsid`, a daemon's double fork) must not outlive the
+# execution and write into the next one's record. One-off executions of a sandbox run one at a time
+# (`Sandbox._one_at_a_time`), so whatever else is alive in the container is this execution's.
+# (At most about 3 s each; `sleep` may fail to start while the slots are taken, which only shortens a round.)
 WRAPPER = ('id=$0; grace=$1; shift; timeout -k "$grace" "$@" & p=$!; echo $p > /tmp/.wb-$id.pid; '
            'wait $p; rc=$?; i=0; while kill -KILL -$p 2>/dev/null && [ $i -lt 60 ]; do i=$((i+1)); '
-           'sleep 0.05 2>/dev/null; done; rm -f /tmp/.wb-$id.pid; exit $rc')
+           'sleep 0.05 2>/dev/null; done; n=0; while kill -KILL -1 2>/dev/null && [ $n -lt 60 ]; do '
+           'n=$((n+1)); sleep 0.05 2>/dev/null; done; '
+           'rm -f /tmp/.wb-$id.pid; exit $rc')
 SANDBOX_STARTED = "sandbox.started"
 KILL_GRACE = 2  # seconds between SIGTERM and SIGKILL for a timed-out or cancelled execution
 NOT_ENFORCED = ("memory, CPU and PID limits are not enforced by this engine (rootless Podman on cgroup v1); "
@@ -106,6 +112,7 @@ class Sandbox:
         self.container: str | None = None
         self._oom_kills = 0
         self._lock = threading.Lock()
+        self._one_at_a_time = threading.Lock()  # one-off executions: see WRAPPER
         self._kernels = None  # workbench.sandbox.kernels.Kernels, made on first warm execution
         self._closed = False
 
@@ -319,6 +326,7 @@ class OneOffRun:
         self.container = ""
         self.killed_by: str | None = None
         self.guard: DiskGuard | None = None
+        self.holds_slot = False
 
     def start(self) -> LiveExecution:
         sandbox = self.sandbox
@@ -330,8 +338,10 @@ class OneOffRun:
         limits = policy.prlimit_args(sandbox.settings, sandbox.engine.limits_enforced)
         wrapped = ["/bin/sh", "-c", WRAPPER, self.execution_id, str(KILL_GRACE), f"{self.timeout:g}s",
                    *limits, *cmd]
-        self.before = workspace.snapshot(sandbox.project.workspace, owner=sandbox.workspace_owner())
+        sandbox._one_at_a_time.acquire()
+        self.holds_slot = True
         try:
+            self.before = workspace.snapshot(sandbox.project.workspace, owner=sandbox.workspace_owner())
             self.container = sandbox._ensure_running()
             self.handle = sandbox.engine.exec_create(self.container, wrapped, user=sandbox.identity.user,
                                                      env=dict(policy.BASE_ENV), workdir=policy.WORKSPACE)
@@ -394,6 +404,9 @@ class OneOffRun:
             self.code_file.unlink()
         except OSError:
             pass
+        if self.holds_slot:  # the wrapper has ended, and with it every process of this execution
+            self.holds_slot = False
+            self.sandbox._one_at_a_time.release()
 
     def _finalize(self, live: LiveExecution) -> ExecutionResult:
         sandbox = self.sandbox
@@ -426,6 +439,7 @@ class OneOffRun:
             notes.append("the engine could not start the process (PID limit reached?)")
         after = workspace.snapshot(sandbox.project.workspace)
         changes = workspace.diff(sandbox.project.workspace, self.before, after)
+        notes.extend(workspace.notes(changes))
         quota = policy.parse_size(sandbox.settings.sandbox.workspace_quota)
         if changes and workspace.size_of(after) > quota:
             notes.append(f"the workspace is over its quota of {sandbox.settings.sandbox.workspace_quota}")

@@ -42,12 +42,26 @@ class StreamSummary:
 
 @dataclass(frozen=True, slots=True)
 class FileChange:
-    """A file in the workspace that the execution created, modified or deleted (path relative to it)."""
+    """A file in the workspace that the execution created, modified or deleted (path relative to it).
+
+    Not every entry is a regular file: code may leave a symlink (recorded with its target string, never
+    followed, no hash), a FIFO, a socket or a device (recorded as what it is, never opened)."""
 
     path: str
     change: ChangeKind
-    sha256: str | None  # None for a deleted file
+    sha256: str | None  # None for a deleted file, and for anything that is not a regular file
     size: int | None
+    kind: str = "file"  # file, symlink, fifo, socket, device, other (workbench.confined.kind_of)
+    target: str | None = None  # a symlink's target, as written
+
+    def to_payload(self) -> dict[str, Any]:
+        payload: dict[str, Any] = {"path": self.path, "change": self.change, "sha256": self.sha256,
+                                   "size": self.size}
+        if self.kind != "file":  # regular files keep the payload shape older logs have
+            payload["kind"] = self.kind
+            if self.target is not None:
+                payload["target"] = self.target
+        return payload
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +111,7 @@ class ExecutionResult:
             "notes": list(self.notes),
             "stdout": _stream_payload(self.stdout),
             "stderr": _stream_payload(self.stderr),
-            "files": [{"path": f.path, "change": f.change, "sha256": f.sha256, "size": f.size} for f in self.files],
+            "files": [f.to_payload() for f in self.files],
             "artifacts": [{"path": a.path, "mime": a.mime, "sha256": a.sha256, "size": a.size}
                           for a in self.artifacts],
         }
