@@ -108,3 +108,38 @@ def test_ownership_hand_over_never_follows_a_planted_symlink(sandbox, tmp_path):
     for path in (victim, victim / "inside"):
         assert os.lstat(path).st_uid == 0, f"{path} was chowned through a planted symlink"
     run(sandbox, "shell", "rm -rf runner-dir f d dropped-by-host.txt")
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="the ownership hand-over happens only under a rootful engine run by root")
+def test_ownership_hand_over_survives_a_folder_swapped_for_a_symlink_mid_walk(engine_ready, module_project,
+                                                                              recorder, tmp_path):
+    """One container swaps a folder for a symlink to a host folder in a tight loop while another sandbox
+    of the same project hands the workspace over again and again: the host folder is never chowned."""
+    from tests.sandbox.conftest import make_settings
+    from workbench.sandbox import Sandbox
+
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    for i in range(20):
+        (victim / f"f{i}").write_text("x")
+    swapper = Sandbox.open(module_project, bus=recorder.bus, settings=make_settings(timeout=40))
+    walker = Sandbox.open(module_project, bus=recorder.bus, settings=make_settings(timeout=40))
+    try:
+        if walker.workspace_owner() is None:
+            pytest.skip("this engine runs code as the host user: no hand-over")
+        loop = (f"mkdir -p race/d; for i in $(seq 40); do touch race/d/f$i; done; end=$(($(date +%s)+8)); "
+                f"while [ $(date +%s) -lt $end ]; do mv race/d race/real; ln -s {victim} race/d; "
+                f"rm race/d; mv race/real race/d; done; echo swapped")
+        swapping = swapper.execute("shell", loop)
+        time.sleep(0.5)
+        rounds = 0
+        while not swapping.wait(0):
+            result, _ = run(walker, "shell", "true")
+            assert result.ok
+            rounds += 1
+        assert swapping.result().stdout.kept == b"swapped\n" and rounds >= 3
+        owners = {os.lstat(p).st_uid for p in [victim, *victim.iterdir()]}
+        assert owners == {0}, f"the host folder was chowned through the swapped symlink ({rounds} walks)"
+    finally:
+        swapper.close()
+        walker.close()
