@@ -159,7 +159,7 @@ class Confined:
                         pass
                     child = os.open(part, _DIR_FLAGS, dir_fd=fd)
                 except OSError as exc:
-                    entry = self._lstat_at(fd, part, "/".join(walked))
+                    entry = self.lstat_at(fd, part, "/".join(walked))
                     if entry is not None and entry.kind != "dir":
                         raise Refused(f"{entry.describe()}: not followed") from exc
                     raise
@@ -171,7 +171,7 @@ class Confined:
             raise
 
     @staticmethod
-    def _lstat_at(dir_fd: int, name: str, rel: str) -> Entry | None:
+    def lstat_at(dir_fd: int, name: str, rel: str) -> Entry | None:
         try:
             st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
         except OSError:
@@ -202,7 +202,7 @@ class Confined:
         except (FileNotFoundError, NotADirectoryError):
             return None
         try:
-            return self._lstat_at(fd, parts[-1], "/".join(parts))
+            return self.lstat_at(fd, parts[-1], "/".join(parts))
         finally:
             os.close(fd)
 
@@ -264,7 +264,7 @@ class Confined:
         """An fd of the regular file at `path` (the caller closes it); anything else is `Refused`."""
         parent, name, rel = self._parent(path)
         try:
-            entry = self._lstat_at(parent, name, rel)
+            entry = self.lstat_at(parent, name, rel)
             if entry is None:
                 raise FileNotFoundError(2, "no such file", rel)
             if entry.kind != "file":
@@ -272,7 +272,7 @@ class Confined:
             try:
                 fd = os.open(name, _READ_FLAGS, dir_fd=parent)
             except OSError as exc:
-                now = self._lstat_at(parent, name, rel)
+                now = self.lstat_at(parent, name, rel)
                 if now is not None and now.kind != "file":  # swapped between the look and the open
                     raise Refused(f"{now.describe()}: not followed") from exc
                 raise
@@ -320,7 +320,7 @@ class Confined:
         `exclusive`, an existing name is `FileExistsError`."""
         parent, name, rel = self._parent(path, create=True)
         try:
-            existing = self._lstat_at(parent, name, rel)
+            existing = self.lstat_at(parent, name, rel)
             if existing is not None and existing.kind == "dir":
                 raise Refused(f"{one_line(rel)} is a folder: not overwritten")
             if exclusive and existing is not None:
@@ -349,7 +349,7 @@ class Confined:
                 except OSError:
                     pass
                 raise
-            entry = self._lstat_at(parent, name, rel)
+            entry = self.lstat_at(parent, name, rel)
             assert entry is not None
             return entry
         finally:
