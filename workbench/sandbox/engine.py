@@ -28,7 +28,7 @@ from typing import Any, Protocol
 
 from workbench.config import Settings
 from workbench.errors import EngineUnavailable
-from workbench.sandbox import engine_facts
+from workbench.sandbox import engine_facts, seccomp
 
 ROOTFUL_PODMAN = "unix:///run/podman/podman.sock"
 API_VERSION = "1.41"  # Docker 20.10+, Podman 3+
@@ -211,6 +211,10 @@ class DockerEngine:
         options = dict(spec.pop("host_config"))
         if getattr(self, "selinux", False) and options.get("binds"):
             options["binds"] = selinux_binds(options["binds"])
+        # Every container Workbench makes gets its seccomp profile: the engine's default, less user namespaces.
+        profile = seccomp.security_opt(self.is_podman, self.endpoint.startswith("unix://"))
+        if profile is not None:
+            options["security_opt"] = [*options.get("security_opt", []), profile]
         host_config = self.api.create_host_config(**options)
         # docker-py validates `userns_mode` to "host" only; Podman understands keep-id/auto here.
         extra = spec.pop("raw_host_config", {})
