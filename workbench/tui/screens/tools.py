@@ -166,7 +166,8 @@ class ToolActions:
     def action_open_in_editor(self) -> None:
         from workbench.tui.widgets.files_panel import FilesPanel
 
-        path = self.query_one(FilesPanel).selected
+        panel = self.query_one(FilesPanel)
+        path = panel.selected
         if path is None:
             self.notify("Select a file in the Files pane first (F4, then enter).", severity="warning")
             return
@@ -174,6 +175,12 @@ class ToolActions:
         if not editor:
             self.notify("Set $EDITOR (for example: export EDITOR=nano) to open files.", severity="warning")
             return
+        # The editor runs as the host user and follows whatever the name points at: only a regular file
+        # inside the workspace (no symlink on the way, checked with O_NOFOLLOW) is handed to it.
+        refused = panel.refuse_to_edit(path)
+        if refused is not None:
+            self.notify(refused, severity="warning", timeout=8)
+            return
         with self.app.suspend():
             subprocess.run([*shlex.split(editor), str(path)], check=False)
-        self.query_one(FilesPanel).load_preview(path)
+        panel.load_preview(path)
