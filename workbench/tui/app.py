@@ -18,6 +18,7 @@ from textual.screen import Screen
 
 from workbench.config import Settings
 from workbench.errors import ConfigError
+from workbench.inert import one_line, visible
 from workbench.project import Project
 from workbench.tui import themes, user_config
 from workbench.tui.screens.error import Problem
@@ -68,7 +69,7 @@ class WorkbenchApp(App):
         self.settings_error: ConfigError | None = None
         self.settings = settings if settings is not None else self._load_settings()
         self.persist_theme = persist_theme
-        self.sub_title = project.name
+        self.sub_title = one_line(project.name)
         self.theme_errors = self._register_themes(user_themes)
         wanted = self.settings.ui.theme
         self._theme_missing = wanted not in self.available_themes
@@ -96,6 +97,14 @@ class WorkbenchApp(App):
         for theme in found.themes.values():
             self.register_theme(theme)
         return found.errors
+
+    def notify(self, message: str, *, title: str = "", severity: Any = "information", timeout: float | None = None,
+               markup: bool = True) -> None:
+        """Every toast, from any widget or thread, as plain text: messages carry file names, package names,
+        errors and the model's words, so markup is never parsed (`[/x]` would raise, `[@click=...]` would
+        run an action) and terminal escapes are shown, not sent. Workbench's own toasts use no markup."""
+        kwargs: dict[str, Any] = {} if timeout is None else {"timeout": timeout}
+        super().notify(visible(message), title=one_line(title), severity=severity, markup=False, **kwargs)
 
     def get_default_screen(self) -> Screen:
         return MainScreen()
