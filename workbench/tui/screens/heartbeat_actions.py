@@ -139,7 +139,7 @@ class HeartbeatActions:
             steps = self.query_one(StepsPanel)
             steps.clear_steps()
             steps.replaying = True  # the user's next work replaces it, as it replaces a replay
-            steps.border_title = f"Steps · scheduled run {message.name} · live"
+            steps.heading = f"Steps · scheduled run {message.name} · live"
         else:
             self.scheduled_activity = f"{message.name} waits for {message.holder}"
         self._show_heartbeat()
@@ -150,8 +150,8 @@ class HeartbeatActions:
         ok = outcome.outcome in ("succeeded", "skipped")
         detail = f": {outcome.detail}" if outcome.detail else ""
         steps = self.query_one(StepsPanel)
-        if steps.border_title == f"Steps · scheduled run {message.name} · live":
-            steps.border_title = f"Steps · scheduled run {message.name} · {outcome.outcome}"
+        if steps.heading == f"Steps · scheduled run {message.name} · live":
+            steps.heading = f"Steps · scheduled run {message.name} · {outcome.outcome}"
         self.notify(f"Scheduled run {message.name} {outcome.outcome}{detail}", title="Heartbeat",
                     severity="information" if ok else "error", timeout=8 if ok else 15)
         self.load_schedules()
@@ -166,15 +166,15 @@ class HeartbeatActions:
                 self.following = event.session_id
                 steps.clear_steps()
                 steps.replaying = True
-                steps.border_title = f"Steps · scheduled run {name} (run elsewhere) · live"
+                steps.heading = f"Steps · scheduled run {name} (run elsewhere) · live"
             if event.kind == "exec.output":
                 p = event.payload
                 self.bridge.push(OutputPiece(str(p.get("execution_id", "")), str(p.get("stream", "stdout")),
                                              str(p.get("text", ""))))
             else:
                 self.on_bus_event(BusEvent(event))
-            if event.kind == "session.finished" and steps.border_title.endswith("· live"):
-                steps.border_title = steps.border_title.removesuffix("· live") + "· finished"
+            if event.kind == "session.finished" and steps.heading.endswith("· live"):
+                steps.heading = steps.heading.removesuffix("· live") + "· finished"
 
     # --- what the status bar and the view say --------------------------------------------------------
     def scheduler_line(self) -> str:

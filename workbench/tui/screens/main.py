@@ -305,7 +305,7 @@ class MainScreen(ToolActions, MemoryActions, HeartbeatActions, Screen):
         scheduled = event.session_id != current  # the only other bus relayed is a scheduled run's
         if steps.replaying and not scheduled and event.kind not in ("session.started", "session.finished"):
             steps.clear_steps()  # live work replaces an earlier session's replay (or a scheduled run's)
-            steps.border_title = "Steps"
+            steps.heading = "Steps"
         steps.add_event(event)
 
     def _schedule_audit(self) -> None:
@@ -336,7 +336,7 @@ class MainScreen(ToolActions, MemoryActions, HeartbeatActions, Screen):
         for event in message.events:
             steps.add_event(event)
         steps.replaying = message.session_id != current
-        steps.border_title = "Steps" if not steps.replaying else f"Steps · earlier session {message.session_id}"
+        steps.heading = "Steps" if not steps.replaying else f"Steps · earlier session {message.session_id}"
 
 
     @on(OptionList.OptionSelected, "#audit-sessions")
@@ -361,7 +361,7 @@ class MainScreen(ToolActions, MemoryActions, HeartbeatActions, Screen):
         steps = self.query_one(StepsPanel)
         if steps.replaying:
             steps.clear_steps()
-            steps.border_title = "Steps"
+            steps.heading = "Steps"
         self._stop = threading.Event()
         self._agent_idle.clear()
         self.agent_running = True

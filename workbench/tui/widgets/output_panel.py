@@ -2,6 +2,8 @@
 
 stdout and stderr stay apart line by line: a stderr line carries the `ERR` gutter mark and the error
 colour. The panel never holds more than `max_lines` lines; the full output is in the audit log.
+The output is the sandbox's: every control character in it is shown as a visible escape (`\\x1b[2J`),
+never sent to the terminal (Textual's `Log` replaces only \\x00-\\x14 and lets ESC and C1 through).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from textual.binding import Binding
 from textual.geometry import Size
 from textual.widgets import Log
 
+from workbench.inert import visible
 from workbench.tui.bridge import OutputBatch
 
 ERR = "ERR│ "
@@ -84,6 +87,7 @@ class OutputPanel(Log):
         """
         if not text:
             return
+        text = visible(text.replace("\r\n", "\n"))  # a CRLF line end is a line end; a bare CR shows as \r
         lines = self._lines
         if not lines:
             lines.append("")

@@ -1,7 +1,9 @@
 """The agent's steps as a list of cards: thought, action, code (highlighted), result (exit, duration).
 
 Cards are built from events only (live from the bus, or replayed from the audit log), so what the
-analyst sees here is what the reviewer reads in the log.
+analyst sees here is what the reviewer reads in the log. Nearly all of it is the sandbox's or the model's
+(file names, code, runner replies, package names, answers): every piece is a `Text` made visible by
+`workbench.inert`, so markup is never parsed and terminal escapes show as `\\x1b`.
 """
 
 from __future__ import annotations
@@ -11,11 +13,11 @@ from typing import Any
 
 from rich.console import Group, RenderableType
 from rich.syntax import Syntax
-from rich.text import Text
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
 from workbench.events import Event
+from workbench.inert import plain, visible
 
 LEXERS = {"python": "python", "r": "r", "shell": "bash", "bash": "bash", "sh": "bash", "sql": "sql",
           "julia": "julia", "javascript": "javascript", "node": "javascript"}
@@ -47,17 +49,18 @@ class StepCard(Static):
         self.update(self._renderable())
 
     def _renderable(self) -> RenderableType:
-        parts: list[RenderableType] = [Text(self.title, style="bold")]
+        parts: list[RenderableType] = [plain(self.title, "bold", single_line=True)]
         if self.thought:
-            parts.append(Text(self.thought, style="italic"))
+            parts.append(plain(self.thought, "italic"))
         if self.code:
             dark = self.app.current_theme.dark if self.is_attached else True
-            parts.append(Syntax(self.code, LEXERS.get(self.language.lower(), "text"), word_wrap=True,
+            # Syntax passes control characters through to the terminal: they are shown escaped instead.
+            parts.append(Syntax(visible(self.code), LEXERS.get(self.language.lower(), "text"), word_wrap=True,
                                 theme="ansi_dark" if dark else "ansi_light", background_color="default"))
         if self.body:
-            parts.append(Text(self.body))
+            parts.append(plain(self.body))
         if self.result:
-            parts.append(Text(self.result, style="bold"))
+            parts.append(plain(self.result, "bold"))
         return Group(*parts)
 
 
@@ -75,6 +78,17 @@ class StepsPanel(VerticalScroll):
         self._pending_code: StepCard | None = None
         self.count = 0
         self.replaying = False
+        self._heading = "Steps"
+
+    @property
+    def heading(self) -> str:
+        """The pane's title as plain text (it may name a schedule); shown without markup or escapes."""
+        return self._heading
+
+    @heading.setter
+    def heading(self, text: str) -> None:
+        self._heading = text
+        self.border_title = plain(text, single_line=True)
 
     def compose(self):
         yield Static(EMPTY, classes="steps-empty", markup=False)
