@@ -1,4 +1,9 @@
-"""Ask before running: the action and its code, in full, then approve (y) or deny (n / escape)."""
+"""Ask before running: the action and its code, in full, then approve (y) or deny (n / escape).
+
+Everything in the dialog comes from the model (action, thought, code, package names): it is shown as
+`Text` made visible by `workbench.inert`, so no markup in it is parsed and no escape reaches the terminal.
+The code is shown with its control characters escaped, which is how the analyst can tell they are there.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Label, Static
 
+from workbench.inert import plain, visible
 from workbench.tui.widgets.steps_panel import LEXERS
 
 
@@ -46,23 +52,26 @@ class ApprovalScreen(ModalScreen[bool]):
         data = self.action_data
         kind = str(data.get("action", "action"))
         with Vertical(id="approval-dialog", classes="dialog"):
-            yield Label(f"The agent wants to {kind.replace('_', ' ')}. Approve?", id="approval-title")
+            yield Label(plain(f"The agent wants to {kind.replace('_', ' ')}. Approve?", single_line=True),
+                        id="approval-title")
             if data.get("thought"):
-                yield Static(str(data["thought"]), id="approval-thought", markup=False)
+                yield Static(plain(data["thought"]), id="approval-thought")
             if kind == "install":
-                yield Static(f"This install may reach: {self._reach(str(data.get('manager', '')))}",
-                             id="approval-reach", markup=False)
+                yield Static(plain(f"This install may reach: {self._reach(str(data.get('manager', '')))}"),
+                             id="approval-reach")
             with VerticalScroll(id="approval-code"):
                 code = data.get("code") or data.get("content")
                 if code:
                     language = str(data.get("language", "") or "text")
                     self.code_shown = str(code)
-                    yield Static(Syntax(self.code_shown, LEXERS.get(language.lower(), "text"), line_numbers=True,
-                                        word_wrap=True, theme="ansi_dark", background_color="default"),
+                    yield Static(Syntax(visible(self.code_shown), LEXERS.get(language.lower(), "text"),
+                                        line_numbers=True, word_wrap=True, theme="ansi_dark",
+                                        background_color="default"),
                                  id="approval-code-text")
                 else:
                     rest = {k: v for k, v in data.items() if k not in ("thought", "action")}
-                    yield Static(json.dumps(rest, indent=2, default=str), markup=False)
+                    yield Static(plain(json.dumps(rest, indent=2, default=str, ensure_ascii=False)),
+                                 id="approval-details")
             with Horizontal(classes="buttons"):
                 yield Button("Approve (y)", id="approve", variant="success")
                 yield Button("Deny (n)", id="deny", variant="error")

@@ -11,6 +11,8 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Label, Static
 
+from workbench.inert import one_line, plain, visible
+
 
 @dataclass(frozen=True)
 class Problem:
@@ -41,15 +43,15 @@ class ErrorScreen(ModalScreen[str]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="error-dialog", classes="dialog"):
-            yield Label(self.heading, id="error-title")
+            yield Label(plain(self.heading, single_line=True), id="error-title")
             with VerticalScroll(id="error-problems"):
-                for problem in self.problems:
+                for problem in self.problems:  # details quote errors, paths and settings: shown inert
                     text = Text()
-                    text.append(f"✘ {problem.what}: ", "bold red")
-                    text.append(problem.detail)
+                    text.append(f"✘ {one_line(problem.what)}: ", "bold red")
+                    text.append(visible(problem.detail))
                     if problem.fix:
                         text.append("\n  fix: ", "bold")
-                        text.append(problem.fix, "bold yellow")
+                        text.append(visible(problem.fix), "bold yellow")
                     yield Static(text, classes="problem")
             yield Static("The files, the audit log and earlier sessions stay available. Fix the above "
                          "in a shell, then press r to check again.", id="error-help")

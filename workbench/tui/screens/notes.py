@@ -1,4 +1,8 @@
-"""Memory dialogs: write a note, browse notes (search results or all of them), confirm a deletion."""
+"""Memory dialogs: write a note, browse notes (search results or all of them), confirm a deletion.
+
+Notes are written by the agent too (the model's words) and by whoever sent the project: titles, tags and
+bodies are shown as `Text` made visible by `workbench.inert` (OptionList parses markup in plain strings).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,8 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, OptionList, Static, TextArea
 from textual.widgets.option_list import Option
+
+from workbench.inert import plain
 
 
 @dataclass(frozen=True)
@@ -82,9 +88,9 @@ class NotesScreen(ModalScreen[NoteChoice | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="notes-dialog", classes="dialog"):
-            yield Label(self.heading, classes="dialog-title")
+            yield Label(plain(self.heading, single_line=True), classes="dialog-title")
             if self.hits:
-                yield OptionList(*[Option(_label(note, score), id=str(i))
+                yield OptionList(*[Option(plain(_label(note, score), single_line=True), id=str(i))
                                    for i, (note, score) in enumerate(self.hits)], id="notes-list")
                 with VerticalScroll(id="notes-preview"):
                     yield Static("", id="notes-preview-text", markup=False)
@@ -108,7 +114,7 @@ class NotesScreen(ModalScreen[NoteChoice | None]):
             return
         note = self.hits[index][0]
         self.preview = f"{note.title}\n\n{note.body}"
-        self.query_one("#notes-preview-text", Static).update(self.preview)
+        self.query_one("#notes-preview-text", Static).update(plain(self.preview))
 
     def on_option_list_option_highlighted(self, event: OptionList.OptionHighlighted) -> None:
         self._preview(event.option_index)
@@ -137,7 +143,7 @@ class ConfirmPrompt(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="confirm-dialog", classes="dialog"):
-            yield Label(self.question, classes="dialog-title")
+            yield Label(plain(self.question, single_line=True), classes="dialog-title")
             with Horizontal(classes="buttons"):
                 yield Button("Yes (y)", id="yes", variant="error")
                 yield Button("No (n)", id="no")

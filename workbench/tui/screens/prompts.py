@@ -12,6 +12,8 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, OptionList, Select, TextArea
 from textual.widgets.option_list import Option
 
+from workbench.inert import plain
+
 LANGUAGES = ("python", "r", "shell", "sql")
 MANAGERS = ("pip", "r", "apt")
 TEXTAREA_LANG = {"python": "python", "shell": "bash", "sql": "sql", "r": None}
@@ -109,7 +111,7 @@ class ModelPicker(ModalScreen[Any]):
     def compose(self) -> ComposeResult:
         with Vertical(id="model-dialog", classes="dialog"):
             yield Label("Switch model (enter picks, esc cancels)", classes="dialog-title")
-            options = [Option(f"{m.name}  ·  {m.source}  ·  {m.describe_size()}", id=str(i))
+            options = [Option(plain(f"{m.name}  ·  {m.source}  ·  {m.describe_size()}", single_line=True), id=str(i))
                        for i, m in enumerate(self.models)]
             yield OptionList(*options) if options else Label("No GGUF models found on this machine.")
 

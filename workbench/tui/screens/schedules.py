@@ -2,7 +2,8 @@
 
 A dialog from the command palette ("Show schedules", F7). p pauses or resumes the highlighted schedule,
 r runs it now, enter does what the palette entry asked for. The main screen refreshes it after each run
-and periodically while it is open.
+and periodically while it is open. Names, tasks and run details come from the project (a project someone
+sent is theirs) and from runs in the sandbox: cells and lines are `Text` made visible by `workbench.inert`.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Label, Static
 
+from workbench.inert import one_line, plain
 from workbench.tui.heartbeat_host import ScheduleRow
 
 OUTCOME_STYLE = {"succeeded": "green", "failed": "bold red", "timed-out": "bold red", "error": "bold red",
@@ -80,9 +82,10 @@ class SchedulesScreen(ModalScreen[ScheduleChoice | None]):
             self.rows, self.loaded = list(rows), True
         table.clear()
         for row in self.rows:
-            outcome = Text(row.last_outcome or "never run", OUTCOME_STYLE.get(row.last_outcome or "", "dim"))
-            table.add_row(row.name, f"{row.cron} ({row.timezone})", "paused" if row.paused else when(row.next_run),
-                          when(row.last_started), outcome, key=row.name)
+            outcome = Text(one_line(row.last_outcome or "never run"), OUTCOME_STYLE.get(row.last_outcome or "", "dim"))
+            table.add_row(plain(row.name, single_line=True), plain(f"{row.cron} ({row.timezone})", single_line=True),
+                          "paused" if row.paused else when(row.next_run), when(row.last_started), outcome,
+                          key=row.name)
         if current is not None and current.name in {r.name for r in self.rows}:
             table.move_cursor(row=[r.name for r in self.rows].index(current.name), animate=False)
         state = self.scheduler or ""
@@ -90,7 +93,7 @@ class SchedulesScreen(ModalScreen[ScheduleChoice | None]):
             state = "Reading the schedules…"
         elif not self.rows:
             state = "No schedules. Add one with: workbench heartbeat add --cron \"0 7 * * 1-5\" --task \"…\""
-        self.query_one("#schedules-state", Static).update(state)
+        self.query_one("#schedules-state", Static).update(plain(state))
         self._detail()
 
     @property
@@ -105,7 +108,7 @@ class SchedulesScreen(ModalScreen[ScheduleChoice | None]):
         text = ""
         if row is not None and row.last_detail:
             text = f"{row.name}, last run: {row.last_detail}"
-        self.query_one("#schedules-detail", Static).update(text)
+        self.query_one("#schedules-detail", Static).update(plain(text))
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         self._detail()

@@ -11,6 +11,7 @@ from textual.reactive import reactive
 from textual.widgets import Static
 
 from workbench.doctor import DoctorReport
+from workbench.inert import one_line
 
 
 class StatusBar(Static):
@@ -47,15 +48,17 @@ class StatusBar(Static):
     def render(self) -> Text:
         sep = ("  │  ", "dim")
         text = Text(no_wrap=True, overflow="ellipsis")
-        model = self.model
-        parts = [("model", model, ""), ("engine", " ".join(p for p in (self.engine, self.isolation) if p), ""),
+        # Model and schedule names are not Workbench's own words: shown on one line, escapes visible.
+        model = one_line(self.model)
+        parts = [("model", model, ""), ("engine", one_line(" ".join(p for p in (self.engine, self.isolation) if p)),
+                  ""),
                  ("limits", self.limits or "?", "bold red" if self.limits.startswith("NOT") else ""),
-                 ("sandbox", self.sandbox, "bold" if self.sandbox == "running" else ""),
-                 ("session", self.session, "")]
+                 ("sandbox", one_line(self.sandbox), "bold" if self.sandbox == "running" else ""),
+                 ("session", one_line(self.session), "")]
         if self.alert:
-            parts.insert(0, ("", self.alert, "bold yellow"))
+            parts.insert(0, ("", one_line(self.alert), "bold yellow"))
         if self.heartbeat:
-            parts.append(("", self.heartbeat, ""))
+            parts.append(("", one_line(self.heartbeat), ""))
             # the scheduler's state must fit: the model's name gives way first
             width = self.content_size.width or 160
             used = sum(len(label) + 1 + len(value) for label, value, _ in parts) + len(sep[0]) * (len(parts) - 1)
