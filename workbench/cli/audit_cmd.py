@@ -17,7 +17,7 @@ from workbench.audit import AuditError, AuditLog, Checkpoint, KeyStore, PublicKe
 from workbench.audit.export import ExportFilter, verify_export, write_export
 from workbench.audit.store import AuditStore
 from workbench.audit.verify import verify_store
-from workbench.cli.common import open_project, project_option
+from workbench.cli.common import one_line, open_project, project_option, say
 from workbench.errors import UsageError, WorkbenchError
 
 
@@ -73,9 +73,9 @@ def _project_log_path(project_dir: Path) -> Path:
 def _report(result: VerifyResult) -> None:
     if not result.ok:
         raise VerificationFailed(result.first_error or "verification failed")
-    click.echo(result.message())
+    say(result.message())
     for warning in result.warnings:
-        click.echo(f"warning: {warning}")
+        say(f"warning: {one_line(warning)}")
 
 
 @click.group()
@@ -120,9 +120,9 @@ def prove(seq: int, project_dir: Path) -> None:
         proof = inclusion_proof(store, seq)
     finally:
         store.close()
-    click.echo(proof.to_text())
-    click.echo("checkpoint:")
-    click.echo(proof.checkpoint.to_note(), nl=False)
+    say(proof.to_text())
+    say("checkpoint:")
+    say(proof.checkpoint.to_note(), nl=False)
     if not proof.verified:
         raise VerificationFailed(f"entry {seq}: its inclusion proof does not lead to the signed root of "
                                  f"checkpoint #{proof.checkpoint.id}")
@@ -157,10 +157,10 @@ def export(project_dir: Path, since: str | None, until: str | None, session: str
                 raise UsageError(f"cannot write {out}: {exc.strerror or exc}") from exc
             finally:
                 tmp.unlink(missing_ok=True)
-            click.echo(f"exported {count} entries to {out}", err=True)
+            say(f"exported {count} entries to {out}", err=True)
         if unsigned:
-            click.echo(f"note: the {unsigned} newest entries are not signed yet and were left out "
-                       "(sign them with: workbench audit checkpoint --new)", err=True)
+            say(f"note: the {unsigned} newest entries are not signed yet and were left out "
+                "(sign them with: workbench audit checkpoint --new)", err=True)
     finally:
         log.close()
 
@@ -181,7 +181,7 @@ def checkpoint(project_dir: Path, sign_now: bool) -> None:
         if found is None:
             raise AuditError("no checkpoint has been signed yet", "sign one with: workbench audit checkpoint --new")
         cp = found
-    click.echo(cp.to_note(), nl=False)
+    say(cp.to_note(), nl=False)
 
 
 @audit.command()
@@ -197,10 +197,10 @@ def key(pem: bool, rotate: bool) -> None:
     assert info is not None
     public = PublicKey.parse(info.public_key)
     if pem:
-        click.echo(public.pem(), nl=False)
+        say(public.pem(), nl=False)
         return
-    click.echo(f"fingerprint {info.fingerprint}")
-    click.echo(f"kept in     {info.backend}")
-    click.echo(f"vkey        {public.vkey('workbench-audit')}")
+    say(f"fingerprint {info.fingerprint}")
+    say(f"kept in     {info.backend}")
+    say(f"vkey        {public.vkey('workbench-audit')}")
     if info.warning():
-        click.echo(f"warning: {info.warning()}")
+        say(f"warning: {info.warning()}")

@@ -1,13 +1,17 @@
-"""Pieces shared by the command modules: the `-p DIR` option and opening a project from it."""
+"""Pieces shared by the command modules: the `-p DIR` option, opening a project from it, and `say`."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
 from workbench.errors import NotAvailableYet
+from workbench.inert import one_line, visible
 from workbench.project import Project
+
+__all__ = ["not_available", "one_line", "open_project", "project_option", "say"]
 
 project_option = click.option(
     "-p", "--project", "project_dir", type=click.Path(file_okay=True, dir_okay=True, path_type=Path),
@@ -21,3 +25,13 @@ def open_project(project_dir: Path, create: bool = False) -> Project:
 def not_available(feature: str, issue: str) -> None:
     """Say that a command of the contract has not landed yet (exit 2)."""
     raise NotAvailableYet(f"'{feature}' is not available yet in this version of Workbench ({issue})")
+
+
+def say(text: object = "", *, err: bool = False, nl: bool = True, **style: Any) -> None:
+    """Print a line Workbench writes itself. Its text quotes file names, package names, output, errors
+    and the model's words, so every control character is shown as a visible escape (`\\x1b]0;...`) and
+    the terminal interprets none of it; newlines are kept (use `one_line` on a field that must stay on its
+    line). Workbench's own styling (`fg=`, `bold=`) is added afterwards. Only `workbench exec` copies the
+    code's own stdout and stderr raw, as `docker exec` does."""
+    line = visible(text)
+    click.echo(click.style(line, **style) if style else line, err=err, nl=nl)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from workbench.cli.common import one_line, say
 from workbench.config import load_settings
 from workbench.doctor import run_doctor
 from workbench.errors import EngineUnavailable
@@ -30,7 +31,7 @@ def doctor(project_dir: Path) -> None:
     settings, root = _settings_for(project_dir)
     report = run_doctor(settings, root)
     for finding in report.findings:
-        click.echo(finding.line())
+        say(finding.line())
     sys.exit(0 if report.ok else 1)
 
 
@@ -45,9 +46,9 @@ def setup(project_dir: Path) -> None:
     started = time.monotonic()
 
     def progress(message: str) -> None:
-        click.echo(f"  [{time.monotonic() - started:5.1f}s] {message}")
+        say(f"  [{time.monotonic() - started:5.1f}s] {one_line(message)}")
 
-    click.echo("base image:")
+    say("base image:")
     try:
         image.ensure_base_image(settings, progress)
     except EngineUnavailable:
@@ -55,7 +56,7 @@ def setup(project_dir: Path) -> None:
     report = run_doctor(settings, root)
     model = report.get("model")
     if model is not None:
-        click.echo(model.line())
-    click.echo(f"setup done in {time.monotonic() - started:.1f}s")
+        say(model.line())
+    say(f"setup done in {time.monotonic() - started:.1f}s")
     if model is not None and model.status == "fail":
         sys.exit(1)

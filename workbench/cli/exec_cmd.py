@@ -1,7 +1,8 @@
 """`workbench exec`, `workbench install` and `workbench session`: the sandbox from the command line.
 
 Thin on purpose: parse, open a `WorkSession` (so the audit log records every event), call the sandbox,
-copy its output to ours as it arrives, exit with its status.
+copy its output to ours as it arrives, exit with its status. The code's own stdout and stderr are copied
+raw (like `docker exec`); every line Workbench prints itself goes through `say`, with names made inert.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from workbench.cli.common import open_project, project_option
+from workbench.cli.common import one_line, open_project, project_option, say
 from workbench.errors import UsageError
 from workbench.sandbox.errors import ExecutionNotStarted, ExecutionTimedOut, InstallFailed
 
@@ -75,8 +76,8 @@ def exec_(project_dir: Path, language: str, code: str | None, timeout: float | N
     with WorkSession.open(project, details={"command": "exec"}) as work:
         sandbox = work.sandbox
         if not sandbox.info.limits_enforced:
-            click.echo("workbench: note: this engine does not enforce memory/CPU/PID limits "
-                       "(rootless Podman on cgroup v1); rlimits and the timeout stand in", err=True)
+            say("workbench: note: this engine does not enforce memory/CPU/PID limits "
+                "(rootless Podman on cgroup v1); rlimits and the timeout stand in", err=True)
         execution = sandbox.execute(language, source, timeout=timeout, session=session)
         out, err = sys.stdout.buffer, sys.stderr.buffer
         try:
@@ -88,7 +89,7 @@ def exec_(project_dir: Path, language: str, code: str | None, timeout: float | N
             execution.cancel()
         result = execution.result()
     if result.state_lost:
-        click.echo(f"workbench: note: session {result.session!r} was restarted; its state was lost", err=True)
+        say(f"workbench: note: session {result.session!r} was restarted; its state was lost", err=True)
     if result.timed_out:
         raise ExecutionTimedOut(f"timed out after {result.duration:.1f} s; the code was killed",
                                 "raise --timeout or sandbox.timeout")
@@ -96,13 +97,13 @@ def exec_(project_dir: Path, language: str, code: str | None, timeout: float | N
         reason = "; ".join(result.notes) or "the engine did not report an exit status"
         raise ExecutionNotStarted(reason)
     if result.killed_by == "oom":
-        click.echo(f"workbench: killed: out of memory (limit {work.settings.sandbox.memory})", err=True)
+        say(f"workbench: killed: out of memory (limit {work.settings.sandbox.memory})", err=True)
     elif result.killed_by == "user":
-        click.echo("workbench: interrupted", err=True)
+        say("workbench: interrupted", err=True)
     for stream in (result.stdout, result.stderr):
         if stream.truncated:
-            click.echo(f"workbench: note: output beyond {len(stream.kept)} bytes was not kept "
-                       f"({stream.total_bytes} bytes, sha256 {stream.sha256[:16]}...)", err=True)
+            say(f"workbench: note: output beyond {len(stream.kept)} bytes was not kept "
+                f"({stream.total_bytes} bytes, sha256 {stream.sha256[:16]}...)", err=True)
     sys.exit(result.exit_code)
 
 
@@ -124,14 +125,16 @@ def install(project_dir: Path, manager: str, packages: tuple[str, ...]) -> None:
 
     project = open_project(project_dir)
     with WorkSession.open(project, details={"command": "install"}) as work:
-        result = work.sandbox.install(manager, list(packages), progress=lambda line: click.echo(line, err=True))  # type: ignore[arg-type]
+        # The package manager's progress lines are the install container's output: one line each, inert.
+        result = work.sandbox.install(manager, list(packages), progress=lambda line: say(one_line(line), err=True))  # type: ignore[arg-type]
     for package in result.installed:
-        click.echo(f"installed {package.name} {package.version} ({package.manager})")
+        say(f"installed {one_line(package.name)} {one_line(package.version)} ({one_line(package.manager)})")
     if result.refused:
-        click.echo(f"workbench: the install was refused {', '.join(result.refused)}: only downloads from the install "
-                   "sources are let through (add a host to [install] allow_hosts if it should be one)", err=True)
+        say(f"workbench: the install was refused {', '.join(map(one_line, result.refused))}: only downloads from "
+            "the install sources are let through (add a host to [install] allow_hosts if it should be one)",
+            err=True)
     for failure in result.unreachable:
-        click.echo(f"workbench: the install could not reach {failure}", err=True)
+        say(f"workbench: the install could not reach {one_line(failure)}", err=True)
     if not result.ok:
         tail = " | ".join(result.output.strip().splitlines()[-3:])
         raise InstallFailed(f"{manager} install failed (exit {result.exit_code}): {tail}")
@@ -151,10 +154,10 @@ def session_list(project_dir: Path) -> None:
     project = open_project(project_dir)
     rows = list_sessions(project)
     if not rows:
-        click.echo("no warm sessions")
-    for row in rows:
-        click.echo(f"{row['name']:<16} {row['language']:<8} {row['state']:<8} executions={row['executions']} "
-                   f"idle={row['idle']:.0f}s")
+        say("no warm sessions")
+    for row in rows:  # each field on its line: a name holding a newline or an escape cannot forge a row
+        say(f"{one_line(row['name']):<16} {one_line(row['language']):<8} {one_line(row['state']):<8} "
+            f"executions={one_line(row['executions'])} idle={row['idle']:.0f}s")
 
 
 @session.command("restart")
@@ -169,7 +172,7 @@ def session_restart(project_dir: Path, language: str | None, name: str) -> None:
     count = restart_session(project, name, language)
     if not count:
         raise UsageError(f"no warm session named {name!r}", "see: workbench session list")
-    click.echo(f"restarted {count} interpreter(s) of session {name!r}")
+    say(f"restarted {count} interpreter(s) of session {one_line(name)!r}")
 
 
 @session.command("stop")
@@ -179,4 +182,4 @@ def session_stop(project_dir: Path) -> None:
     from workbench.sandbox.kernels import stop_sessions
 
     project = open_project(project_dir)
-    click.echo("stopped" if stop_sessions(project) else "no warm sessions were running")
+    say("stopped" if stop_sessions(project) else "no warm sessions were running")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from workbench.cli.common import open_project, project_option
+from workbench.cli.common import one_line, open_project, project_option, say
 from workbench.errors import UsageError
 from workbench.events import current_user
 
@@ -73,7 +73,7 @@ def add(project_dir: Path, name: str | None, cron: str, timezone: str | None, ta
                         timeout=timeout, missed=missed, approval=approval or "auto", created_by=current_user())
     now = datetime.now(UTC)
     store.add(schedule, now)
-    click.echo(f"added {schedule.name}: next run {_local(schedule.next_after(now))}")
+    say(f"added {one_line(schedule.name)}: next run {_local(schedule.next_after(now))}")
 
 
 def _local(moment: datetime | None) -> str:
@@ -87,21 +87,23 @@ def list_(project_dir: Path) -> None:
     _project, store = _store(project_dir)
     schedules = store.all()
     if not schedules:
-        click.echo("no schedules (add one with: workbench heartbeat add --cron ... --task ...)")
+        say("no schedules (add one with: workbench heartbeat add --cron ... --task ...)")
         return
     now = datetime.now(UTC)
     failing = []
-    click.echo(f"{'NAME':<20} {'CRON':<16} {'NEXT RUN':<24} {'LAST RUN':<24} OUTCOME")
+    say(f"{'NAME':<20} {'CRON':<16} {'NEXT RUN':<24} {'LAST RUN':<24} OUTCOME")
     for schedule in schedules:
         last = store.last_run(schedule.name)
         next_run = "paused" if schedule.paused else _local(schedule.next_after(max(now, store.anchor(schedule.name))))
         outcome = last.outcome if last else "never run"
         if last and last.outcome in ("failed", "timed-out", "error"):
-            failing.append(f"{schedule.name} ({last.outcome}{': ' + last.detail if last.detail else ''})")
-        click.echo(f"{schedule.name:<20} {schedule.cron:<16} {next_run:<24} "
-                   f"{_local(last.started) if last else '-':<24} {outcome}")
+            failing.append(f"{one_line(schedule.name)} ({one_line(last.outcome)}"
+                           f"{': ' + one_line(last.detail) if last.detail else ''})")
+        # Names, crons and run details are the project's (and a run's errors quote the sandbox): one line each.
+        say(f"{one_line(schedule.name):<20} {one_line(schedule.cron):<16} {next_run:<24} "
+            f"{_local(last.started) if last else '-':<24} {one_line(outcome)}")
     if failing:
-        click.echo(f"{len(failing)} schedule(s) failed their last run: {'; '.join(failing)}")
+        say(f"{len(failing)} schedule(s) failed their last run: {'; '.join(failing)}")
 
 
 @heartbeat.command()
@@ -111,7 +113,7 @@ def remove(project_dir: Path, name: str) -> None:
     """Remove a schedule (its past runs stay in the audit log)."""
     _project, store = _store(project_dir)
     store.remove(name)
-    click.echo(f"removed {name}")
+    say(f"removed {one_line(name)}")
 
 
 @heartbeat.command()
@@ -121,7 +123,7 @@ def pause(project_dir: Path, name: str) -> None:
     """Pause a schedule."""
     _project, store = _store(project_dir)
     store.set_paused(name, True, datetime.now(UTC))
-    click.echo(f"paused {name}")
+    say(f"paused {one_line(name)}")
 
 
 @heartbeat.command()
@@ -131,7 +133,7 @@ def resume(project_dir: Path, name: str) -> None:
     """Resume a paused schedule (fire times during the pause are not made up)."""
     _project, store = _store(project_dir)
     store.set_paused(name, False, datetime.now(UTC))
-    click.echo(f"resumed {name}")
+    say(f"resumed {one_line(name)}")
 
 
 @heartbeat.command()
@@ -150,8 +152,8 @@ def run(project_dirs: tuple[Path, ...], once: bool) -> None:
             lock.acquire()
 
         def report(schedule, outcome) -> None:
-            click.echo(f"{datetime.now().strftime('%H:%M:%S')} {schedule.name}: {outcome.outcome}"
-                       f"{' - ' + outcome.detail if outcome.detail else ''}")
+            say(f"{datetime.now().strftime('%H:%M:%S')} {one_line(schedule.name)}: {one_line(outcome.outcome)}"
+                f"{' - ' + one_line(outcome.detail) if outcome.detail else ''}")
 
         schedulers = [Scheduler(p, run_schedule, on_run=report) for p in projects]
         if once:
@@ -161,7 +163,7 @@ def run(project_dirs: tuple[Path, ...], once: bool) -> None:
         stop = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
-        click.echo(f"heartbeat: scheduling {len(projects)} project(s); ctrl+c stops")
+        say(f"heartbeat: scheduling {len(projects)} project(s); ctrl+c stops")
         run_forever(schedulers, stop)
     finally:
         for lock in locks:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from workbench.cli.common import open_project, project_option
+from workbench.cli.common import one_line, open_project, project_option, say
 from workbench.memory import MemoryStore
 
 
@@ -30,7 +30,8 @@ def _store(project_dir: Path) -> Iterator[MemoryStore]:
 
 
 def _one_line(text: str, width: int = 80) -> str:
-    text = " ".join(text.split())
+    """A note's title or line, shortened, on one line with every escape visible (notes are the model's)."""
+    text = one_line(" ".join(text.split()))
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
@@ -50,7 +51,7 @@ def add(project_dir: Path, text: str, title: str | None, tags: tuple[str, ...]) 
         text = click.get_text_stream("stdin").read()
     with _store(project_dir) as store:
         note = store.add(text, title=title, tags=tags)
-    click.echo(f"saved {note.id}  {note.path}")
+    say(f"saved {one_line(note.id)}  {one_line(note.path)}")
 
 
 @memory.command(name="list")
@@ -60,11 +61,11 @@ def list_(project_dir: Path) -> None:
     with _store(project_dir) as store:
         notes = store.list()
     if not notes:
-        click.echo("no notes yet (add one: workbench memory add TEXT)", err=True)
+        say("no notes yet (add one: workbench memory add TEXT)", err=True)
         return
     for note in notes:
-        tags = f"  [{', '.join(note.tags)}]" if note.tags else ""
-        click.echo(f"{note.id}  {note.created[:16].replace('T', ' ')}  {_one_line(note.title, 70)}{tags}")
+        tags = f"  [{', '.join(map(one_line, note.tags))}]" if note.tags else ""
+        say(f"{one_line(note.id)}  {one_line(note.created[:16].replace('T', ' '))}  {_one_line(note.title, 70)}{tags}")
 
 
 @memory.command()
@@ -76,12 +77,12 @@ def search(project_dir: Path, query: str, k: int) -> None:
     with _store(project_dir) as store:
         hits = store.search(query, k=k)
     if not hits:
-        click.echo("no notes match", err=True)
+        say("no notes match", err=True)
         return
     for note, score in hits:
         line = note.first_line
         first = f"  {_one_line(line)}" if line and line != note.title else ""
-        click.echo(f"{note.id}  {score:.3f}  {_one_line(note.title, 60)}{first}")
+        say(f"{one_line(note.id)}  {score:.3f}  {_one_line(note.title, 60)}{first}")
 
 
 @memory.command()
@@ -91,7 +92,7 @@ def rm(project_dir: Path, note_id: str) -> None:
     """Delete a note (its file and its index entry). ID may be a unique prefix."""
     with _store(project_dir) as store:
         note = store.remove(note_id)
-    click.echo(f"deleted {note.id}  {_one_line(note.title, 60)}")
+    say(f"deleted {one_line(note.id)}  {_one_line(note.title, 60)}")
 
 
 @memory.command()
@@ -103,6 +104,6 @@ def rollup(project_dir: Path, keep: int | None) -> None:
     with _store(project_dir) as store:
         done = store.roll_up_sessions(keep)
     if not done.archived:
-        click.echo("nothing to roll up", err=True)
+        say("nothing to roll up", err=True)
         return
-    click.echo(f"rolled up {len(done.archived)} session notes into {', '.join(done.digests)}")
+    say(f"rolled up {len(done.archived)} session notes into {', '.join(map(one_line, done.digests))}")

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from workbench.cli.common import say
 from workbench.project import Project
 
 
@@ -14,4 +15,4 @@ from workbench.project import Project
 def init(directory: Path) -> None:
     """Create a project in DIRECTORY (default: this folder); an existing project is left as it is."""
     project = Project.init(directory)
-    click.echo(f"project ready at {project.root} (workspace: {project.workspace})")
+    say(f"project ready at {project.root} (workspace: {project.workspace})")

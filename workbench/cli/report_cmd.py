@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from workbench.cli.common import open_project, project_option
+from workbench.cli.common import open_project, project_option, say
 from workbench.errors import UsageError, WorkbenchError
 
 
@@ -60,7 +60,7 @@ def report(project_dir: Path, out: Path, since: str | None, until: str | None, s
 
     summary = render_report(project, out, since=start, until=end, session=session)
     state = "log verified" if summary.verified else "LOG DID NOT VERIFY"
-    click.echo(f"wrote {summary.path}: {summary.pages} pages, {summary.sessions} sessions, "
+    say(f"wrote {summary.path}: {summary.pages} pages, {summary.sessions} sessions, "
                f"{summary.executions} executions, {state}, root {summary.root or 'unknown'}")
     if not summary.verified:
         raise LogDidNotVerify(f"the audit log did not verify: {summary.verification_error}",
