@@ -138,6 +138,28 @@ driver = \"overlay\""
   fi
 }
 
+# --- 2b. a host id range for sandboxed code (rootful Podman run by root) ------------------------------
+# Code runs in a user namespace mapped to this range (workbench/sandbox/policy.py), so on the host it is a
+# uid at or above 100000 that owns no account. `containers` is Podman's own name for such a reservation;
+# useradd allocates people's subordinate ids from 100000 upward and so never hands this range out.
+SUBID_RANGE="containers:2000000000:65536"
+reserve_ids() {
+  is_root || return 0
+  local f missing=0
+  for f in /etc/subuid /etc/subgid; do
+    if ! grep -q '^containers:' "$f" 2>/dev/null; then
+      if [ "$CHECK_ONLY" = 1 ]; then
+        step "missing: a '$SUBID_RANGE' line in $f"
+        missing=1
+      else
+        echo "$SUBID_RANGE" >>"$f"
+        step "reserved: $SUBID_RANGE in $f"
+      fi
+    fi
+  done
+  return "$missing"
+}
+
 # --- 3. the API service -----------------------------------------------------------------------------
 socket_path() {
   if is_root; then
@@ -204,6 +226,7 @@ main() {
   install_packages || rc=1
   if command -v podman >/dev/null 2>&1; then
     configure || rc=1
+    reserve_ids || rc=1
     start_service || rc=1
   fi
   [ "$rc" = 0 ] && step "done: export DOCKER_HOST=unix://$(socket_path) or let Workbench find it"

@@ -60,6 +60,16 @@ def check_engine(settings: Settings) -> list[Finding]:
                 "" if probe.rootless else "run Workbench as an unprivileged user with rootless Podman for a "
                 "stronger first layer"),
     ]
+    from workbench.sandbox import policy, seccomp
+
+    ident = policy.identity(probe.rootless, probe.is_podman)
+    findings.append(Finding("user mapping", "warn" if ident.problem else "ok", ident.mapping,
+                            ident.problem or ""))
+    if seccomp.security_opt(probe.is_podman, probe.endpoint.startswith("unix://")) is None:
+        findings.append(Finding("syscalls", "warn", "a remote Podman cannot read Workbench's seccomp profile: "
+                                "code may create user namespaces there", "use a local engine"))
+    else:
+        findings.append(Finding("syscalls", "ok", "seccomp: the engine's default profile, less user namespaces"))
     if probe.limits_enforced:
         findings.append(Finding("limits", "ok", "memory, CPU and PID limits are enforced by cgroups"))
     else:

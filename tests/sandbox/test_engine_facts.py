@@ -127,6 +127,6 @@ def test_on_selinux_hosts_our_folders_are_relabeled_and_system_paths_are_not():
 
     for selinux, expected in ((True, "rw,z"), (False, "rw")):
         engine = DockerEngine.__new__(DockerEngine)
-        engine.api, engine.selinux = Api(), selinux
+        engine.api, engine.selinux, engine.is_podman, engine.endpoint = Api(), selinux, True, "unix:///run/x.sock"
         engine.create_container({"image": "i", "host_config": {"binds": {"/p/ws": {"bind": "/workspace", "mode": "rw"}}}})
         assert engine.api.options["binds"]["/p/ws"]["mode"] == expected

@@ -45,6 +45,7 @@ class EngineProbe:
     rootless: bool
     limits_enforced: bool
     error: str | None = None
+    is_podman: bool = False
 
 
 def candidate_endpoints(settings: Settings | None = None) -> list[str]:
@@ -327,6 +328,7 @@ def probe(settings: Settings) -> EngineProbe:
     except Exception as exc:  # a malformed DOCKER_HOST, a TLS problem: still one line
         return EngineProbe(endpoint, False, "", False, False, _short(exc))
     try:
-        return EngineProbe(engine.endpoint, True, engine.version, engine.rootless, engine.limits_enforced)
+        return EngineProbe(engine.endpoint, True, engine.version, engine.rootless, engine.limits_enforced,
+                           is_podman=engine.is_podman)
     finally:
         engine.close()

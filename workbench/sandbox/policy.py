@@ -17,9 +17,12 @@ Who code runs as (layer 3, "never uid 0 inside"):
     by the user on the host. docker-py only accepts "host" for `userns_mode`, so it is set in the raw
     host config.
   * a rootful engine run by an ordinary user (Docker): that user's uid:gid, no user namespace.
-  * a rootful engine run by root (CI): uid:gid 1000:1000, the image's `sandbox` user. Running code as the
-    host's root (even mapped) is what we refuse; the price is that the workspace is chowned to 1000 at
-    start so the sandbox can write it (root on the host can still read and write everything).
+  * a rootful engine run by root (CI, the README's fresh machine): uid:gid 1000:1000 inside, the image's
+    `sandbox` user, in a user namespace mapped to a fixed high range (the `containers` lines of /etc/subuid
+    and /etc/subgid), so on the host code is uid 100000+ that owns no account: an escape lands nowhere, and
+    nobody's processes can signal or trace it. The price is that the workspace is handed to that host uid at
+    start so the sandbox can write it (root on the host still reads and writes everything). The ownership
+    walk never follows a symlink (workbench.confined).
 """
 
 from __future__ import annotations
@@ -67,20 +70,77 @@ def parse_size(text: str | int) -> int:
     return int(float(number) * 1024 ** " kmgt".index(unit or " "))
 
 
+SUBID_FILES = (Path("/etc/subuid"), Path("/etc/subgid"))
+SUBID_OWNER = "containers"  # Podman's name for the ranges it may hand to containers (userns=auto)
+FALLBACK_RANGE = 2_000_000_000  # used unreserved when /etc/subuid has no containers range (doctor says so)
+RANGE_SIZE = 65536
+MIN_HOST_ID = 100000  # below this a uid may be a real account
+
+
 @dataclass(frozen=True)
 class Identity:
     user: str  # "uid:gid" inside the container
     userns: str | None  # raw UsernsMode, or None
-    chown_workspace: bool  # rootful as root: hand the workspace to the sandbox uid
+    chown_workspace: bool  # rootful as root: hand the workspace to the uid code is on the host
+    host_owner: tuple[int, int] | None = None  # host uid:gid of code's files, where it differs from ours
+    mapping: str = ""  # how code's uid maps to the host, in words (doctor, sandbox.started)
+    problem: str | None = None  # a setup gap the mapping works around (doctor shows it with the fix)
+
+
+@dataclass(frozen=True)
+class SubIds:
+    uid_start: int
+    gid_start: int
+    reserved: bool  # found as `containers:` lines in /etc/subuid and /etc/subgid
+    problem: str | None = None
+
+
+def subordinate_ids(files: tuple[Path, Path] = SUBID_FILES) -> SubIds:
+    """The host range code's ids map into under a rootful engine run by root: the first RANGE_SIZE ids of
+    the `containers` lines in /etc/subuid and /etc/subgid (written by packaging/setup-engine.sh). Missing or
+    unusable: a fixed high range all the same (never the host's own ids), and `problem` says how to fix it."""
+    starts = []
+    for path in files:
+        start = None
+        try:
+            for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+                name, _, rest = line.strip().partition(":")
+                first, _, count = rest.partition(":")
+                if name == SUBID_OWNER and first.isdigit() and count.isdigit():
+                    if int(first) >= MIN_HOST_ID and int(count) >= RANGE_SIZE:
+                        start = int(first)
+                        break
+        except OSError:
+            pass
+        starts.append(start)
+    if None in starts:
+        return SubIds(FALLBACK_RANGE, FALLBACK_RANGE, False,
+                      f"/etc/subuid and /etc/subgid reserve no '{SUBID_OWNER}' range of {RANGE_SIZE} ids at or "
+                      f"above {MIN_HOST_ID}; code runs in the unreserved range {FALLBACK_RANGE}+{RANGE_SIZE} "
+                      f"(fix: bash packaging/setup-engine.sh, or add '{SUBID_OWNER}:{FALLBACK_RANGE}:{RANGE_SIZE}' "
+                      "to both files)")
+    return SubIds(starts[0], starts[1], True)  # type: ignore[arg-type]
 
 
 def identity(rootless: bool, is_podman: bool) -> Identity:
     uid, gid = os.getuid(), os.getgid()
     if rootless and is_podman:
-        return Identity(f"{uid}:{gid}", "keep-id", False)
+        return Identity(f"{uid}:{gid}", "keep-id", False, mapping=f"keep-id: code runs as you (uid {uid})")
     if uid != 0 and not rootless:
-        return Identity(f"{uid}:{gid}", None, False)
-    return Identity(f"{SANDBOX_UID}:{SANDBOX_UID}", None, True)
+        return Identity(f"{uid}:{gid}", None, False, mapping=f"none: code runs as you (uid {uid})")
+    inside = f"{SANDBOX_UID}:{SANDBOX_UID}"
+    if not is_podman:  # Docker maps user namespaces daemon-wide (userns-remap), not per container
+        return Identity(inside, None, True, (SANDBOX_UID, SANDBOX_UID),
+                        mapping=f"none: code runs as host uid {SANDBOX_UID}",
+                        problem=f"Docker run by root gives code the real host uid {SANDBOX_UID} (enable "
+                                "userns-remap in the daemon, or use Podman)")
+    ids = subordinate_ids()
+    host = (ids.uid_start + SANDBOX_UID, ids.gid_start + SANDBOX_UID)
+    userns = (f"auto:uidmapping=0:{ids.uid_start}:{RANGE_SIZE},gidmapping=0:{ids.gid_start}:{RANGE_SIZE}")
+    where = "the containers range of /etc/subuid" if ids.reserved else "an unreserved fixed range"
+    return Identity(inside, userns, True, host,
+                    mapping=f"user namespace: code's uid {SANDBOX_UID} is host uid {host[0]} ({where})",
+                    problem=ids.problem)
 
 
 def limits(settings: Settings) -> dict[str, Any]:

@@ -136,7 +136,8 @@ class Sandbox:
         sandbox._emit(SANDBOX_STARTED, {"engine": info.engine, "endpoint": info.endpoint,
                                         "rootless": info.rootless, "limits_enforced": info.limits_enforced,
                                         "image": info.image, "limits": info.limits,
-                                        "user": sandbox.identity.user})
+                                        "user": sandbox.identity.user,
+                                        "mapping": sandbox.identity.mapping})
         return sandbox
 
     def _prepare_host(self) -> None:
@@ -245,8 +246,7 @@ class Sandbox:
         """The uid:gid the workspace must belong to before a run (rootful engine run by root), else None."""
         if not self.identity.chown_workspace:
             return None
-        uid, gid = self.identity.user.split(":")
-        return int(uid), int(gid)
+        return self.identity.host_owner
 
     def python_path(self) -> str:
         venv_python = self.project.workspace / ".venv" / "bin" / "python"
