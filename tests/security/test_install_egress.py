@@ -107,6 +107,163 @@ def test_an_install_container_reaches_its_source_and_nothing_else(engine_ready, 
         assert still.ok and still.stdout.kept == b"still fine\n"
 
 
+STRICT_PROBES = textwrap.dedent("""
+    import json, socket, sys
+    mirror, tls_source = sys.argv[1], sys.argv[2]
+    found = {}
+
+    def ask(request, path=None):
+        # Through the relay on the container's loopback, as pip and apt do; or the proxy's socket itself.
+        if path:
+            sock = socket.socket(socket.AF_UNIX)
+            sock.connect(path)
+        else:
+            sock = socket.create_connection(("127.0.0.1", 3128), timeout=10)
+        with sock:
+            sock.settimeout(10)
+            sock.sendall(request.encode("latin-1"))
+            data = b""
+            try:
+                while chunk := sock.recv(65536):
+                    data += chunk
+            except OSError as exc:  # (what came before the error still counts)
+                data += (" [%s]" % type(exc).__name__).encode()
+        return data.split(b"\\r\\n", 1)[0].decode("latin-1")
+
+    upload = "POST /upload HTTP/1.1\\r\\nHost: %s\\r\\nContent-Length: 6\\r\\n\\r\\nsecret" % mirror
+    found["get mirror"] = ask("GET http://%s/ok HTTP/1.1\\r\\n\\r\\n" % mirror)
+    found["connect mirror"] = ask("CONNECT %s HTTP/1.1\\r\\nHost: %s\\r\\n\\r\\n" % (mirror, mirror) + upload)
+    found["connect mirror, socket"] = ask("CONNECT %s HTTP/1.1\\r\\n\\r\\n" % mirror + upload,
+                                          "/mnt/workbench-egress/proxy.sock")
+    found["connect tls source"] = ask("CONNECT %s HTTP/1.1\\r\\n\\r\\nGET /through-the-tunnel HTTP/1.0\\r\\n\\r\\n"
+                                      % tls_source)
+    # Each behind an allowed GET: a second request or a body that a lenient server would read as one. What
+    # follows the request line starts with its line ending (CRLF, or a bare LF for a client that uses LF only).
+    smuggled = "POST /smuggled HTTP/1.1\\nHost: %s\\nContent-Length: 6\\n\\nsecret" % mirror
+    for name, (method, after) in {
+        "bare lf in a value": ("GET", "\\r\\nX-A: a\\n\\n" + smuggled),
+        "bare cr in a value": ("GET", "\\r\\nX-A: a\\r\\r" + smuggled),
+        "lf line endings": ("GET", "\\nHost: %s\\n\\n" % mirror + smuggled),
+        "obs-fold": ("GET", "\\r\\nX-A: a\\r\\n Transfer-Encoding: chunked"),
+        "no colon": ("GET", "\\r\\nX-A: a\\r\\n" + smuggled.replace("\\n", "\\r\\n")),
+        "space before colon": ("GET", "\\r\\nTransfer-Encoding : chunked"),
+        "duplicate content-length": ("GET", "\\r\\nContent-Length: 0\\r\\nContent-Length: 6"),
+        "transfer-encoding on get": ("GET", "\\r\\nTransfer-Encoding: chunked"),
+        "content-length on head": ("HEAD", "\\r\\nContent-Length: 6"),
+        "control character": ("GET", "\\r\\nX-A: a\\x00b"),
+    }.items():
+        found["smuggle " + name] = ask("%s http://%s/ok HTTP/1.1" % (method, mirror) + after + "\\r\\n\\r\\n")
+    print(json.dumps(found))
+""")
+
+
+class Upstream:
+    """A plain HTTP/1.1 server on loopback that records every connection and every byte its parser read. Lenient,
+    as most servers are (a bare LF ends a line, a connection stays open for a next request), so a request
+    smuggled past the proxy would show in `requests`."""
+
+    def __init__(self):
+        import http.server
+        import threading
+
+        self.requests: list[tuple[str, str]] = []
+        self.received = bytearray()
+        self.connections = 0
+        upstream = self
+
+        class Tee:
+            def __init__(self, file):
+                self.file = file
+
+            def readline(self, *args):
+                data = self.file.readline(*args)
+                upstream.received.extend(data)
+                return data
+
+            def read(self, *args):
+                data = self.file.read(*args)
+                upstream.received.extend(data)
+                return data
+
+            def __getattr__(self, name):
+                return getattr(self.file, name)
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def setup(self):
+                super().setup()
+                upstream.connections += 1
+                self.rfile = Tee(self.rfile)
+
+            def answer(self):
+                upstream.requests.append((self.command, self.path))
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                self.send_response(200)
+                self.send_header("Content-Length", "3")
+                self.end_headers()
+                self.wfile.write(b"ok\n")
+
+            do_GET = do_POST = do_HEAD = answer
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.timeout(300)
+def test_no_tunnel_to_a_plain_http_mirror_and_no_smuggled_request(engine_ready, module_project):
+    """From inside an install container: a CONNECT to an allowed plain-http mirror (a raw tunnel that would carry a
+    POST body there) is refused, and requests smuggled behind an allowed GET by a head that is not clean HTTP/1.1
+    are refused whole. The mirror receives only the one clean GET; each refusal is recorded against it."""
+    from workbench.sandbox import Sandbox
+    from workbench.sandbox.egress import Destination
+    from workbench.sandbox.install import _run_container
+
+    mirror, tls_source = Upstream(), Upstream()
+    try:
+        with Sandbox.open(module_project) as box:
+            allowed = frozenset({Destination("127.0.0.1", mirror.port, tls=False),  # http://127.0.0.1:PORT
+                                 Destination("127.0.0.1", tls_source.port, tls=True)})  # as an https source
+            done = _run_container(box, image=box.image,
+                                  command=["python3", "-c", STRICT_PROBES, f"127.0.0.1:{mirror.port}",
+                                           f"127.0.0.1:{tls_source.port}"],
+                                  user=box.identity.user, allowed=allowed, mounts={}, workspace=False,
+                                  hardened=True, progress=None)
+            still, _ = run(box, "python", "print('still fine')")
+    finally:
+        mirror.close()
+        tls_source.close()
+    assert done.exit_code == 0, done.output
+    found = json.loads(done.output.strip().splitlines()[-1])
+    assert found["get mirror"] == "HTTP/1.1 200 OK"  # the mirror itself is allowed, by GET
+    assert found["connect tls source"] == "HTTP/1.1 200 Connection established"  # and tunnels to TLS sources
+    assert found["connect mirror"] == found["connect mirror, socket"] == "HTTP/1.1 403 Forbidden", found
+    smuggles = {name: status for name, status in found.items() if name.startswith("smuggle ")}
+    assert len(smuggles) == 10 and set(smuggles.values()) == {"HTTP/1.1 400 Bad Request"}, smuggles
+    # What arrived upstream: the one clean GET on one connection; no tunnel, no smuggled request, no body.
+    assert mirror.requests == [("GET", "/ok")] and mirror.connections == 1, mirror.requests
+    assert b"smuggled" not in mirror.received and b"secret" not in mirror.received and b"upload" not in mirror.received
+    assert tls_source.requests == [("GET", "/through-the-tunnel")]
+    # The record says so: each refusal against the mirror, with why.
+    place = f"127.0.0.1:{mirror.port}"
+    refused = [a for a in done.attempts if not a.allowed]
+    assert all(str(a.destination) == place for a in refused), refused
+    tunnels = [a for a in refused if a.method == "CONNECT"]
+    assert len(tunnels) == 2 and all("plain-http source" in a.detail for a in tunnels)
+    assert sorted(a.method for a in refused if a.method != "CONNECT") == ["GET"] * 9 + ["HEAD"]
+    assert sorted(str(a.destination) for a in done.attempts if a.allowed) == sorted(
+        [place, f"127.0.0.1:{tls_source.port}"])
+    assert still.ok and still.stdout.kept == b"still fine\n"
+
+
 def test_a_build_script_cannot_send_a_secret_out(engine_ready, project, tmp_path):
     """pip installs an sdist from the configured index; its build runs with the proxy as its only way out."""
     from workbench.sandbox import Sandbox

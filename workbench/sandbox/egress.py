@@ -11,9 +11,14 @@ by the image's python3 as the container's first process) listens on the containe
     GET|HEAD http://host:port/... HTTP/1.1   plain http (Debian mirrors, LAN indexes), one request per
                                              connection, no body, its Host header rewritten to the URL's
 
-where host:port is in the allowlist built from the configured sources (install.py says which). Anything else
-(another host, another port, POST, a malformed request) is answered 403/405 and recorded as refused; the
-install reports what was refused and the audit log keeps it.
+where host:port is in the allowlist built from the configured sources (install.py says which), and each
+allowed place is reached one way only, the way its source says (`Destination.tls`): an https source by
+CONNECT alone, a plain-http one by GET/HEAD alone. A tunnel carries whatever bytes the client likes, so a
+CONNECT to a plain-http mirror would let a POST body reach it; it is refused. Anything else (another host,
+another port, POST, a CONNECT to a plain-http source) is answered 403/405, and a head that is not clean HTTP/1.1
+(see `_parse_head`) 400; each is recorded as refused where its request line names a place, the install reports
+what was refused and the audit log keeps it. A plain-http request is never passed on as it came: its head is
+rebuilt from the fields parsed, so no byte the parser did not account for reaches the server.
 
 Why this shape rather than a filtered network:
   * it is the same on rootless Podman, rootful Podman and Docker: no bridge, no iptables, no /dev/net/tun,
@@ -36,12 +41,13 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import socket
 import threading
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 RELAY_PORT = 3128  # on the install container's own loopback
 SOCKET_MOUNT = "/mnt/workbench-egress"  # the folder holding the proxy's socket, inside the container
@@ -50,16 +56,27 @@ MAX_HEAD = 32 * 1024  # a request line and its headers
 HEAD_TIMEOUT = 30.0  # seconds to send them
 IDLE_TIMEOUT = 300.0  # seconds a tunnel may sit silent
 CONNECT_TIMEOUT = 15.0
+LINGER_TIMEOUT = 1.0  # seconds a refused client gets to finish sending before its connection is closed
+LINGER_BYTES = 1 << 20
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "proxy-authorization", "proxy-authenticate",
               "te", "trailer", "upgrade"}
 
 
 @dataclass(frozen=True, order=True)
 class Destination:
-    """A host (lower case, IPv6 without brackets) and a TCP port."""
+    """A host (lower case, IPv6 without brackets), a TCP port, and how the proxy may reach it.
+
+    `tls` True: an https source, reached only through a CONNECT tunnel (the client's TLS runs inside it).
+    `tls` False: a plain-http source, reached only by GET/HEAD requests the proxy has parsed and rebuilt.
+    Not given, the port decides: 443 is TLS, any other port plain http. The printed form is host:port only."""
 
     host: str
     port: int
+    tls: bool | None = None
+
+    def __post_init__(self) -> None:
+        if self.tls is None:
+            object.__setattr__(self, "tls", self.port == 443)
 
     def __str__(self) -> str:
         return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
@@ -77,11 +94,20 @@ def destination_of(url: str) -> Destination | None:
         port = parsed.port or DEFAULT_PORTS[parsed.scheme]
     except ValueError:
         return None
-    return Destination(parsed.hostname.lower().rstrip("."), port)
+    return Destination(parsed.hostname.lower().rstrip("."), port, tls=parsed.scheme == "https")
 
 
 def parse_allowed(entry: str) -> list[Destination]:
-    """An `[install] allow_hosts` entry: `host` (ports 443 and 80), `host:port`, `[v6]:port` or a URL."""
+    """An `[install] allow_hosts` entry, and how each place it names may be reached:
+
+        https://host[:port]/...      TLS (CONNECT) to that port
+        http://host[:port]/...       plain http (GET/HEAD) to that port
+        host                         both standard ports: host:443 over TLS, host:80 plain http
+        host:port, [v6]:port         the port decides: 443 is TLS, any other plain http (`mirror.lan:8080`);
+                                     an https source on another port is written as a URL (`https://h:8443`)
+
+    So an entry opens each port one way only, and an entry that does not say (a bare port) is the way that
+    cannot become a raw tunnel: at worst a TLS client is refused, and the refusal says what to write."""
     if "://" in entry:
         found = destination_of(entry)
         return [found] if found else []
@@ -143,32 +169,115 @@ def upstream_for(destination: Destination, scheme: str) -> Upstream | None:
 
 
 # --- the proxy -----------------------------------------------------------------------------------
+TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 token: a method, a header name
+FIELD_VALUE = re.compile(r"[\t\x20-\x7e\x80-\xff]*")  # visible characters, spaces, tabs, obs-text
+REQUEST_TARGET = re.compile(r"[\x21-\x7e]+")  # visible ASCII: no space, no control character
+HTTP_1 = re.compile(r"HTTP/1\.[01]")
+BARE_LINE_END = re.compile(rb"\r(?!\n)|(?<!\r)\n")  # a CR or LF that is not part of a CRLF
+BODY_FIELDS = ("content-length", "transfer-encoding")
+
+
+def _shown(text: str, limit: int = 60) -> str:
+    """A piece of a request in a refusal: quoted, escaped, bounded, one line."""
+    return ascii(text[:limit] + ("..." if len(text) > limit else ""))
+
+
 def _read_head(sock: socket.socket) -> tuple[bytes, bytes]:
-    """The request head (up to the blank line) and whatever came after it."""
+    """The request head (up to the blank line) and whatever came after it.
+
+    A head holding a bare CR or LF is handed back as soon as one arrives: it is refused whole (`_parse_head`),
+    and a client ending its lines in LF would otherwise be kept waiting for a CRLF blank line."""
     data = b""
-    while b"\r\n\r\n" not in data:
+    while True:
+        end = data.find(b"\r\n\r\n")
+        if end >= 0:
+            head, rest = data[:end], data[end + 4:]
+            break
+        if BARE_LINE_END.search(data[:-1] if data.endswith(b"\r") else data):  # (a last CR may be a CRLF's)
+            head, rest = data, b""
+            break
         if len(data) > MAX_HEAD:
             raise Refused("431 Request Header Fields Too Large", f"request head over {MAX_HEAD} bytes")
         chunk = sock.recv(8192)
         if not chunk:
             raise Refused("400 Bad Request", "the connection closed before a whole request arrived")
         data += chunk
-    head, _, rest = data.partition(b"\r\n\r\n")
     if len(head) > MAX_HEAD:
         raise Refused("431 Request Header Fields Too Large", f"request head over {MAX_HEAD} bytes")
     return head, rest
 
 
-def _parse_head(head: bytes) -> tuple[str, str, str, list[tuple[str, str]]]:
-    try:
-        lines = head.decode("latin-1").split("\r\n")
-        method, target, version = lines[0].split(" ")
-        headers = [(name.strip(), value.strip()) for name, value in (line.split(":", 1) for line in lines[1:])]
-    except ValueError:
-        raise Refused("400 Bad Request", "not an HTTP proxy request") from None
-    if not version.startswith("HTTP/1."):
-        raise Refused("505 HTTP Version Not Supported", f"{version} is not HTTP/1.x")
-    return method, target, version, headers
+@dataclass(frozen=True)
+class Request:
+    """A request head that parsed whole and clean. `destination` is where its request line points (None when
+    it names no place), so that a refusal can be recorded against it."""
+
+    method: str
+    target: str
+    version: str
+    headers: tuple[tuple[str, str], ...]
+    destination: Destination | None
+
+
+def _named(method: str, target: str) -> Destination | None:
+    """Where a request line points: CONNECT's authority (a tunnel, so TLS), or an absolute http:// URL."""
+    if method == "CONNECT":
+        return _authority(target)
+    if target.lower().startswith(("http://", "https://")):
+        try:
+            return destination_of(target)
+        except ValueError:  # what the URL parser makes of garbage (`http://[::1/`)
+            return None
+    return None
+
+
+def _parse_head(head: bytes) -> Request:
+    """The request line and header fields, parsed strictly (RFC 9112), or Refused.
+
+    Smuggling lives in the gap between two parsers: where this proxy and the server behind it read a head
+    differently, bytes the proxy took for part of a header become a second request at the server. So a head
+    passes only when it has one reading: every line ends in CRLF (no bare CR or LF anywhere, so none inside a
+    value either), no line is folded onto the one before (obs-fold), every header line is `name: value` with a
+    token for a name and no white space before the colon, values hold no control characters, and there is at
+    most one Content-Length and one Host. The caller then forwards a head rebuilt from these fields."""
+    text = head.decode("latin-1")
+    line = re.split(r"\r\n|\r|\n", text, maxsplit=1)[0]  # however the client ended it: to name the place
+    parts = line.split(" ")
+    if len(parts) != 3 or not TOKEN.fullmatch(parts[0]):
+        raise Refused("400 Bad Request", "not an HTTP proxy request")
+    method, target, version = parts
+    if not REQUEST_TARGET.fullmatch(target):
+        raise Refused("400 Bad Request", f"request target {_shown(target)} holds a control or non-ASCII byte")
+    destination = _named(method, target)
+
+    def refuse(why: str, status: str = "400 Bad Request") -> Refused:
+        return Refused(status, why, destination, method)
+
+    if not HTTP_1.fullmatch(version):
+        if version.startswith("HTTP/"):
+            raise refuse(f"{_shown(version)} is not HTTP/1.x", "505 HTTP Version Not Supported")
+        raise refuse(f"{_shown(version)} is not an HTTP version")
+    if BARE_LINE_END.search(head):
+        raise refuse("a line in the request head ends in a bare CR or LF, not CRLF")
+    headers: list[tuple[str, str]] = []
+    for field in text.split("\r\n")[1:]:
+        if field[:1] in (" ", "\t"):
+            raise refuse("a header line starts with white space (obsolete line folding)")
+        name, colon, value = field.partition(":")
+        if not colon:
+            raise refuse(f"header line {_shown(field)} has no colon")
+        if name != name.rstrip(" \t"):
+            raise refuse(f"white space before the colon in header {_shown(name.rstrip())}")
+        if not TOKEN.fullmatch(name):
+            raise refuse(f"header name {_shown(name)} is not a token")
+        value = value.strip(" \t")
+        if not FIELD_VALUE.fullmatch(value):
+            raise refuse(f"header {name} holds a control character")
+        headers.append((name, value))
+    for once in ("content-length", "host"):
+        if sum(name.lower() == once for name, _ in headers) > 1:
+            raise refuse(f"more than one {once.title()} header")
+    return Request(method, target, version, tuple(headers), destination)
 
 
 def _authority(target: str) -> Destination:
@@ -177,7 +286,7 @@ def _authority(target: str) -> Destination:
     if not sep or not port.isdigit() or not host or not 0 < int(port) < 65536:
         raise Refused("400 Bad Request", f"CONNECT target {target!r} is not host:port")
     host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
-    return Destination(host.lower().rstrip("."), int(port))
+    return Destination(host.lower().rstrip("."), int(port), tls=True)
 
 
 def _pump(source: socket.socket, sink: socket.socket) -> None:
@@ -198,6 +307,18 @@ def _splice(client: socket.socket, server: socket.socket) -> None:
     back.start()
     _pump(client, server)
     back.join()
+
+
+@dataclass(frozen=True)
+class Route:
+    """An allowed request: where it goes, and for plain http the head rebuilt to send there (the request line
+    in origin form for the server, in absolute form for the host's proxy, then the header lines)."""
+
+    destination: Destination
+    method: str
+    origin_line: str
+    absolute_line: str
+    fields: str
 
 
 class EgressProxy:
@@ -295,20 +416,20 @@ class EgressProxy:
             client.settimeout(HEAD_TIMEOUT)
             try:
                 head, rest = _read_head(client)
-                method, target, version, headers = _parse_head(head)
-                destination, scheme, request = self._decide(method, target, version, headers)
+                route = self._decide(_parse_head(head))
             except Refused as refused:
                 if refused.destination is not None:
                     self._record(Attempt(refused.destination, refused.method, False, str(refused)))
-                self._answer(client, refused.status, str(refused))
+                self._refuse(client, refused.status, str(refused))
                 return
             except OSError:
                 return
             except ValueError as exc:  # what the URL parser makes of garbage (`http://[::1/`)
-                self._answer(client, "400 Bad Request", f"not a request this proxy understands: {exc}")
+                self._refuse(client, "400 Bad Request", f"not a request this proxy understands: {exc}")
                 return
+            destination, method = route.destination, route.method
             try:
-                server, early = self._connect(destination, scheme, method, target, request)
+                server, early = self._connect(route)
             except (OSError, Refused) as exc:
                 self._record(Attempt(destination, method, True, f"could not connect: {exc}"))
                 self._answer(client, "502 Bad Gateway", f"{destination}: {exc}")
@@ -335,65 +456,73 @@ class EgressProxy:
                     self._track(sock, False)
                     sock.close()
 
-    def _decide(self, method: str, target: str, version: str,
-                headers: list[tuple[str, str]]) -> tuple[Destination, str, bytes]:
-        """Where the request may go, its scheme, and the head to send on (b"" for a tunnel)."""
-        if method == "CONNECT":
-            destination, scheme = _authority(target), "https"
-            request = b""
-        elif method in ("GET", "HEAD"):
-            parsed = urllib.parse.urlsplit(target)
-            if parsed.scheme != "http" or not parsed.hostname or parsed.username is not None:
-                raise Refused("400 Bad Request", f"{method} needs an absolute http:// URL without credentials")
-            found = destination_of(target)
-            if found is None:
-                raise Refused("400 Bad Request", f"bad URL {target!r}")
-            if any(n.lower() == "transfer-encoding" or (n.lower() == "content-length" and v.strip() != "0")
-                   for n, v in headers):
-                raise Refused("400 Bad Request", f"{method} with a body is not passed on", found, method)
-            destination, scheme = found, "http"
-            authority = parsed.netloc
-            path = urllib.parse.urlunsplit(("", "", parsed.path or "/", parsed.query, ""))
-            kept = [(n, v) for n, v in headers if n.lower() not in HOP_BY_HOP and n.lower() != "host"]
-            lines = [f"{method} {path} {version}", f"Host: {authority}", *(f"{n}: {v}" for n, v in kept),
-                     "Connection: close"]
-            request = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-        else:
-            destination = None
-            if target.startswith("http://"):
-                destination = destination_of(target)
+    def _decide(self, request: Request) -> Route:
+        """Where a parsed request may go, and what is sent there; Refused when it may not go anywhere."""
+        method, destination = request.method, request.destination
+        if method not in ("GET", "HEAD", "CONNECT"):
             raise Refused("405 Method Not Allowed", f"{method} is not allowed (only GET, HEAD and CONNECT)",
                           destination, method)
+        if any(name.lower() in BODY_FIELDS for name, _ in request.headers):
+            # No request this proxy passes has a body: a length or chunking here is a body hidden from it.
+            raise Refused("400 Bad Request", f"{method} with Content-Length or Transfer-Encoding (a body) is not "
+                                             "passed on", destination, method)
+        if method == "CONNECT":
+            assert destination is not None  # (_parse_head named it, or refused the request)
+            if destination not in self.allowed:
+                if replace(destination, tls=False) in self.allowed:
+                    raise Refused("403 Forbidden", f"{destination} is a plain-http source: CONNECT (a raw "
+                                                   "tunnel) goes only to sources reached over TLS",
+                                  destination, method)
+                raise Refused("403 Forbidden", f"{destination} is not an install source", destination, method)
+            return Route(destination, method, "", "", "")
+        parsed = urllib.parse.urlsplit(request.target)
+        if parsed.scheme != "http" or not parsed.hostname or parsed.username is not None:
+            raise Refused("400 Bad Request", f"{method} needs an absolute http:// URL without credentials",
+                          destination, method)
+        if destination is None:
+            raise Refused("400 Bad Request", f"bad URL {_shown(request.target)}")
         if destination not in self.allowed:
+            if replace(destination, tls=True) in self.allowed:
+                raise Refused("403 Forbidden", f"{destination} is an https source: plain-http requests are not "
+                                               "sent there", destination, method)
             raise Refused("403 Forbidden", f"{destination} is not an install source", destination, method)
-        return destination, scheme, request
+        # The head sent on is made from the parsed fields alone: the request line again, Host from the URL,
+        # the end-to-end headers (hop-by-hop ones, and those the client's Connection names, are the client's
+        # business with this proxy), and a close.
+        named = {token.strip().lower() for name, value in request.headers if name.lower() == "connection"
+                 for token in value.split(",")}
+        kept = [(name, value) for name, value in request.headers
+                if name.lower() not in HOP_BY_HOP and name.lower() not in named and name.lower() != "host"]
+        path = urllib.parse.urlunsplit(("", "", parsed.path or "/", parsed.query, ""))
+        fields = "".join(f"{name}: {value}\r\n" for name, value in [("Host", parsed.netloc), *kept])
+        return Route(destination, method, f"{method} {path} {request.version}",
+                     f"{method} http://{parsed.netloc}{path} {request.version}", fields + "Connection: close\r\n")
 
-    def _connect(self, destination: Destination, scheme: str, method: str, target: str,
-                 request: bytes) -> tuple[socket.socket, bytes]:
-        """A connection to `destination` (directly, or through the host's proxy) that has been sent `request`,
-        and any bytes the far side already sent back past a chained CONNECT's answer."""
-        upstream = upstream_for(destination, scheme) if self.use_host_proxy else None
+    def _connect(self, route: Route) -> tuple[socket.socket, bytes]:
+        """A connection to the route's destination (directly, or through the host's proxy) that has been sent
+        its request, and any bytes the far side already sent back past a chained CONNECT's answer."""
+        destination = route.destination
+        upstream = upstream_for(destination, "https" if route.method == "CONNECT" else "http") \
+            if self.use_host_proxy else None
         if upstream is None:
             server = socket.create_connection((destination.host, destination.port), timeout=CONNECT_TIMEOUT)
-            if request:
-                server.sendall(request)
+            if route.method != "CONNECT":
+                server.sendall(f"{route.origin_line}\r\n{route.fields}\r\n".encode("latin-1"))
             return server, b""
         server = socket.create_connection((upstream.address.host, upstream.address.port),
                                           timeout=CONNECT_TIMEOUT)
         auth = f"Proxy-Authorization: {upstream.authorization}\r\n" if upstream.authorization else ""
         try:
-            if method == "CONNECT":
+            if route.method == "CONNECT":
                 server.sendall(f"CONNECT {destination} HTTP/1.1\r\nHost: {destination}\r\n{auth}\r\n".encode())
                 head, rest = _read_head(server)
                 status = head.split(b"\r\n", 1)[0].split(b" ", 2)
-                if len(status) < 2 or status[1] != b"200":
+                if BARE_LINE_END.search(head) or len(status) < 2 or status[1] != b"200":
                     raise Refused("502 Bad Gateway", "the host's proxy refused: " +
-                                  head.split(b"\r\n", 1)[0].decode("latin-1"))
+                                  _shown(head.split(b"\r\n", 1)[0].decode("latin-1")))
             else:
-                # Forward in absolute form, with the head we rebuilt (its Host matches the URL).
-                line, _, others = request.partition(b"\r\n")
-                absolute = f"{method} {target} {line.decode('latin-1').rsplit(' ', 1)[1]}\r\n{auth}".encode()
-                server.sendall(absolute + others)
+                # Absolute form for a proxy, with the same rebuilt head (its Host matches the URL).
+                server.sendall(f"{route.absolute_line}\r\n{auth}{route.fields}\r\n".encode("latin-1"))
                 rest = b""
         except BaseException:
             server.close()
@@ -406,6 +535,19 @@ class EgressProxy:
         try:
             client.sendall(f"HTTP/1.1 {status}\r\nContent-Type: text/plain\r\nContent-Length: {len(body)}\r\n"
                            "Connection: close\r\n\r\n".encode() + body)
+        except OSError:
+            pass
+
+    def _refuse(self, client: socket.socket, status: str, message: str) -> None:
+        """Answer, then let the client finish sending (briefly, boundedly) before the close: a socket closed
+        with unread bytes resets the connection, and the client may lose the answer that says why."""
+        self._answer(client, status, message)
+        try:
+            client.shutdown(socket.SHUT_WR)
+            client.settimeout(LINGER_TIMEOUT)
+            drained = 0
+            while drained < LINGER_BYTES and (chunk := client.recv(65536)):
+                drained += len(chunk)
         except OSError:
             pass
 
