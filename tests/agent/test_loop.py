@@ -209,7 +209,10 @@ def test_symlink_out_of_workspace_is_refused(fake_env, tmp_path):
     llm, loop = make_loop(fake_env, [json.dumps({"thought": "t", "action": "read_file", "path": "link.txt"}),
                                      finish("", False)])
     loop.run("x")
-    assert "outside /workspace" in llm.observations()[0] and "top secret" not in llm.observations()[0]
+    first = llm.observations()[0]
+    assert f"link.txt is a symlink to {secret}: not followed" in first and "top secret" not in first
+    refused = fake_env.of("file.refused")
+    assert [e.payload["kind"] for e in refused] == ["symlink"] and refused[0].payload["target"] == str(secret)
 
 
 def test_think_loops_are_broken(fake_env):

@@ -23,6 +23,7 @@ goes on.
 from __future__ import annotations
 
 import hashlib
+import posixpath
 import re
 import threading
 import time
@@ -37,6 +38,8 @@ from workbench.agent import prompts
 from workbench.agent.llm import LLM, LLMError, Message
 from workbench.agent.repair import hints_for
 from workbench.agent.session_note import compose_session_note
+from workbench.confined import KIND_WORDS, Confined, Entry, Refused
+from workbench.inert import one_line
 from workbench.sandbox.types import ExecutionResult, OutputChunk, SandboxAPI
 
 Emit = Callable[[str, dict[str, Any]], Any]
@@ -46,6 +49,7 @@ LLM_REQUEST = "llm.request"
 LLM_MALFORMED = "llm.malformed"
 AGENT_OBSERVATION = "agent.observation"
 AGENT_APPROVAL = "agent.approval"
+FILE_REFUSED = "file.refused"  # a file tool would not touch a path (a symlink, a FIFO, a device): what and why
 
 Reason = Literal["finished", "gave_up", "unverified", "max_steps", "max_tokens", "wall_clock", "stopped",
                  "stuck", "model_error"]
@@ -121,6 +125,8 @@ class RunOutcome:
 # Stuck detection: the same failing action this many times ends the run; one fewer earns a warning.
 STUCK_REPEATS = 3
 MAX_MALFORMED_IN_A_ROW = 3
+READ_LIMIT = 64 * 1024  # bytes read_file reads at most: a sparse 8 GB file costs 64 KB, and the model sees 6,000 chars
+LIST_LIMIT = 200  # names a listing walks to at most, however many the code made
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 
 
@@ -145,6 +151,8 @@ class AgentLoop:
         self.clock = clock
         self.memory = memory
         self.memory_tokens = memory_tokens
+        self._step = 0  # the step being acted on, for the events the tools emit
+        self._error = ""
 
     # --- the run ---------------------------------------------------------------------------------------
     def run(self, task: str) -> RunOutcome:
@@ -159,6 +167,7 @@ class AgentLoop:
         self._last_effect_ok: bool | None = None
         self._verify_rejections = 0
         self._error = ""  # the one-line error of the action being observed, set by the tool that failed
+        self._step = 0
         self.emit(events.TASK_STARTED, {
             "task": task, "model": getattr(self.llm, "name", "?"),
             "budgets": {"max_steps": self.budgets.max_steps, "max_tokens": self.budgets.max_tokens,
@@ -274,6 +283,7 @@ class AgentLoop:
 
     # --- one action ------------------------------------------------------------------------------------
     def _act(self, step: int, action: A.Action) -> RunOutcome | None:
+        self._step = step
         signature = A.signature(action)
         self._repeats = self._repeats + 1 if signature == self._last_signature else 1
         self._last_signature = signature
@@ -415,69 +425,138 @@ class AgentLoop:
         hits = self.memory.search(query, k=5)
         return prompts.memory_search_observation(query, [(n.id, n.title, n.body) for n, _ in hits]), True
 
-    def _resolve(self, path: str) -> Path:
-        """A workspace path from what the model wrote; never outside the workspace (symlinks included)."""
+    # The file tools. Code in the sandbox owns every name in the workspace, so each path goes through
+    # `workbench.confined`: walked one component at a time from a directory fd with O_NOFOLLOW, regular
+    # files only, every read bounded. What is refused (a symlink, a FIFO, a device) becomes a one-line
+    # observation and a `file.refused` event, never an open.
+    def _resolve(self, path: str) -> str:
+        """The workspace-relative path the model meant ("" for the workspace itself); never outside it."""
         if self.workspace is None:
             raise _ToolError("file tools are not available in this session")
         relative = path.strip()
-        for prefix in ("/workspace/", "/workspace"):
-            if relative.startswith(prefix):
-                relative = relative[len(prefix):]
-                break
-        root = self.workspace.resolve()
-        target = (root / relative.lstrip("/")).resolve()
-        if target != root and not target.is_relative_to(root):
-            raise _ToolError(f"{path} is outside /workspace")
-        return target
+        if relative == "/workspace" or relative.startswith("/workspace/"):
+            relative = relative[len("/workspace"):].lstrip("/")
+        elif relative.startswith("/"):
+            raise _ToolError(f"{one_line(path)} is outside /workspace")
+        if "\0" in relative:
+            raise _ToolError(f"{one_line(path)}: a path may not hold a NUL byte")
+        relative = posixpath.normpath(relative) if relative else ""
+        if relative == ".":
+            relative = ""
+        if relative == ".." or relative.startswith(("../", "/")):
+            raise _ToolError(f"{one_line(path)} is outside /workspace")
+        return relative
+
+    def _confined(self) -> Confined:
+        assert self.workspace is not None
+        return Confined(self.workspace)
+
+    def _refused(self, tool: str, path: str, reason: str, entry: Entry | None = None) -> str:
+        """Put a refusal on the record (`file.refused`) and return its observation."""
+        self._error = one_line(reason)
+        payload: dict[str, Any] = {"step": self._step, "tool": tool, "path": one_line(path), "message": self._error}
+        if entry is not None:
+            payload["kind"] = entry.kind
+            if entry.target is not None:
+                payload["target"] = one_line(entry.target)
+        self.emit(FILE_REFUSED, payload)
+        return prompts.refused_observation(tool, reason)
+
+    def _walk_listing(self, under: str = "") -> tuple[list[str], int]:
+        """Names below `under` for the model, breadth first (shallow names first, each folder sorted), so
+        the first names the model reads are the top of the tree: folders as `name/`, symlinks as `name ->
+        target` (never entered), special files with their kind. Hidden entries (the venv, the R library)
+        are left out and not entered. Returns the names and, when it stopped early, the cap it hit."""
+        found: list[str] = []
+        with self._confined() as folder:
+            queue = [under]
+            while queue:
+                entries = folder.listdir(queue.pop(0))
+                for entry in entries:
+                    name = entry.path.rsplit("/", 1)[-1]
+                    if name.startswith("."):
+                        continue
+                    shown = one_line(entry.path)
+                    if entry.kind == "dir":
+                        found.append(shown + "/")
+                        queue.append(entry.path)
+                    elif entry.kind == "symlink":
+                        found.append(f"{shown} -> {one_line(entry.target or '?')}")
+                    elif entry.kind == "file":
+                        found.append(shown)
+                    else:
+                        found.append(f"{shown} ({KIND_WORDS.get(entry.kind, entry.kind)})")
+                    if len(found) >= LIST_LIMIT:
+                        return found, LIST_LIMIT
+        return found, 0
 
     def _list_workspace(self) -> list[str]:
-        if self.workspace is None or not self.workspace.is_dir():
+        """The workspace's names for hints (a folder swapped for a symlink meanwhile lists as empty)."""
+        if self.workspace is None:
             return []
-        root = self.workspace
-        found = []
-        for item in sorted(root.rglob("*")):
-            relative = item.relative_to(root)
-            if any(part.startswith(".") for part in relative.parts):
-                continue  # the venv and R library live in hidden folders
-            found.append(relative.as_posix() + ("/" if item.is_dir() else ""))
-            if len(found) >= 200:
-                break
-        return found
+        try:
+            return self._walk_listing()[0]
+        except (Refused, OSError):
+            return []
+
+    def _listing(self, under: str) -> str:
+        paths, capped = self._walk_listing(under)
+        where = f"/workspace/{under}" if under else "/workspace"
+        return prompts.listing(paths, where=where, capped=capped)
 
     def _read_file(self, path: str) -> tuple[str, bool]:
+        tool = f"read_file {one_line(path)}"
         try:
-            target = self._resolve(path)
+            relative = self._resolve(path)
         except _ToolError as exc:
-            return f"read_file {path}: {exc}", False
-        if target.is_dir():
-            return prompts.listing(self._list_workspace()), True
+            return f"{tool}: {exc}", False
         try:
-            data = target.read_bytes()
+            with self._confined() as folder:
+                entry = folder.lstat(relative)
+                if entry is None:
+                    return f"{tool}: no such file; {self._listing('')}", False
+                if entry.kind == "dir":
+                    return self._listing(relative), True
+                if entry.kind != "file":  # said without opening it: a FIFO would hang, a device never ends
+                    verb = "followed" if entry.kind == "symlink" else "opened"
+                    return self._refused("read_file", relative, f"{entry.describe()}: not {verb}", entry), False
+                read = folder.read(relative, READ_LIMIT)
+        except Refused as exc:  # a symlink above it, or the file swapped between the look and the open
+            return self._refused("read_file", relative, str(exc)), False
         except FileNotFoundError:
-            return f"read_file {path}: no such file; {prompts.listing(self._list_workspace())}", False
+            return f"{tool}: no such file; {self._listing('')}", False
         except OSError as exc:
-            return f"read_file {path}: {exc.strerror or exc}", False
-        return prompts.file_observation(path, data.decode("utf-8", errors="replace"), len(data)), True
+            return f"{tool}: {exc.strerror or exc}", False
+        text = read.data.decode("utf-8", errors="replace")
+        return prompts.file_observation(path, text, read.size, read_limit=READ_LIMIT if read.truncated else None), True
 
     def _write_file(self, path: str, content: str) -> tuple[str, bool]:
+        tool = f"write_file {one_line(path)}"
         try:
-            target = self._resolve(path)
+            relative = self._resolve(path)
         except _ToolError as exc:
-            return f"write_file {path}: {exc}", False
-        existed = target.exists()
+            return f"{tool}: {exc}", False
+        if not relative:
+            return f"{tool}: that is the workspace folder itself; name a file in it", False
         data = content.encode("utf-8")
         try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = target.with_name(f".{target.name}.wb-tmp")
-            tmp.write_bytes(data)
-            tmp.replace(target)
+            with self._confined() as folder:
+                before = folder.lstat(relative)
+                # A temporary file created here with O_EXCL, then renamed over the name: a planted
+                # `.NAME.wb-tmp` symlink is never written through, and a symlink at the name is replaced.
+                folder.write(relative, data)
+        except Refused as exc:
+            return self._refused("write_file", relative, str(exc)), False
         except OSError as exc:
-            return f"write_file {path}: {exc.strerror or exc}", False
-        relative = target.relative_to(self.workspace.resolve()).as_posix()  # type: ignore[union-attr]
-        self.emit(events.FILE_CHANGED, {"path": relative, "change": "modified" if existed else "created",
-                                        "sha256": hashlib.sha256(data).hexdigest(), "size": len(data),
-                                        "by": "agent.write_file"})
-        return f"write_file {relative}: wrote {len(data):,} bytes", True
+            return f"{tool}: {exc.strerror or exc}", False
+        replaced = before.describe() if before is not None and before.kind != "file" else ""
+        payload: dict[str, Any] = {"path": one_line(relative), "change": "modified" if before else "created",
+                                   "sha256": hashlib.sha256(data).hexdigest(), "size": len(data),
+                                   "by": "agent.write_file"}
+        if replaced:
+            payload["replaced"] = one_line(replaced)
+        self.emit(events.FILE_CHANGED, payload)
+        return prompts.written_observation(relative, len(data), replaced), True
 
     # --- the context window ----------------------------------------------------------------------------
     def _fit_context(self) -> None:

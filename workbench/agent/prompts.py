@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from workbench.agent.actions import LANGUAGES, MANAGERS
+from workbench.inert import one_line
 from workbench.sandbox.types import ExecutionResult, InstallResult, StreamSummary
 
 # Characters of each stream shown to the model: the head (what started) and the tail (where it failed).
@@ -118,11 +119,46 @@ def install_observation(result: InstallResult) -> str:
     return f"install ({result.manager}) {packages} FAILED: exit code {result.exit_code}{egress}\n{tail}"
 
 
-def file_observation(path: str, content: str, size: int) -> str:
+def size_words(count: int) -> str:
+    """A byte count as a person reads it: `812 bytes`, `64 KB`, `3.2 GB` (powers of 1,024)."""
+    if count < 1024:
+        return _plural(count, "byte")
+    value = float(count)
+    for unit in ("KB", "MB", "GB", "TB"):
+        value /= 1024
+        if value < 1024 or unit == "TB":
+            break
+    return f"{value:.0f} {unit}" if value >= 100 or value == int(value) else f"{value:.1f} {unit}"
+
+
+def file_observation(path: str, content: str, size: int, *, read_limit: int | None = None) -> str:
+    """A file for the model. `read_limit`: set when only that many bytes were read (the file is longer),
+    so the model is told how much of how much it sees and never takes a part for the whole."""
+    name = one_line(path)
+    if read_limit is not None:
+        shown = min(len(content), FILE_CHARS)
+        return (f"read_file {name} ({size:,} bytes; only the first {size_words(read_limit)} of "
+                f"{size_words(size)} were read; first {shown:,} characters shown):\n"
+                f"{content[:FILE_CHARS]}\n[... rest not read ...]")
     if len(content) > FILE_CHARS:
-        return (f"read_file {path} ({size:,} bytes; first {FILE_CHARS:,} characters shown):\n"
+        return (f"read_file {name} ({size:,} bytes; first {FILE_CHARS:,} characters shown):\n"
                 f"{content[:FILE_CHARS]}\n[... rest omitted ...]")
-    return f"read_file {path} ({size:,} bytes):\n{content}"
+    return f"read_file {name} ({size:,} bytes):\n{content}"
+
+
+def refused_observation(tool: str, reason: str) -> str:
+    """One line for a path the file tools would not touch; `reason` is `workbench.confined`'s words,
+    e.g. "x is a symlink to /etc/shadow: not followed"."""
+    return f"{tool}: {one_line(reason)}"
+
+
+def written_observation(path: str, size: int, replaced: str = "") -> str:
+    """`replaced`: what stood at the name before, when it was not a file (a symlink is replaced, never
+    written through), e.g. "x is a symlink to /etc/passwd"."""
+    text = f"write_file {one_line(path)}: wrote {size:,} bytes"
+    if replaced:
+        text += f" ({one_line(replaced)}: replaced by a regular file, not followed)"
+    return text
 
 
 def note_saved_observation(note_id: str, title: str) -> str:
@@ -143,8 +179,14 @@ def memory_search_observation(query: str, hits: Sequence[tuple[str, str, str]], 
     return "\n".join(lines)
 
 
-def listing(paths: Sequence[str], limit: int = 40) -> str:
+def listing(paths: Sequence[str], limit: int = 40, *, where: str = "/workspace", capped: int = 0) -> str:
+    """Names for the model, `limit` at most. `capped`: the walk stopped after that many entries, so the
+    total is unknown and the text says so rather than giving a count that would be wrong."""
     if not paths:
-        return "the workspace is empty"
+        return f"{where} is empty" if where != "/workspace" else "the workspace is empty"
     shown = ", ".join(paths[:limit])
-    return f"files in /workspace: {shown}" + (f" and {len(paths) - limit} more" if len(paths) > limit else "")
+    text = f"files in {one_line(where)}: {shown}"
+    if capped:
+        more = f"{len(paths) - limit:,} more and " if len(paths) > limit else ""
+        return text + f" and {more}possibly others (the listing stops after {capped:,} entries)"
+    return text + (f" and {len(paths) - limit} more" if len(paths) > limit else "")

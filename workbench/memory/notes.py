@@ -16,23 +16,28 @@ The front-matter is a small, forgiving subset of YAML read by hand (no YAML depe
 wrote without one is still a note (title from its first line, created from its mtime). A note's id is its
 file name without `.md`; generated names are a slug of the title plus a short random suffix, so they are
 safe on every filesystem and never collide. Writes are atomic (temporary file, fsync, rename), so a crash
-leaves either the old note or the new one, never half of one.
+leaves either the old note or the new one, never half of one. Every read and write goes through
+`workbench.confined` rooted at the memory folder: a note that is a symlink or a FIFO is ignored, never read.
 """
 
 from __future__ import annotations
 
+import errno
 import json
-import os
+import logging
 import re
 import secrets
-import tempfile
 import unicodedata
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from workbench.confined import Confined, Entry, Refused
 from workbench.errors import UsageError
+from workbench.inert import one_line
+
+log = logging.getLogger(__name__)
 
 SUFFIX = ".md"
 TITLE_MAX = 120
@@ -173,6 +178,20 @@ def _iso(timestamp: float | None) -> str:
 
 
 # --- the folder ---------------------------------------------------------------------------------------
+NOTE_MODE = 0o600  # notes are the user's own words: readable by them alone, as before
+NOTE_MAX_BYTES = 1 << 20  # a note is read up to here: a sparse "note" of 8 GB costs 1 MiB, not 8 GB
+
+
+class NoteIgnored(FileNotFoundError):
+    """A note file that is not a regular file (a symlink, a FIFO, a device): ignored, never read.
+
+    A `FileNotFoundError`, so every caller treats it as a note that is not there. Its text is one line,
+    e.g. "x.md is a symlink to /etc/passwd: ignored, not followed"."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "ignored"
+
+
 @dataclass(frozen=True)
 class NoteFile:
     """A note file as seen by a directory scan: enough to tell whether it changed."""
@@ -184,38 +203,83 @@ class NoteFile:
 
 
 class NoteFolder:
-    """The memory folder: list, read, write atomically, delete."""
+    """The memory folder: list, read, write atomically, delete.
 
-    def __init__(self, root: Path):
+    A project folder someone sent you is theirs down to its notes, so the folder is opened through
+    `workbench.confined`: only regular files directly in it are notes; a symlink (to ~/.ssh/id_rsa, say),
+    a FIFO (which would hang a read) or a device is ignored with a warning and never opened, and every
+    read is bounded. Writes go through a temporary file the confined folder creates with O_EXCL and a
+    rename, so a planted symlink is replaced, never written through. `on_ignored(message, entry)` hears
+    each ignored file once (the store puts it on the record)."""
+
+    def __init__(self, root: Path, on_ignored: Callable[[str, Entry], None] | None = None):
         self.root = Path(root)
+        self.on_ignored = on_ignored
+        self._warned: set[tuple[str, str, str | None]] = set()
+
+    def _open(self) -> Confined:
+        return Confined(self.root)
+
+    def _ignore(self, entry: Entry, verb: str) -> NoteIgnored:
+        message = f"memory note {entry.describe()}: ignored, not {verb}"
+        key = (entry.path, entry.kind, entry.target)
+        if key not in self._warned:
+            self._warned.add(key)
+            log.warning("%s", message)
+            if self.on_ignored is not None:
+                self.on_ignored(message, entry)
+        return NoteIgnored(message)
 
     def scan(self) -> Iterator[NoteFile]:
-        """Every `*.md` directly in the folder (dotfiles and our temporary files skipped)."""
+        """Every regular `*.md` directly in the folder (dotfiles and our temporary files skipped)."""
         try:
-            entries = list(os.scandir(self.root))
+            with self._open() as folder:
+                entries = folder.listdir()
         except FileNotFoundError:
             return
-        for entry in sorted(entries, key=lambda e: e.name):
-            if entry.name.startswith(".") or not entry.name.endswith(SUFFIX):
+        except Refused as exc:  # the memory folder itself is a symlink: no notes, said once
+            if ("", "root", None) not in self._warned:
+                self._warned.add(("", "root", None))
+                log.warning("memory folder ignored: %s", exc)
+            return
+        for entry in entries:
+            name = entry.path
+            if name.startswith(".") or not name.endswith(SUFFIX) or entry.kind == "dir":
                 continue
-            try:
-                if not entry.is_file():
-                    continue
-                st = entry.stat()
-            except OSError:  # vanished between listing and stat
+            if entry.kind != "file":
+                self._ignore(entry, "followed" if entry.kind == "symlink" else "opened")
                 continue
-            yield NoteFile(id=entry.name[: -len(SUFFIX)], path=Path(entry.path), mtime_ns=st.st_mtime_ns,
-                           size=st.st_size)
+            yield NoteFile(id=name[: -len(SUFFIX)], path=self.root / name, mtime_ns=entry.mtime_ns,
+                           size=entry.size)
 
     def path_of(self, note_id: str) -> Path:
-        return self.root / f"{check_id(note_id)}{SUFFIX}"
+        return self.root / self._name(note_id)
+
+    @staticmethod
+    def _name(note_id: str) -> str:
+        return f"{check_id(note_id)}{SUFFIX}"
 
     def read(self, note_id: str) -> tuple[Note, bytes]:
-        """The note and the exact bytes it was parsed from (their hash tells edits apart)."""
-        path = self.path_of(note_id)
-        raw = path.read_bytes()
-        mtime = path.stat().st_mtime
-        return parse(raw.decode("utf-8", errors="replace"), note_id, path, mtime), raw
+        """The note and the exact bytes it was parsed from (their hash tells edits apart). A note file
+        that is not a regular file raises `NoteIgnored`; one over NOTE_MAX_BYTES is cut there, with a
+        warning."""
+        name = self._name(note_id)
+        try:
+            with self._open() as folder:
+                entry = folder.lstat(name)
+                if entry is None:
+                    raise FileNotFoundError(2, "no such note", name)
+                if entry.kind != "file":
+                    raise self._ignore(entry, "followed" if entry.kind == "symlink" else "opened")
+                read = folder.read(name, NOTE_MAX_BYTES)
+        except Refused as exc:  # swapped between the look and the open, or the folder is a symlink
+            raise NoteIgnored(f"memory note {one_line(exc)}") from exc
+        if read.truncated:
+            log.warning("memory note %s is %d bytes: only the first %d are read", one_line(name), read.size,
+                        NOTE_MAX_BYTES)
+        raw = read.data
+        mtime = entry.mtime_ns / 1e9
+        return parse(raw.decode("utf-8", errors="replace"), note_id, self.root / name, mtime), raw
 
     def create(self, title: str, body: str, tags: tuple[str, ...], session: str | None,
                created: str | None = None) -> Note:
@@ -230,54 +294,40 @@ class NoteFolder:
                 return note
         raise OSError(f"cannot find a free file name for a note in {self.root}")
 
-    def _written(self, note: Note) -> str:
-        """A temporary file in the folder holding the note, on disk (fsync'd); the caller moves it in place."""
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=SUFFIX, dir=self.root)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(render(note).encode("utf-8"))
-                handle.flush()
-                os.fsync(handle.fileno())
-        except BaseException:
-            _discard(tmp)
-            raise
-        return tmp
-
     def _write_new(self, note: Note) -> bool:
-        assert note.path is not None
-        tmp = self._written(note)
-        try:
+        """Exclusive and atomic: the note is written to a temporary file, then hard-linked to its name,
+        which fails when anything (a file, a symlink) already has it."""
+        data = render(note).encode("utf-8")
+        name = self._name(note.id)
+        with self._open() as folder:
             try:
-                os.link(tmp, note.path)  # atomic and exclusive: fails when the name is taken
+                folder.write(name, data, mode=NOTE_MODE, exclusive=True)
             except FileExistsError:
                 return False
-            except OSError:  # a filesystem without hard links: exclusive create, then atomic rename
-                try:
-                    os.close(os.open(note.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
-                except FileExistsError:
+            except OSError as exc:  # a filesystem without hard links: look, then rename (a narrow race)
+                if exc.errno not in _NO_LINKS:
+                    raise
+                if folder.lstat(name) is not None:
                     return False
-                os.replace(tmp, note.path)
-                tmp = ""
-            return True
-        finally:
-            if tmp:
-                _discard(tmp)
+                folder.write(name, data, mode=NOTE_MODE)
+        return True
 
     def replace(self, note: Note) -> None:
-        """Write `note` under its own id, replacing the file atomically (a digest that grows)."""
-        tmp = self._written(note)
-        try:
-            os.replace(tmp, self.path_of(note.id))
-        except BaseException:
-            _discard(tmp)
-            raise
+        """Write `note` under its own id, replacing the file atomically (a digest that grows); a symlink
+        at the name is replaced, never written through."""
+        with self._open() as folder:
+            folder.write(self._name(note.id), render(note).encode("utf-8"), mode=NOTE_MODE)
+
+    def archive(self, note_id: str, folder_name: str) -> None:
+        """Move a note's file into the sub-folder `folder_name` (made when missing); a sub-folder that is
+        a symlink is refused, so no note is ever moved out of the memory folder."""
+        name = self._name(note_id)
+        with self._open() as folder:
+            folder.rename(name, f"{check_id(folder_name)}/{name}")
 
     def delete(self, note_id: str) -> None:
-        self.path_of(note_id).unlink()
+        with self._open() as folder:
+            folder.unlink(self._name(note_id))
 
 
-def _discard(path: str) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
+_NO_LINKS = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EXDEV, errno.EMLINK}

@@ -13,7 +13,6 @@ It runs after each session note is written and on demand (`workbench memory roll
 
 from __future__ import annotations
 
-import os
 from collections import defaultdict
 from dataclasses import dataclass
 
@@ -56,8 +55,6 @@ def roll_up(folder: NoteFolder, notes: list[Note], keep: int) -> RollUp:
     by_month: dict[str, list[Note]] = defaultdict(list)
     for note in older:
         by_month[note.created[:7] or "undated"].append(note)
-    archive = folder.root / ARCHIVE
-    archive.mkdir(exist_ok=True)
     archived: list[str] = []
     digests: list[str] = []
     for month, moved in sorted(by_month.items()):
@@ -74,7 +71,6 @@ def roll_up(folder: NoteFolder, notes: list[Note], keep: int) -> RollUp:
         folder.replace(digest)  # first the digest, then the moves: a crash between leaves a duplicate, no loss
         digests.append(note_id)
         for note in moved:
-            assert note.path is not None
-            os.replace(note.path, archive / note.path.name)
+            folder.archive(note.id, ARCHIVE)  # through the confined folder: an `archive` symlink is refused
             archived.append(note.id)
     return RollUp(tuple(archived), tuple(digests))

@@ -23,8 +23,10 @@ from typing import Any
 
 import numpy as np
 
+from workbench.confined import Entry
 from workbench.errors import UsageError, WorkbenchError
 from workbench.events import MEMORY_SAVED, EventBus
+from workbench.inert import one_line
 from workbench.memory import notes as notes_mod
 from workbench.memory import rollup
 from workbench.memory.context import render_context
@@ -45,6 +47,7 @@ MEMORY_DELETED = "memory.deleted"
 MEMORY_RETRIEVED = "memory.retrieved"
 MEMORY_REINDEXED = "memory.reindexed"
 MEMORY_ROLLED_UP = "memory.rolled_up"
+MEMORY_IGNORED = "memory.ignored"  # a note file that is not a regular file: ignored, never read
 CANDIDATES = 30  # per list before fusion: enough for a hit ranked low by one list to be rescued by the other
 AUTO = object()
 
@@ -54,7 +57,7 @@ class MemoryStore:
                  bus: EventBus | None = None, session_id: str = "", actor: str = "agent",
                  settings: Any | None = None):
         """`embedder`: AUTO finds the best model on this machine; None means full-text search only."""
-        self.folder = NoteFolder(memory_dir)
+        self.folder = NoteFolder(memory_dir, on_ignored=self._note_ignored)
         self.index_path = Path(index_path)
         self.embedder: Embedder | None = default_embedder(settings) if embedder is AUTO else embedder  # type: ignore[assignment]
         self.bus = bus
@@ -92,6 +95,15 @@ class MemoryStore:
     def _emit(self, kind: str, payload: dict[str, Any]) -> None:
         if self.bus is not None:
             self.bus.emit(kind, self.session_id, self.actor, payload)
+
+    def _note_ignored(self, message: str, entry: Entry) -> None:
+        """A note file that is a symlink, a FIFO or a device: never read, and on the record (once per
+        store and file) so a reviewer sees what a received project tried."""
+        payload: dict[str, Any] = {"file": f".workbench/memory/{one_line(entry.path)}", "kind": entry.kind,
+                                   "message": message}
+        if entry.target is not None:
+            payload["target"] = one_line(entry.target)
+        self._emit(MEMORY_IGNORED, payload)
 
     def _file_of(self, note: Note) -> str:
         return f".workbench/memory/{note.id}{notes_mod.SUFFIX}"
@@ -171,7 +183,7 @@ class MemoryStore:
         except OSError as exc:
             raise WorkbenchError(f"cannot write the note in {self.folder.root}: {exc.strerror or exc}") from exc
         self.reindex(_own=note.id)
-        raw = note.path.read_bytes() if note.path else b""
+        raw = notes_mod.render(note).encode("utf-8")  # what was written (the name is not read back)
         self._emit(MEMORY_SAVED, {"id": note.id, "title": note.title, "tags": list(note.tags),
                                   "file": self._file_of(note), "sha256": hashlib.sha256(raw).hexdigest(),
                                   "text": body[:2000], "chars": len(body)})

@@ -9,6 +9,7 @@ part that grows to tens of thousands of pages (see `flowables`).
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable, Iterator
 
 from reportlab.lib.units import mm
@@ -170,8 +171,8 @@ def artifact_flowables(ctx: ReportContext, ex: Execution) -> list[Flowable]:
         if not artifacts.is_image(art):
             continue
         verdict = artifacts.check(ctx.project.workspace, art)
-        if verdict.embed and verdict.path is not None:
-            picture = _image(verdict.path)
+        if verdict.embed and verdict.data:
+            picture = _image(verdict.data)  # the bytes whose digest matched, never the file re-read by name
             if picture is not None:
                 story.append(picture)
                 continue
@@ -180,11 +181,11 @@ def artifact_flowables(ctx: ReportContext, ex: Execution) -> list[Flowable]:
     return story
 
 
-def _image(path) -> Image | None:
+def _image(data: bytes) -> Image | None:
     try:
         from reportlab.lib.utils import ImageReader
 
-        w, h = ImageReader(str(path)).getSize()
+        w, h = ImageReader(io.BytesIO(data)).getSize()
     except Exception:
         return None
     if w <= 0 or h <= 0:
@@ -192,7 +193,7 @@ def _image(path) -> Image | None:
     scale = min(1.0, MAX_IMAGE_W / w, MAX_IMAGE_H / h)  # one pixel to one point at most: 72 dpi
     if w * scale < MIN_IMAGE_W:  # small plots are scaled up to a readable width
         scale = min(MIN_IMAGE_W / w, MAX_IMAGE_H / h)
-    picture = Image(str(path), width=w * scale, height=h * scale)
+    picture = Image(io.BytesIO(data), width=w * scale, height=h * scale)
     picture.hAlign = "LEFT"
     picture.spaceBefore, picture.spaceAfter = 3, 6
     return picture
