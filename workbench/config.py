@@ -122,6 +122,10 @@ def read_toml(path: Path) -> dict[str, Any]:
         return {}
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    return _parse_toml(path, raw)
+
+
+def _parse_toml(path: Path, raw: bytes) -> dict[str, Any]:
     try:
         return tomllib.loads(raw.decode("utf-8"))
     except UnicodeDecodeError as exc:
@@ -161,12 +165,35 @@ def settings_files(project_root: Path | None) -> list[Path]:
     return files
 
 
-def load_settings(project_root: Path | None = None, overrides: dict[str, Any] | None = None) -> Settings:
-    """Load settings with the documented precedence. `overrides` are the command-line flags."""
+def read_project_toml(project_root: Path) -> dict[str, Any]:
+    """The project's settings file, read without following a symlink (a project folder may come from
+    someone else: its config.toml could point at any file on this machine)."""
+    from workbench.confined import Confined, Refused
+
+    path = project_root / PROJECT_CONFIG
+    try:
+        with Confined(project_root) as folder:
+            found = folder.read(str(PROJECT_CONFIG), 1 << 20)
+    except FileNotFoundError:
+        return {}
+    except Refused as exc:
+        raise ConfigError(f"the project's {exc.one_line()}", f"replace it with a regular file: {path}") from exc
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    if found.truncated:
+        raise ConfigError(f"{path} is larger than 1 MB: not a settings file", "fix the file or remove it")
+    return _parse_toml(path, found.data)
+
+
+def load_settings(project_root: Path | None = None, overrides: dict[str, Any] | None = None,
+                  project_data: dict[str, Any] | None = None) -> Settings:
+    """Load settings with the documented precedence. `overrides` are the command-line flags. `project_data`
+    stands in for the project's file (restricted mode passes only the settings that tighten)."""
     files = settings_files(project_root)
-    from_files: dict[str, Any] = {}
-    for file in files:
-        from_files = _deep_merge(from_files, read_toml(file))
+    from_files = read_toml(files[0])
+    if project_root is not None:
+        from_files = _deep_merge(from_files, read_project_toml(project_root) if project_data is None
+                                 else project_data)
 
     class _Bound(Settings):
         @classmethod
@@ -179,9 +206,15 @@ def load_settings(project_root: Path | None = None, overrides: dict[str, Any] | 
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"])
-        named = [str(f) for f in files if _has_key(read_toml(f), first["loc"])]
+        named = [str(f) for f in files if _has_key(_quiet_read(f, project_root), first["loc"])]
         origin = named[-1] if named else "the environment (WORKBENCH_*) or a flag"
         raise ConfigError(f"invalid setting {where} in {origin}: {first['msg']}") from exc
+
+
+def _quiet_read(path: Path, project_root: Path | None) -> dict[str, Any]:
+    if project_root is not None and path == project_root / PROJECT_CONFIG:
+        return read_project_toml(project_root)
+    return read_toml(path)
 
 
 def _has_key(data: dict[str, Any], loc: tuple[Any, ...]) -> bool:

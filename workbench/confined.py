@@ -244,19 +244,23 @@ class Confined:
         """`walk`, with the fd of each entry's parent folder (valid until the next item): for `*at` calls."""
         top = self._open_dir(split(path))
         stack = [(top, "/".join(split(path)))]
-        while stack:
-            fd, prefix = stack.pop()
-            try:
-                for entry in sorted(self._scan(fd, prefix), key=lambda e: e.path):
-                    yield fd, entry
-                    if entry.kind != "dir" or (skip is not None and skip(entry)):
-                        continue
-                    try:
-                        child = os.open(entry.path.rsplit("/", 1)[-1], _DIR_FLAGS, dir_fd=fd)
-                    except OSError:
-                        continue  # swapped for a symlink or removed since the scan: not entered
-                    stack.append((child, entry.path))
-            finally:
+        try:
+            while stack:
+                fd, prefix = stack.pop()
+                try:
+                    for entry in sorted(self._scan(fd, prefix), key=lambda e: e.path):
+                        yield fd, entry
+                        if entry.kind != "dir" or (skip is not None and skip(entry)):
+                            continue
+                        try:
+                            child = os.open(entry.path.rsplit("/", 1)[-1], _DIR_FLAGS, dir_fd=fd)
+                        except OSError:
+                            continue  # swapped for a symlink or removed since the scan: not entered
+                        stack.append((child, entry.path))
+                finally:
+                    os.close(fd)
+        finally:  # a caller that stops early leaves folders on the stack: close them too
+            for fd, _prefix in stack:
                 os.close(fd)
 
     # --- reading ----------------------------------------------------------------------------------

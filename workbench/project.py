@@ -26,6 +26,7 @@ from typing import Any
 from workbench import __version__
 from workbench.config import PROJECT_CONFIG, Settings, load_settings
 from workbench.errors import ProjectError
+from workbench.inert import one_line
 
 STATE_DIR = ".workbench"
 WORKSPACE_DIR = "workspace"
@@ -74,7 +75,18 @@ class Project:
         return self.state_dir / "memory"
 
     def settings(self, overrides: dict[str, Any] | None = None) -> Settings:
-        return load_settings(self.root, overrides)
+        """The project's settings; an untrusted project's own config may only tighten (workbench.trust)."""
+        return self.settings_and_ignored(overrides)[0]
+
+    def settings_and_ignored(self, overrides: dict[str, Any] | None = None) -> tuple[Settings, list[str]]:
+        """(settings, the project settings ignored because the project is not trusted)."""
+        from workbench import trust
+
+        if trust.state(self).trusted:
+            return load_settings(self.root, overrides), []
+        from workbench.restricted import restricted_settings
+
+        return restricted_settings(self.root, overrides)
 
     # --- creation and opening --------------------------------------------------------------------
     @classmethod
@@ -98,7 +110,11 @@ class Project:
             _write_json_atomically(root / STATE_DIR / MANIFEST, manifest)
         except OSError as exc:
             raise ProjectError(f"cannot create a project at {root}: {exc.strerror or exc}") from exc
-        return cls.open(root)
+        project = cls.open(root)
+        from workbench import trust
+
+        trust.trust(project)  # a project you create is yours: trusted from the start
+        return project
 
     @classmethod
     def open(cls, path: Path | str, create: bool = False) -> Project:
@@ -120,6 +136,7 @@ class Project:
                 return cls.init(root)
             raise ProjectError(f"{root} is not a Workbench project (no {STATE_DIR}/{MANIFEST})",
                                f"run: workbench init {root}")
+        _refuse_links(root)
         manifest = _read_manifest(manifest_path)
         project = cls(root=root, id=str(manifest["id"]), format=int(manifest["format"]))
         if project.format > FORMAT_VERSION:
@@ -148,6 +165,22 @@ class Project:
                 {"name": name, "to": version, "at": datetime.now(UTC).isoformat(timespec="seconds")})
             _write_json_atomically(manifest_path, manifest)
         return Project(root=self.root, id=self.id, format=version)
+
+
+# A project folder may come from someone else. Each of these, if a symlink, would make Workbench use a file
+# or folder anywhere on this machine: the workspace is bind-mounted into the sandbox, the databases are
+# written, the config and notes are read.
+OWN_ENTRIES = (WORKSPACE_DIR, STATE_DIR, f"{STATE_DIR}/{MANIFEST}", f"{STATE_DIR}/audit.db", f"{STATE_DIR}/state.db",
+               f"{STATE_DIR}/memory", f"{STATE_DIR}/config.toml", f"{STATE_DIR}/sandbox",
+               f"{STATE_DIR}/memory-index.db")
+
+
+def _refuse_links(root: Path) -> None:
+    for name in OWN_ENTRIES:
+        if os.path.islink(root / name):
+            raise ProjectError(f"{root / name} is a symlink to {one_line(os.readlink(root / name))}: a project's own files "
+                               "must be real files and folders, not links elsewhere",
+                               "replace the link with a copy of what it points to")
 
 
 def _read_manifest(path: Path) -> dict[str, Any]:

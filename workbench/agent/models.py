@@ -272,7 +272,10 @@ def use(config_file: Path, model_path: Path) -> None:
     if after != expected:  # our line editing met a layout it does not understand: change nothing
         raise ConfigError(f"cannot update {config_file} safely (unusual layout of its [model] table)",
                           f'set  [model] path = "{model_path}"  by hand')
-    _write_atomically(config_file, updated)
+    from workbench import trust
+
+    with trust.own_change_of(config_file):  # your own choice keeps a trusted project trusted
+        _write_atomically(config_file, updated)
 
 
 _TABLE = re.compile(r"^\s*\[\s*([^\]\[]+?)\s*\]\s*(#.*)?$")

@@ -33,6 +33,7 @@ COMMANDS: dict[str, str] = {
     "doctor": "workbench.cli.doctor_cmd:doctor",
     "setup": "workbench.cli.doctor_cmd:setup",
     "session": "workbench.cli.exec_cmd:session",
+    "trust": "workbench.cli.trust_cmd:trust",
 }
 
 SHORT_HELP: dict[str, str] = {
@@ -48,6 +49,7 @@ SHORT_HELP: dict[str, str] = {
     "doctor": "Check engine, image, model, keyring; say how to fix what is missing.",
     "setup": "Build the offline base image and check the model.",
     "session": "List or restart warm interpreter sessions.",
+    "trust": "Trust a project you received, so its own settings and schedules apply.",
 }
 
 UNEXPECTED_EXIT = 70

@@ -19,7 +19,30 @@ project_option = click.option(
 
 
 def open_project(project_dir: Path, create: bool = False) -> Project:
-    return Project.open(project_dir, create=create)
+    project = Project.open(project_dir, create=create)
+    warn_if_restricted(project)
+    return project
+
+
+def warn_if_restricted(project: Project) -> None:
+    """One line on stderr when the project is not trusted: what is ignored, and the command that trusts it."""
+    from workbench import trust
+
+    state = trust.state(project)
+    if state.problem:
+        say(f"workbench: {state.problem}", err=True, fg="yellow")
+    if state.trusted:
+        return
+    _settings, ignored = project.settings_and_ignored()
+    parts = [f"restricted ({state.reason})"]
+    if state.changes:
+        parts.append("changed: " + ", ".join(state.changes))
+    if ignored:
+        parts.append("ignored: " + ", ".join(name.split(" ", 1)[0] for name in ignored))
+    if state.schedules:
+        parts.append(f"{len(state.schedules)} schedule(s) will not run")
+    say(one_line(f"workbench: {project.root} is {'; '.join(parts)}; to trust it: workbench trust -p {project.root}"),
+        err=True, fg="yellow")
 
 
 def not_available(feature: str, issue: str) -> None:

@@ -61,6 +61,10 @@ class LockHeld(WorkbenchError):
     holder: str = ""  # the pid written in the lock file by the process that holds it, when known
 
 
+class UntrustedProject(WorkbenchError):
+    exit_code = 2
+
+
 class SchedulerLock:
     """An exclusive, non-blocking lock on the project's `.workbench/heartbeat.lock` (released on exit,
     also when the process dies)."""
@@ -147,10 +151,17 @@ class Scheduler:
         self.on_run = on_run
 
     def tick(self) -> list[tuple[str, str]]:
-        """Run whatever is due now; returns (schedule name, outcome) for each."""
+        """Run whatever is due now; returns (schedule name, outcome) for each. The schedules of a project
+        that is not trusted on this machine never run: each due run is recorded as skipped, saying why."""
         done = []
-        for item in due_runs(self.store, self.clock.now()):
+        due = due_runs(self.store, self.clock.now())
+        untrusted = self.untrusted() if due else None
+        for item in due:
             name = item.schedule.name
+            if untrusted is not None:
+                self.store.record_skipped(name, item.due, self.clock.now(), untrusted)
+                done.append((name, "skipped"))
+                continue
             if item.skip:
                 self.store.record_skipped(name, item.due, self.clock.now(),
                                           f"{item.missed} run(s) missed while no scheduler ran; policy: skip")
@@ -160,8 +171,21 @@ class Scheduler:
             done.append((name, outcome.outcome))
         return done
 
+    def untrusted(self) -> str | None:
+        """Why this project's schedules may not run (it is not trusted here), or None."""
+        from workbench import trust
+
+        state = trust.state(self.project)
+        if state.trusted:
+            return None
+        return (f"not run: the project is not trusted on this machine ({state.reason}); "
+                f"to trust it: workbench trust -p {self.project.root}")
+
     def run_now(self, name: str) -> RunOutcome:
         """Run one schedule now, whether due or not (paused too), recorded like a scheduled run."""
+        refused = self.untrusted()
+        if refused is not None:
+            raise UntrustedProject(refused)
         schedule = self.store.get(name)
         return self._run(schedule, self.clock.now(), 1)
 

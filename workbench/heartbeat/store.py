@@ -90,10 +90,17 @@ class ScheduleStore:
             raise
         self._db.execute("COMMIT")
 
+    def _own_change(self):
+        """Workbench's own change to the schedules keeps a trusted project trusted (workbench.trust): this
+        store is the one way Workbench writes them, so it is where trust follows them."""
+        from workbench import trust
+
+        return trust.own_change_of(self.db_path)
+
     # --- schedules -------------------------------------------------------------------------------
     def add(self, schedule: Schedule, now: datetime) -> None:
         try:
-            with self._transaction():
+            with self._own_change(), self._transaction():
                 self._db.execute(
                     "INSERT INTO heartbeat_schedules VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     (schedule.name, schedule.cron, schedule.timezone, schedule.kind, schedule.task,
@@ -114,7 +121,7 @@ class ScheduleStore:
 
     def remove(self, name: str) -> None:
         self.get(name)
-        with self._transaction():
+        with self._own_change(), self._transaction():
             self._db.execute("DELETE FROM heartbeat_schedules WHERE name=?", (name,))
 
     def set_paused(self, name: str, paused: bool, now: datetime) -> None:
