@@ -115,7 +115,10 @@ class OutputPanel(Log):
         self._flush_skipped(force=True)
         self.running = None
         exit_code = payload.get("exit_code")
-        duration = float(payload.get("duration") or 0.0)
+        try:
+            duration = float(payload.get("duration") or 0.0)
+        except (TypeError, ValueError):  # not a number: shown as 0, never a crash of the pane
+            duration = 0.0
         why = ""
         if payload.get("timed_out"):
             why = " · timed out"

@@ -17,7 +17,7 @@ from textual.containers import VerticalScroll
 from textual.widgets import Static
 
 from workbench.events import Event
-from workbench.inert import plain, visible
+from workbench.inert import one_line, plain, visible
 
 LEXERS = {"python": "python", "r": "r", "shell": "bash", "bash": "bash", "sh": "bash", "sql": "sql",
           "julia": "julia", "javascript": "javascript", "node": "javascript"}
@@ -62,6 +62,14 @@ class StepCard(Static):
         if self.result:
             parts.append(plain(self.result, "bold"))
         return Group(*parts)
+
+
+def _seconds(value: Any) -> float:
+    """A duration from a record; anything else (a forged reply) counts as 0."""
+    try:
+        return float(value or 0)
+    except (TypeError, ValueError):
+        return 0.0
 
 
 def _short(value: Any, limit: int = 400) -> str:
@@ -185,12 +193,13 @@ class StepsPanel(VerticalScroll):
         if card is None:
             return
         ok = p.get("exit_code") == 0 and not p.get("timed_out") and not p.get("killed_by")
-        text = f"{'✔' if ok else '✘'} exit {p.get('exit_code')} · {float(p.get('duration') or 0):.2f} s"
+        text = f"{'✔' if ok else '✘'} exit {one_line(p.get('exit_code'))} · {_seconds(p.get('duration')):.2f} s"
         if p.get("timed_out"):
             text += " · timed out"
         elif p.get("killed_by"):
-            text += f" · killed ({p['killed_by']})"
-        files = p.get("files") or []
-        if files:
-            text += " · files: " + ", ".join(f"{f.get('path')} ({f.get('change')})" for f in files[:6])
+            text += f" · killed ({one_line(p['killed_by'])})"
+        files = [f for f in p.get("files") or [] if isinstance(f, dict)]
+        if files:  # one name each on one line: a newline in a file name must not start a line of its own
+            text += " · files: " + ", ".join(f"{one_line(f.get('path'))} ({one_line(f.get('change'))})"
+                                             for f in files[:6])
         card.set_result(text, ok)
