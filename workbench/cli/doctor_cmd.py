@@ -16,8 +16,35 @@ from workbench.project import STATE_DIR
 
 
 def _settings_for(project_dir: Path):
+    """The settings doctor and setup use: a project's through its trust (an untrusted project's config
+    only tightens, so a received folder cannot point doctor at another engine), else the user's."""
     root = project_dir.absolute()
-    return load_settings(root if (root / STATE_DIR).is_dir() else None), root
+    if not (root / STATE_DIR).is_dir():
+        return load_settings(None), root
+    from workbench.project import Project
+
+    return Project.open(root).settings(), root
+
+
+def _trust_findings(root: Path):
+    from workbench import trust
+    from workbench.doctor import Finding
+    from workbench.project import Project
+
+    if not (root / STATE_DIR).is_dir():
+        return []
+    project = Project.open(root)
+    state = trust.state(project)
+    if state.trusted:
+        return [Finding("trust", "ok", f"{project.root} is trusted on this machine")]
+    _settings, ignored = project.settings_and_ignored()
+    findings = [Finding("trust", "warn", f"restricted: {state.reason}",
+                        f"read what it asks for, then: workbench trust -p {project.root}")]
+    findings += [Finding("trust", "warn", f"changed: {change}") for change in state.changes]
+    findings += [Finding("trust", "warn", f"ignored: {line}") for line in ignored]
+    if state.schedules:
+        findings.append(Finding("trust", "warn", f"schedules that will not run: {', '.join(state.schedules)}"))
+    return findings
 
 
 @click.command()
@@ -30,7 +57,7 @@ def doctor(project_dir: Path) -> None:
     """
     settings, root = _settings_for(project_dir)
     report = run_doctor(settings, root)
-    for finding in report.findings:
+    for finding in [*report.findings, *_trust_findings(root)]:
         say(finding.line())
     sys.exit(0 if report.ok else 1)
 
