@@ -112,7 +112,7 @@ def _schedules(db: Path) -> tuple[dict[str, Any], ...]:
         return ()
     try:
         rows = connection.execute(f"SELECT {', '.join(SCHEDULE_FIELDS)} FROM heartbeat_schedules ORDER BY name")
-        return tuple(dict(zip(SCHEDULE_FIELDS, row)) for row in rows)
+        return tuple(dict(zip(SCHEDULE_FIELDS, row, strict=True)) for row in rows)
     except sqlite3.Error:
         return ()
     finally:
