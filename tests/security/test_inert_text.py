@@ -481,13 +481,13 @@ def test_the_pdf_shows_the_corpus_escaped_and_interprets_no_markup(project, tmp_
     items = (*CORPUS, "<b>not bold</b>", "&amp; &lt;x&gt;", "<font name='Courier'>f</font>")
     trap = "\n".join(items)
     t0 = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
-    sid = "sess-trap"
+    sid = "sess-\x1b]0;t\x07\u202eexe"  # the outline names each session by id and trigger
 
     def ev(kind, payload, offset, actor="agent:wb"):
         return Event(kind, sid, actor, payload, user="user:alice", time=t0 + timedelta(seconds=offset))
 
     append(project, [
-        ev("session.started", {"trigger": "user:alice", "project": "p", "project_id": "x",
+        ev("session.started", {"trigger": f"user:{CORPUS[4]}{CORPUS[11]}", "project": "p", "project_id": "x",
                                "workbench_version": "0.1.0"}, 0, "user:alice"),
         ev("task.started", {"task": trap}, 1),
         ev("llm.action", {"step": 1, "thought": trap, "action": {"action": "run_code", "language": "python",
@@ -522,5 +522,7 @@ def test_the_pdf_shows_the_corpus_escaped_and_interprets_no_markup(project, tmp_
         for item in outline:
             yield from titles(item) if isinstance(item, list) else [item.title]
 
-    for title in [*titles(reader.outline), *(str(v) for v in (reader.metadata or {}).values())]:
+    shown = [*titles(reader.outline), *(str(v) for v in (reader.metadata or {}).values())]
+    for title in shown:
         assert_nothing_raw(title, "the PDF outline and metadata")
+    assert any(title.startswith("Session sess-\\x1b]0;t\\x07\\u202eexe") for title in shown), shown

@@ -17,6 +17,8 @@ from reportlab.lib.colors import Color
 from reportlab.pdfbase.pdfmetrics import getFont, stringWidth
 from reportlab.platypus import Flowable
 
+from workbench.inert import one_line
+
 
 @dataclass(frozen=True, slots=True)
 class Line:
@@ -340,7 +342,10 @@ class OutlineMark(Flowable):
 
     def __init__(self, key: str, title: str, level: int = 0, closed: bool = True):
         super().__init__()
-        self.key, self.title, self.level, self.closed = key, title, level, closed
+        # Titles quote the log (a session's id and trigger, an execution's language): a viewer's outline and
+        # the page header show them, so control and bidi characters are made visible (a U+202E would
+        # reorder the bookmark's text).
+        self.key, self.title, self.level, self.closed = key, one_line(title), level, closed
         self.width = self.height = 0
 
     def wrap(self, availWidth: float, availHeight: float) -> tuple[float, float]:
