@@ -21,6 +21,25 @@ log = logging.getLogger(__name__)
 Callback = Callable[[Path | None, Path, "Checkpoint"], None]
 _callbacks: list[Callback] = []
 
+# Built-in listeners register like any other, through `on_checkpoint_signed` when their module is imported;
+# they are imported on the first signed checkpoint, so opening a log costs nothing for them.
+BUILTIN_LISTENERS = ("workbench.audit.witness",)
+_builtins_loaded = False
+
+
+def _load_builtins() -> None:
+    global _builtins_loaded
+    if _builtins_loaded:
+        return
+    _builtins_loaded = True
+    import importlib
+
+    for name in BUILTIN_LISTENERS:
+        try:
+            importlib.import_module(name)
+        except Exception as exc:  # noqa: BLE001 - a broken listener must not stop the log
+            log.warning("checkpoint listener %s cannot be loaded: %s", name, exc)
+
 
 def on_checkpoint_signed(callback: Callback) -> Callback:
     """Register `callback` (usable as a decorator); registering the same function twice keeps one."""
@@ -30,6 +49,7 @@ def on_checkpoint_signed(callback: Callback) -> Callback:
 
 
 def checkpoint_signed(project_root: Path | None, db_path: Path, checkpoint: Checkpoint) -> None:
+    _load_builtins()
     for callback in list(_callbacks):
         try:
             callback(project_root, db_path, checkpoint)

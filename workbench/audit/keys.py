@@ -244,13 +244,16 @@ def _plaintext_backend(backend: Any) -> bool:
 class KeyStore:
     """Finds, creates and rotates this user's audit signing key."""
 
-    def __init__(self, data_dir: Path | None = None):
+    def __init__(self, data_dir: Path | None = None, entry: str = KEY_ENTRY, file_name: str = KEY_FILE):
+        # `entry` and `file_name` let another key (a witness's) be kept the same way beside this one.
         self.data_dir = data_dir or paths.user_data_dir()
+        self.entry = entry
+        self.file_name = file_name
         self._cached: tuple[SigningKey, KeyInfo] | None = None
 
     @property
     def key_file(self) -> Path:
-        return self.data_dir / KEY_FILE
+        return self.data_dir / self.file_name
 
     @property
     def history_file(self) -> Path:
@@ -281,7 +284,7 @@ class KeyStore:
         backend, reason = _usable_keyring()
         if backend is not None:
             try:
-                stored = backend.get_password(SERVICE, KEY_ENTRY)
+                stored = backend.get_password(SERVICE, self.entry)
             except Exception as exc:  # a locked or broken keyring: fall back, and say why
                 backend, reason = None, f"the keyring failed: {type(exc).__name__}: {exc}"
                 stored = None
@@ -328,7 +331,7 @@ class KeyStore:
         secret = b64(key.seed())
         if backend is not None:
             try:
-                backend.set_password(SERVICE, KEY_ENTRY, secret)
+                backend.set_password(SERVICE, self.entry, secret)
                 name = _backend_name(backend)
                 plain = _plaintext_backend(backend)
                 return key, self._info(key, name, plain, "plaintext keyring backend" if plain else "")
@@ -340,7 +343,7 @@ class KeyStore:
     def _write_key_file(self, secret: str) -> None:
         try:
             paths.ensure_dir(self.data_dir)
-            tmp = self.key_file.with_name(f".{KEY_FILE}.{os.getpid()}.{threading.get_ident()}.tmp")
+            tmp = self.key_file.with_name(f".{self.file_name}.{os.getpid()}.{threading.get_ident()}.tmp")
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w", encoding="ascii") as handle:
                 handle.write(secret + "\n")

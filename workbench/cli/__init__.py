@@ -34,6 +34,7 @@ COMMANDS: dict[str, str] = {
     "setup": "workbench.cli.doctor_cmd:setup",
     "session": "workbench.cli.exec_cmd:session",
     "trust": "workbench.cli.trust_cmd:trust",
+    "witness": "workbench.cli.witness_cmd:witness",
 }
 
 SHORT_HELP: dict[str, str] = {
@@ -50,6 +51,7 @@ SHORT_HELP: dict[str, str] = {
     "setup": "Build the offline base image and check the model.",
     "session": "List or restart warm interpreter sessions.",
     "trust": "Trust a project you received, so its own settings and schedules apply.",
+    "witness": "Run a cosigning witness for audit logs (C2SP tlog-witness).",
 }
 
 UNEXPECTED_EXIT = 70

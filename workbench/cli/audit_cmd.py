@@ -91,12 +91,15 @@ def audit() -> None:
               help="An earlier checkpoint you kept: prove the log only grew since.")
 @click.option("--export", "export_file", type=click.Path(dir_okay=False, path_type=Path),
               help="Verify this JSONL export offline instead of a project.")
+@click.option("--require-witness", is_flag=True, help="Fail unless a registered witness cosigned the newest checkpoint.")
 def verify(project_dir: Path, pubkeys: tuple[Path, ...], checkpoint_file: Path | None,
-           export_file: Path | None) -> None:
+           export_file: Path | None, require_witness: bool = False) -> None:
     """Recompute the chain and the tree and check every signature; exit 1 naming the first problem."""
     pinned = read_pubkeys(pubkeys)
     reference = read_checkpoint(checkpoint_file)
     if export_file is not None:
+        if require_witness:  # witness cosignatures live in the project's log file, not (yet) in exports
+            raise UsageError("--require-witness checks a project's log, not an --export file")
         if not export_file.is_file():
             raise UsageError(f"no export file at {export_file}")
         _report(verify_export(export_file, pinned or None, reference))
@@ -104,6 +107,9 @@ def verify(project_dir: Path, pubkeys: tuple[Path, ...], checkpoint_file: Path |
     store = AuditStore(_project_log_path(project_dir), create=False, readonly=True)
     try:
         _report(verify_store(store, pinned=pinned or None, reference=reference, key_store=KeyStore()))
+        from workbench.cli.witness_cmd import verify_witnesses  # witnesses: each checkpoint's cosignatures
+
+        verify_witnesses(store, require_witness)
     finally:
         store.close()
 
@@ -204,3 +210,8 @@ def key(pem: bool, rotate: bool) -> None:
     say(f"vkey        {public.vkey('workbench-audit')}")
     if info.warning():
         say(f"warning: {info.warning()}")
+
+
+from workbench.cli.witness_cmd import audit_witness  # noqa: E402 - `audit witness` lives with the witness commands
+
+audit.add_command(audit_witness)
