@@ -5,6 +5,8 @@ from __future__ import annotations
 from textual.binding import Binding
 from textual.widgets import Input
 
+from workbench.inert import one_line
+
 
 class TaskInput(Input):
     """An Input whose up/down keys walk earlier tasks; submitting adds to the history."""
@@ -34,10 +36,11 @@ class TaskInput(Input):
         self._draft = ""
 
     def seed(self, tasks: list[str]) -> None:
-        """Earlier tasks (from the audit log) go before anything typed in this run."""
+        """Earlier tasks (from the audit log) go before anything typed in this run. A log may come with a
+        project someone sent: its tasks are recalled on one line with escapes visible, never raw."""
         typed = self.history
         self.history = []
-        for task in [*tasks, *typed]:
+        for task in [*(one_line(t) for t in tasks), *typed]:
             self.remember(task)
 
     def action_history(self, step: int) -> None:
