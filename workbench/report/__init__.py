@@ -69,6 +69,7 @@ def render_report(project: Project, out_path: Path | str, since: datetime | None
     from workbench.report.context import ReportContext, Selection
     from workbench.report.fonts import fonts
     from workbench.report.styles import make_styles
+    from workbench.report.witnesses import build as witnesses_section
 
     started = time.perf_counter()
     out = Path(out_path)
@@ -89,7 +90,7 @@ def render_report(project: Project, out_path: Path | str, since: datetime | None
     ctx = ReportContext(project, make_styles(fonts()), snapshot, collected, engine,
                         Selection(since, until, session), datetime.now(UTC), current_user(), __version__)
 
-    story = cover.build(ctx) + summary.build(ctx) + verification.build(ctx)
+    story = cover.build(ctx) + summary.build(ctx) + verification.build(ctx) + witnesses_section(ctx)
     story += list(sessions.build(ctx))
 
     out_dir = out.parent if str(out.parent) else Path(".")
