@@ -19,7 +19,14 @@ from pathlib import Path
 import pytest
 
 from tests.audit.conftest import event
-from tests.audit.witness_procs import WORKBENCH, LyingWitness, SilentServer, WitnessProcess, free_port
+from tests.audit.witness_procs import (
+    WORKBENCH,
+    DripServer,
+    LyingWitness,
+    SilentServer,
+    WitnessProcess,
+    free_port,
+)
 from workbench.audit import AuditLog, KeyStore, hooks
 from workbench.audit.cosign import WitnessKey, cosignatures_for, log_vkey, stored_cosignatures, witness_report
 from workbench.audit.verify import parse_checkpoints
@@ -191,33 +198,43 @@ def test_a_witness_that_does_not_trust_the_log_yet(project, log, tmp_path):
 
 # --- item 7: attacks -----------------------------------------------------------------------------
 def test_a_rewrite_after_a_cosigned_checkpoint_is_refused_by_the_witness_and_caught_by_verify(
-        project, log, witness, tmp_path):
+        project, log, witness, tmp_path, monkeypatch):
     register(log, witness.url, witness.vkey)
     grow(log, 10)
     cosigned = sign(log, project)
     log.close()
     pristine = tmp_path / "pristine.db"
     shutil.copy(project.audit_db, pristine)
-    # The attacker holds the key (it is this user's) and rebuilds the history with entry 3 changed: a
-    # recomputed chain, re-signed checkpoints, the cosignatures table dropped.
+    # The attacker holds a copy of the key and, on their own machine, rebuilds the history with entry 3
+    # changed: a recomputed chain, a re-signed checkpoint, the cosignatures table dropped. Their push to
+    # the witness (the URL is no secret) is the one the witness must refuse.
+    victim_data = Path(os.environ["WORKBENCH_DATA_DIR"])
+    attacker_data = tmp_path / "attacker-data"
+    attacker_data.mkdir(mode=0o700)
+    shutil.copy(KeyStore().key_file, attacker_data / KeyStore().key_file.name)
+    monkeypatch.setenv("WORKBENCH_DATA_DIR", str(attacker_data))
+    register(log, witness.url, witness.vkey)
     forged_path = tmp_path / "forged.db"
     forged = AuditLog.open_path(forged_path, origin=log.origin, checkpoint_every=1000, key_store=KeyStore())
     for i in range(12):
         forged.append(event(i, note="quietly changed") if i == 3 else event(i))
-    for suffix in ("", "-wal", "-shm"):
-        project.audit_db.with_name(project.audit_db.name + suffix).unlink(missing_ok=True)
+    forged_cp = forged.checkpoint()
+    if not LOG_PY_CALLS_HOOK:
+        hooks.checkpoint_signed(None, forged_path, forged_cp)
     forged.close()
-    shutil.copy(forged_path, project.audit_db)
-    rewritten = AuditLog.open(project, key_store=KeyStore())
-    forged_cp = sign(rewritten, project)
-    rewritten.close()
     # The witness refused it (422: not an extension of what it cosigned); nothing was stored in the log.
     with Registry.open() as registry:
         refusals = registry.refusals(log.origin)
         assert registry.queued(log.origin) == []
     assert [(size, status) for _v, size, status, _r, _t in refusals] == [(12, 422)]
     assert "the log was rewritten" in refusals[0][3]
-    assert cosignatures_for(project.audit_db, forged_cp) == []
+    assert cosignatures_for(forged_path, forged_cp) == []
+    assert f"{log.origin}: cosigned size 10 root {cosigned.root_hex[:12]}" in witness.run("logs").stdout
+    # The forged file replaces the project's log on the victim's machine.
+    monkeypatch.setenv("WORKBENCH_DATA_DIR", str(victim_data))
+    for suffix in ("", "-wal", "-shm"):
+        project.audit_db.with_name(project.audit_db.name + suffix).unlink(missing_ok=True)
+    shutil.copy(forged_path, project.audit_db)
     # verify catches it from what this machine saw the witness cosign, in one line, exit 1.
     found = report(project)
     assert found.first_error is not None and "cosign size 10 with root" in found.first_error
@@ -344,6 +361,17 @@ def test_a_witness_url_that_does_not_answer_is_one_line_and_the_log_is_unchanged
         assert hung.returncode == 1 and "no answer within 1 s" in one_line(hung.stderr)
     finally:
         silent.close()
+    # One that answers a byte every 0.3 s, forever: the whole exchange is cut at three times the timeout.
+    drip = DripServer()
+    try:
+        cli("audit", "witness", "remove", "-p", str(project.root), silent.url)
+        assert cli("audit", "witness", "add", "-p", str(project.root), drip.url, witness.vkey, "--no-push").returncode == 0
+        started = time.monotonic()
+        dripped = cli("audit", "witness", "push", "-p", str(project.root), WORKBENCH_WITNESS_TIMEOUT="1")
+        assert time.monotonic() - started < 20
+        assert dripped.returncode == 1 and "no complete answer within 3 s" in one_line(dripped.stderr)
+    finally:
+        drip.close()
     assert digest(project.audit_db) == before
     assert cli("audit", "verify", "-p", str(project.root)).returncode == 0
 

@@ -135,6 +135,46 @@ class SilentServer:
         self.sock.close()
 
 
+class DripServer:
+    """A witness that answers a byte at a time, forever (each read succeeds, the answer never ends)."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.stopped = threading.Event()
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        import threading
+
+        while not self.stopped.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._drip, args=(conn,), daemon=True).start()
+
+    def _drip(self, conn: socket.socket) -> None:
+        head = b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n"
+        try:
+            conn.sendall(head)
+            while not self.stopped.is_set():
+                conn.sendall(b"x")
+                time.sleep(0.3)
+        except OSError:
+            pass
+        finally:
+            conn.close()
+
+    def close(self) -> None:
+        self.stopped.set()
+        self.sock.close()
+
+
 def _lie(upstream: str) -> None:
     import base64
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer

@@ -31,6 +31,7 @@ from __future__ import annotations
 import fcntl
 import http.client
 import os
+import socket
 import sqlite3
 import ssl
 import threading
@@ -350,30 +351,60 @@ def request_timeout() -> float:
 
 
 def post_add_checkpoint(url: str, body: bytes, timeout: float | None = None) -> tuple[int, str, str]:
-    """POST the request body; (status, content type, text of the answer)."""
+    """POST the request body; (status, content type, text of the answer).
+
+    `timeout` bounds each connect and read; the whole exchange is cut at three times that, so a witness
+    that drips its answer a byte at a time cannot hold the signing thread either.
+    """
     timeout = request_timeout() if timeout is None else timeout
     parts = urlsplit(url)
     host = parts.hostname or ""
+    cut = threading.Event()
+    if parts.scheme == "https":
+        conn: http.client.HTTPConnection = http.client.HTTPSConnection(
+            host, parts.port, timeout=timeout, context=ssl.create_default_context())
+    else:
+        conn = http.client.HTTPConnection(host, parts.port, timeout=timeout)
+
+    def cut_off() -> None:
+        cut.set()
+        sock = conn.sock
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)  # wakes a blocked recv (close alone does not)
+            except OSError:
+                pass
+
+    watchdog = threading.Timer(3 * timeout, cut_off)
+    watchdog.daemon = True
+    watchdog.start()
     try:
-        if parts.scheme == "https":
-            conn: http.client.HTTPConnection = http.client.HTTPSConnection(
-                host, parts.port, timeout=timeout, context=ssl.create_default_context())
-        else:
-            conn = http.client.HTTPConnection(host, parts.port, timeout=timeout)
-        try:
-            conn.request("POST", f"{parts.path}/add-checkpoint", body=body,
-                         headers={"Content-Type": "text/plain; charset=utf-8", "User-Agent": "workbench-witness-client"})
-            response = conn.getresponse()
-            data = response.read(MAX_ANSWER + 1)
-            ctype = response.getheader("Content-Type", "") or ""
-            status = response.status
-        finally:
-            conn.close()
+        conn.request("POST", f"{parts.path}/add-checkpoint", body=body,
+                     headers={"Content-Type": "text/plain; charset=utf-8", "User-Agent": "workbench-witness-client"})
+        response = conn.getresponse()
+        chunks: list[bytes] = []
+        received = 0
+        while received <= MAX_ANSWER:
+            chunk = response.read1(MAX_ANSWER + 1 - received)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            received += len(chunk)
+        data = b"".join(chunks)
+        ctype = response.getheader("Content-Type", "") or ""
+        status = response.status
     except TimeoutError as exc:
         raise Unreachable(f"no answer within {timeout:g} s", slow=True) from exc
     except (OSError, http.client.HTTPException) as exc:
+        if cut.is_set():
+            raise Unreachable(f"no complete answer within {3 * timeout:g} s", slow=True) from exc
         reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
         raise Unreachable(one_line(reason)[:160]) from exc
+    finally:
+        watchdog.cancel()
+        conn.close()
+    if cut.is_set():
+        raise Unreachable(f"no complete answer within {3 * timeout:g} s", slow=True)
     if len(data) > MAX_ANSWER:
         return status, ctype, ""
     return status, ctype.split(";")[0].strip(), data.decode("utf-8", "replace")
