@@ -117,7 +117,7 @@ def test_inclusion_proof_of_an_entry(log_path):
             log.prove(11)
 
 
-def test_verify_against_a_kept_checkpoint(log_path):
+def test_verify_against_a_kept_checkpoint(log_path, tmp_path, monkeypatch):
     log = AuditLog.open_path(log_path, origin="test.local/k", checkpoint_every=100)
     for i in range(5):
         log.append(event(i))
@@ -134,7 +134,11 @@ def test_verify_against_a_kept_checkpoint(log_path):
         conn.execute("DELETE FROM checkpoints")
     conn.close()
     with AuditLog.open_path(log_path, readonly=True) as again:
-        assert again.verify().ok  # locally nothing says the log was longer ...
+        result = again.verify()  # the machine that signed it remembers the checkpoints ...
+        assert not result.ok and "this machine saw checkpoint size 9" in result.first_error
+    monkeypatch.setenv("WORKBENCH_DATA_DIR", str(tmp_path / "reviewer"))
+    with AuditLog.open_path(log_path, readonly=True) as again:
+        assert again.verify().ok  # ... a reviewer's machine has nothing that says the log was longer ...
         result = again.verify(reference=kept)  # ... but the reviewer's checkpoint does
         assert not result.ok and "truncated" in result.first_error
 

@@ -248,7 +248,8 @@ def test_no_single_mutation_goes_unnoticed(tmp_path_factory, n, every, mutation,
     from workbench.events import Event
 
     path = tmp_path_factory.mktemp("prop") / "audit.db"
-    with AuditLog.open_path(path, origin="test.local/prop", checkpoint_every=every) as log:
+    # Each example is a new log: its own origin (one origin with two histories is a fork the witness state flags).
+    with AuditLog.open_path(path, origin=f"test.local/prop/{path.parent.name}", checkpoint_every=every) as log:
         for i in range(n):
             log.append(Event(kind="exec.finished", session_id="s", actor="agent:a", payload=payloads[i]))
     assert verify_path(path).ok

@@ -11,6 +11,7 @@ n covers entries 0..n-1.
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -19,12 +20,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from workbench.audit import merkle
+from workbench.audit import hooks, merkle
 from workbench.audit.canonical import _text, entry_leaf_data, payload_text
 from workbench.audit.checkpoint import Checkpoint, check_origin
 from workbench.audit.errors import AuditError
 from workbench.audit.keys import KeyInfo, KeyStore
 from workbench.audit.store import GENESIS, AuditStore
+from workbench.audit.witness_state import WitnessState
 from workbench.events import SESSION_FINISHED, Event, EventBus
 
 if TYPE_CHECKING:
@@ -32,6 +34,8 @@ if TYPE_CHECKING:
     from workbench.project import Project
 
 DEFAULT_CHECKPOINT_EVERY = 256
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -84,8 +88,16 @@ class AuditLog:
     """The signed, append-only audit log of one project."""
 
     def __init__(self, store: AuditStore, origin: str, checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY,
-                 key_store: KeyStore | None = None):
+                 key_store: KeyStore | None = None, project_root: Path | None = None,
+                 witness_state: WitnessState | None = None):
         self.store = store
+        # The project folder the hooks are told about: given by `open`, else the folder holding .workbench/.
+        if project_root is None and store.path.parent.name == ".workbench":
+            project_root = store.path.parent.parent
+        self.project_root = project_root
+        self.witness_state = witness_state or WitnessState()
+        self.witness_problem: str | None = None  # the last failure to record a checkpoint in the witness state
+        self._signed: list[Checkpoint] = []  # signed in the open transaction; announced once it commits
         self.origin = origin
         self.checkpoint_every = max(1, int(checkpoint_every))
         self.key_store = key_store or KeyStore()
@@ -108,12 +120,13 @@ class AuditLog:
         settings = project.settings().audit
         origin = settings.origin or default_origin(project.id)
         return cls.open_path(project.audit_db, origin=origin, checkpoint_every=settings.checkpoint_every,
-                             create=create, key_store=key_store, readonly=readonly)
+                             create=create, key_store=key_store, readonly=readonly, project_root=project.root)
 
     @classmethod
     def open_path(cls, db_path: Path | str, origin: str | None = None,
                   checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY, create: bool = True,
-                  key_store: KeyStore | None = None, readonly: bool = False) -> AuditLog:
+                  key_store: KeyStore | None = None, readonly: bool = False,
+                  project_root: Path | None = None) -> AuditLog:
         """The log in `db_path`; a new log takes `origin` (default: a fresh ``workbench.local/audit/<uuid>``)."""
         store = AuditStore(Path(db_path), create=create and not readonly, readonly=readonly)
         stored = store.meta("origin")
@@ -126,7 +139,7 @@ class AuditLog:
             with store.write():
                 store.add_meta("origin", stored)
                 stored = store.meta("origin") or stored
-        return cls(store, stored, checkpoint_every, key_store)
+        return cls(store, stored, checkpoint_every, key_store, project_root)
 
     # --- writing ----------------------------------------------------------------------------------
     def attach(self, bus: EventBus) -> Callable[[], None]:
@@ -146,7 +159,7 @@ class AuditLog:
                   _text(event.id))
         payload = payload_text(event.payload)
         store = self.store
-        with store.lock, store.write():
+        with self._writing():
             tree = self._sync()
             seq = tree.size
             prev = self._head
@@ -168,15 +181,49 @@ class AuditLog:
     def batch(self) -> Iterator[AuditLog]:
         """Group appends (a burst, a session) into one transaction; readers see them at the end."""
         self._check_open()
-        with self.store.lock, self.store.write():
+        with self._writing():
             yield self
 
     def checkpoint(self) -> Checkpoint:
         """Sign the current head now and store the checkpoint (durably); returns it."""
         self._check_open()
-        with self.store.lock, self.store.write():
+        with self._writing():
             self._sync()
             return self._checkpoint_in_transaction()
+
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """A write transaction; checkpoints signed inside it are announced once the outermost one commits."""
+        with self.store.lock:
+            with self.store.write():
+                yield
+            if not self.store.in_write:
+                self._announce()
+
+    def _announce(self) -> None:
+        """Tell the per-user witness state, then the hooks (cosigning witnesses), of committed checkpoints.
+
+        After the commit, never before: a checkpoint that was rolled back must not be remembered. Nothing
+        here can undo or change the log: a failure is logged and kept in `witness_problem`.
+        """
+        signed, self._signed = self._signed, []
+        for cp in signed:
+            try:
+                conflict = self._contradicts_witness_state(cp)
+                if conflict:
+                    # Recording it would make this machine vouch for two histories; verify names the conflict.
+                    self.witness_problem = f"checkpoint size {cp.size} was not recorded as seen: {conflict}"
+                    log.warning("%s", self.witness_problem)
+                else:
+                    self.witness_state.record(cp, self.store.path)
+                    self.witness_problem = None
+            except AuditError as exc:
+                self.witness_problem = exc.one_line()
+                log.warning("checkpoint %s was not recorded in the witness state: %s", cp.size, exc)
+            except Exception as exc:  # noqa: BLE001 - a broken witness state must not break the log
+                self.witness_problem = f"{type(exc).__name__}: {exc}"
+                log.warning("checkpoint %s was not recorded in the witness state: %s", cp.size, exc)
+            hooks.checkpoint_signed(self.project_root, self.store.path, cp)
 
     def _checkpoint_in_transaction(self) -> Checkpoint:
         tree = self._tree
@@ -191,8 +238,10 @@ class AuditLog:
         row_id = self.store.insert_checkpoint(tree.size, now, checkpoint.to_note(), tree.to_bytes())
         self.store.make_durable()
         self._last_checkpoint_size = tree.size
-        return Checkpoint(checkpoint.origin, checkpoint.size, checkpoint.root, checkpoint.signatures,
-                          checkpoint.extensions, row_id, now)
+        stored = Checkpoint(checkpoint.origin, checkpoint.size, checkpoint.root, checkpoint.signatures,
+                            checkpoint.extensions, row_id, now)
+        self._signed.append(stored)
+        return stored
 
     def _log_keys(self) -> None:
         """Store the signing key's public half (and the rotations leading to it) in the log."""
@@ -213,6 +262,35 @@ class AuditLog:
             self.store.insert_key(key.fingerprint, key.base64, now, None)
         self._keys_logged.add(key.fingerprint)
 
+    def _contradicts_witness_state(self, cp: Checkpoint) -> str | None:
+        """Why this log is not an extension of the newest checkpoint this machine signed for its origin.
+
+        Judged from the log's own checkpoints (cheap, no rehashing): a log that extends what this machine
+        signed still holds that checkpoint. One that does not was rolled back, rewritten or forked (a copy
+        of the project signed on its own); it is left out of the witness state, so that `verify` keeps
+        holding every copy to the history this machine vouched for first.
+        """
+        newest = self.witness_state.newest(cp.origin)
+        if not newest:
+            return None
+        size = newest[0].size
+        if size > cp.size:
+            return (f"this machine saw {newest[0].describe()} ({newest[0].where()}) and this log has only "
+                    f"{cp.size} entries")
+        with self.store.lock:
+            notes = [row[0] for row in self.store.conn.execute("SELECT note FROM checkpoints WHERE size = ?",
+                                                                (size,))]
+        roots = set()
+        for note in notes:
+            try:
+                roots.add(Checkpoint.from_note(note).root)
+            except AuditError:
+                continue
+        if any(seen.root in roots for seen in newest):
+            return None
+        return (f"this log holds no {newest[0].describe()}, which this machine signed ({newest[0].where()}): "
+                "it does not extend it")
+
     def rotate_key(self) -> KeyInfo:
         """Replace this user's signing key; this log's next checkpoint records the rotation."""
         if self._tree is not None and self._tree.size > self._last_checkpoint_size:
@@ -230,7 +308,7 @@ class AuditLog:
             self.store.close()
             return
         try:
-            with self.store.lock, self.store.write():
+            with self._writing():
                 tree = self._sync()
                 if tree.size > self._last_checkpoint_size:
                     self._checkpoint_in_transaction()
@@ -250,7 +328,9 @@ class AuditLog:
 
     # --- the in-memory tree -------------------------------------------------------------------------
     def _forget(self) -> None:
-        """A transaction rolled back: drop what we believed about the head and the stored keys."""
+        """A transaction rolled back: drop what we believed about the head, the stored keys and the
+        checkpoints signed in it (they were never committed)."""
+        self._signed = []
         self._tree = None
         self._synced = -1
         self._keys_logged.clear()
@@ -333,7 +413,7 @@ class AuditLog:
 
         with self.store.lock:
             return verify_store(self.store, pinned=pinned, reference=reference, key_store=self.key_store,
-                                origin=self.origin)
+                                origin=self.origin, witness_state=self.witness_state)
 
     def prove(self, seq: int) -> Any:
         from workbench.audit.verify import inclusion_proof

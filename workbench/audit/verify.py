@@ -13,7 +13,12 @@ What is checked, in this order (the first failure is reported, naming the entry,
    each hash equal to the leaf hash of its canonical header (see `canonical`).
 4. every checkpoint's root equals the tree root recomputed from the entries at its size, and no
    checkpoint covers more entries than exist (truncation).
-5. optionally, an earlier checkpoint a reviewer kept: signed by a trusted key and equal to the
+5. the per-user witness state (`witness_state`): every checkpoint this machine ever signed for this
+   log's origin must still be there, at the same root, with at least that many entries. A log that was
+   rolled back to an older copy, truncated, lost checkpoints, or was rewritten with a recomputed chain
+   fails here naming the evidence ("this machine saw checkpoint size 48 with root ab12...; ..."). On a
+   machine that never signed this log the result says so (`VerifyResult.witness`).
+6. optionally, an earlier checkpoint a reviewer kept: signed by a trusted key and equal to the
    recomputed root at its size, which proves the log only grew since.
 
 Entries after the last checkpoint are hashed and chained but not yet signed; the result counts them.
@@ -44,6 +49,7 @@ from workbench.audit.checkpoint import Checkpoint
 from workbench.audit.errors import AuditError
 from workbench.audit.keys import KeyStore, PublicKey, Rotation, unb64
 from workbench.audit.store import ENTRY_COLUMNS, GENESIS, AuditStore
+from workbench.audit.witness_state import Seen, WitnessState
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +72,8 @@ class VerifyResult:
     pinned: bool = True
     warnings: list[str] = field(default_factory=list)
     consistent_with: int | None = None
+    witness: str = ""  # what the per-user witness state said: one line ("" when it was not consulted)
+    witnessed: int = 0  # how many of this log's checkpoints this machine recorded signing
 
     def message(self) -> str:
         if not self.ok:
@@ -314,6 +322,49 @@ def check_reference(reference: Checkpoint, origin: str, keys: list[PublicKey], s
                       "the log was rewritten, not only appended to")
 
 
+# --- the per-user witness state -----------------------------------------------------------------
+NEVER_SEEN = ("this machine never signed this log, so nothing here can tell whether checkpoints were removed "
+              "or the log was replaced before it reached you: only the log's own signatures were checked")
+
+
+def check_witnessed(seen: list[Seen], checkpoints: list[Checkpoint], scan: Scan) -> str:
+    """Check the log against the checkpoints this machine signed for it; one line on success, else Failure.
+
+    The newest evidence is checked first, so the message names the largest checkpoint the log betrays.
+    """
+    if not seen:
+        return NEVER_SEEN
+    in_log = {(cp.size, cp.root) for cp in checkpoints}
+    for s in sorted(seen, key=lambda s: s.size, reverse=True):
+        evidence = f"this machine saw {s.describe()} ({s.where()})"
+        if s.size > scan.size:
+            raise Failure(f"{evidence}; the log now has only {scan.size} entries: it was truncated or rolled back "
+                          "to an older copy")
+        root = scan.roots.get(s.size)
+        if root != s.root:
+            now = root.hex()[:12] + "\u2026" if root else "something else"
+            raise Failure(f"{evidence}; the log's first {s.size} entries now hash to {now}: its history was "
+                          "rewritten (a recomputed chain does not hide that)")
+        if (s.size, s.root) not in in_log:
+            raise Failure(f"{evidence}; the log has no checkpoint of that size any more: checkpoints were deleted")
+    newest = max(seen, key=lambda s: s.size)
+    text = (f"this machine signed {len(seen)} of this log's checkpoints (the newest of size {newest.size}) and "
+            "the log still holds and extends every one")
+    newer = sum(1 for cp in checkpoints if cp.size > newest.size)
+    if newer:
+        text += f"; {newer} newer checkpoint(s) were not signed here"
+    return text
+
+
+def _seen(witness_state: WitnessState | None, origin: str) -> list[Seen] | None:
+    if witness_state is None:
+        return None
+    try:
+        return witness_state.seen(origin)
+    except AuditError as exc:
+        raise Failure(f"cannot check the log against what this machine signed: {exc.one_line()}") from exc
+
+
 # --- the whole log -------------------------------------------------------------------------------
 def anchors_for(pinned: list[PublicKey] | None, key_store: KeyStore | None) -> tuple[list[PublicKey], bool]:
     if pinned:
@@ -324,31 +375,40 @@ def anchors_for(pinned: list[PublicKey] | None, key_store: KeyStore | None) -> t
 
 
 def verify_store(store: AuditStore, pinned: list[PublicKey] | None = None, reference: Checkpoint | None = None,
-                 key_store: KeyStore | None = None, origin: str | None = None) -> VerifyResult:
-    """Verify the log in `store`; never raises for a tampered log, only reports."""
+                 key_store: KeyStore | None = None, origin: str | None = None,
+                 witness_state: WitnessState | bool = True) -> VerifyResult:
+    """Verify the log in `store`; never raises for a tampered log, only reports.
+
+    `witness_state`: this user's (True, the default), another one, or False to leave it out.
+    """
     origin = origin or store.meta("origin") or ""
     anchors, is_pinned = anchors_for(pinned, key_store)
     result = VerifyResult(ok=False, entries=0, root="", fingerprint="", pinned=bool(anchors))
+    state = WitnessState() if witness_state is True else (witness_state or None)
     with store.snapshot():
-        _verify_snapshot(store, origin, anchors, is_pinned, reference, result)
+        _verify_snapshot(store, origin, anchors, is_pinned, reference, result, state)
     return result
 
 
 def _verify_snapshot(store: AuditStore, origin: str, anchors: list[PublicKey], is_pinned: bool,
-                     reference: Checkpoint | None, result: VerifyResult) -> None:
+                     reference: Checkpoint | None, result: VerifyResult, state: WitnessState | None) -> None:
     try:
+        seen = _seen(state, origin)
         keys = trusted(parse_key_rows(store.key_rows()), anchors, is_pinned)
         checkpoints = parse_checkpoints(store.checkpoint_rows(), origin)
         signer = None
         for cp in checkpoints:
             signer = check_checkpoint(cp, origin, keys)
-        want = {cp.size for cp in checkpoints}
+        want = {cp.size for cp in checkpoints} | {s.size for s in seen or ()}
         if reference is not None:
             want.add(reference.size)
         scan = _scan_store(store, want)
         result.entries = scan.size
         result.root = scan.tree.root().hex()
         check_roots(checkpoints, scan)
+        if seen is not None:  # after the log's own checks: they name the entry; this names what was hidden
+            result.witness = check_witnessed(seen, checkpoints, scan)
+            result.witnessed = len(seen)
         if reference is not None:
             check_reference(reference, origin, keys, scan)
             result.consistent_with = reference.size

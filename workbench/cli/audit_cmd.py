@@ -74,6 +74,8 @@ def _report(result: VerifyResult) -> None:
     if not result.ok:
         raise VerificationFailed(result.first_error or "verification failed")
     say(result.message())
+    if result.witness:
+        say(f"this machine: {one_line(result.witness)}")
     for warning in result.warnings:
         say(f"warning: {one_line(warning)}")
 
