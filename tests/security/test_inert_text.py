@@ -295,7 +295,7 @@ async def test_the_approval_dialog_shows_the_model_s_action_inert(make):
                        {"action": "install", "manager": "pip", "thought": trap, "packages": list(CORPUS)}):
             decided = []
             app.push_screen(ApprovalScreen(action), decided.append)
-            await settle(pilot, lambda: isinstance(app.screen, ApprovalScreen))
+            await settle(pilot, lambda: isinstance(app.screen, ApprovalScreen) and bool(app.screen.query("#approval-code")))
             await pilot.pause(0.2)
             screen = terminal(app)
             assert_nothing_raw(screen, f"the approval dialog for {action['action']}")

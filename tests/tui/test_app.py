@@ -126,7 +126,8 @@ async def _run_with_approval(demo, key: str) -> list[StepCard]:
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot, lambda: app.screen.session is not None)
         await pilot.press(*"make result.csv", "enter")
-        await settle(pilot, lambda: isinstance(app.screen, ApprovalScreen))
+        await settle(pilot, lambda: isinstance(app.screen, ApprovalScreen)
+                     and bool(app.screen.query("#approval-code-text")))  # pushed, and composed (slow under load)
         code = json.loads(SCRIPT[0])["code"]
         assert app.screen.code_shown == code  # the code, in full, in the dialog
         lines = [strip.text for strip in app.screen.query_one("#approval-code-text").render_lines(
@@ -225,7 +226,7 @@ async def test_an_install_approval_says_where_the_install_may_reach(demo):
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot, lambda: app.screen.session is not None)
         await pilot.press(*"tabulate it", "enter")
-        await settle(pilot, lambda: isinstance(app.screen, ApprovalScreen))
+        await settle(pilot, lambda: isinstance(app.screen, ApprovalScreen) and bool(app.screen.query("#approval-reach")))
         reach = str(app.screen.query_one("#approval-reach").render())
         assert reach == "This install may reach: files.lan:8443, mirror.lan:443"
         await pilot.press("n")
