@@ -73,6 +73,7 @@ class VerifyResult:
     warnings: list[str] = field(default_factory=list)
     consistent_with: int | None = None
     witness: str = ""  # what the per-user witness state said: one line ("" when it was not consulted)
+    vkey: str = ""  # the signer's key as a C2SP verifier key (name+keyhash+base64), for note tools
     witnessed: int = 0  # how many of this log's checkpoints this machine recorded signing
 
     def message(self) -> str:
@@ -417,6 +418,7 @@ def _verify_snapshot(store: AuditStore, origin: str, anchors: list[PublicKey], i
         if signer is None and keys:
             signer = keys[-1]
         result.fingerprint = signer.fingerprint if signer else ""
+        result.vkey = signer.vkey(origin) if signer and origin else ""
         if not anchors:
             result.warnings.append("no trusted key to compare with: check the fingerprint, or pass --pubkey")
         if scan.size and not checkpoints:

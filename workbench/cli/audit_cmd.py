@@ -15,6 +15,7 @@ import click
 
 from workbench.audit import AuditError, AuditLog, Checkpoint, KeyStore, PublicKey, VerifyResult
 from workbench.audit.export import ExportFilter, verify_export, write_export
+from workbench.audit.log import HeadSigning, sign_head
 from workbench.audit.store import AuditStore
 from workbench.audit.verify import verify_store
 from workbench.cli.common import one_line, open_project, project_option, say
@@ -63,11 +64,15 @@ def read_checkpoint(path: Path | None) -> Checkpoint | None:
         raise UsageError(f"{path} is not a checkpoint: {exc.message}") from exc
 
 
-def _project_log_path(project_dir: Path) -> Path:
+def _project_with_log(project_dir: Path):
     project = open_project(project_dir)
     if not project.audit_db.exists():
         raise AuditError(f"no audit log at {project.audit_db}", "nothing has been recorded in this project yet")
-    return project.audit_db
+    return project
+
+
+def _project_log_path(project_dir: Path) -> Path:
+    return _project_with_log(project_dir).audit_db
 
 
 def _report(result: VerifyResult) -> None:
@@ -136,6 +141,14 @@ def prove(seq: int, project_dir: Path) -> None:
                                  f"checkpoint #{proof.checkpoint.id}")
 
 
+def _sign_head(project) -> HeadSigning:
+    """Sign the head before it leaves the machine (the caller says why not, when it could not be)."""
+    signing = sign_head(project.audit_db, project_root=project.root, origin=project.settings().audit.origin or None)
+    if signing.witness_problem:
+        say(f"warning: {one_line(signing.witness_problem)}", err=True)
+    return signing
+
+
 @audit.command()
 @project_option
 @click.option("--since", help="Only entries at or after this time (ISO 8601; UTC when no zone).")
@@ -149,7 +162,9 @@ def export(project_dir: Path, since: str | None, until: str | None, session: str
     flt = ExportFilter(parse_time(since, "--since"), parse_time(until, "--until"), session)
     if flt.since and flt.until and flt.since > flt.until:
         raise UsageError("--since is after --until")
-    log = AuditLog.open_path(_project_log_path(project_dir), create=False, readonly=True)
+    project = _project_with_log(project_dir)
+    signing = _sign_head(project)  # nothing is exported unsigned that this machine can sign
+    log = AuditLog.open_path(project.audit_db, create=False, readonly=True)
     try:
         latest = log.latest_checkpoint()
         unsigned = log.size() - (latest.size if latest else 0)
@@ -167,8 +182,9 @@ def export(project_dir: Path, since: str | None, until: str | None, session: str
                 tmp.unlink(missing_ok=True)
             say(f"exported {count} entries to {out}", err=True)
         if unsigned:
-            say(f"note: the {unsigned} newest entries are not signed yet and were left out "
-                "(sign them with: workbench audit checkpoint --new)", err=True)
+            why = one_line(signing.reason or "signed after the export began")
+            say(f"note: the {unsigned} newest entries are covered by no signature ({why}) and were left out",
+                err=True)
     finally:
         log.close()
 
@@ -183,6 +199,9 @@ def checkpoint(project_dir: Path, sign_now: bool) -> None:
         project = open_project(project_dir)
         with AuditLog.open(project, create=False) as log:
             cp = log.checkpoint()
+            problem = log.witness_problem
+        if problem:
+            say(f"warning: {one_line(problem)}", err=True)
     else:
         with AuditLog.open_path(path, create=False, readonly=True) as log:
             found = log.latest_checkpoint()

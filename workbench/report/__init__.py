@@ -81,7 +81,9 @@ def render_report(project: Project, out_path: Path | str, since: datetime | None
             progress(done, total, stage)
 
     report(0, 1, "read")
+    unsigned_note = verification.sign_head_first(project)  # nothing is exported unsigned that can be signed
     snapshot = source.read(project, since=since, until=until, session=session)
+    verification.note_unsigned(snapshot, unsigned_note)
     total_entries = len(snapshot.entries)
     report(0, total_entries, "collect")
     collected = model.collect(snapshot.entries, lambda n: report(n, total_entries, "collect"))

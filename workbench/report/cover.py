@@ -16,14 +16,26 @@ from workbench.report.styles import AMBER, AMBER_BG, GREEN, GREEN_BG, MUTED, RED
 
 
 def banner(ctx: ReportContext) -> Flowable:
-    """Green when the whole log verified at export time, red (naming the failure) when not."""
+    """Green only when every entry is covered by a verified signature; amber when the log is intact but
+    its newest entries are covered by none (saying how many); red, naming the failure, when it did not
+    verify."""
     st = ctx.styles
     v = ctx.snapshot.verification
-    if v.ok:
+    unsigned = max(0, v.entries - v.signed_entries)
+    if v.ok and not unsigned:
         head = "Audit log verified at export time"
         text = (f"{v.entries:,} entries, hash chain, Merkle tree and {v.checkpoints} signed checkpoint(s) "
-                f"checked; root {v.root}.")
+                f"checked: every entry is covered by a verified signature; root {v.root}.")
         color, background = GREEN, GREEN_BG
+    elif v.ok:
+        noun = "entry is" if unsigned == 1 else "entries are"
+        head = f"Audit log intact, but {unsigned:,} {noun} covered by no signature"
+        signed = (f"{v.checkpoints} verified checkpoint(s) sign entries 0 to {v.signed_entries - 1:,}"
+                  if v.signed_entries else "no checkpoint signs any of them")
+        text = (f"The hash chain and Merkle tree of all {v.entries:,} entries check out and {signed}; the newest "
+                f"{unsigned:,} (from entry {v.signed_entries:,}) are covered by no signature, so they could have "
+                f"been changed unnoticed. Root {v.root}. The verification page says why they are unsigned.")
+        color, background = AMBER, AMBER_BG
     else:
         head = "AUDIT LOG DID NOT VERIFY: this record may have been altered"
         text = f"What failed: {v.error or 'verification failed'}"

@@ -30,6 +30,8 @@ class Verification:
     signed_entries: int = 0
     error: str = ""  # one line: what failed, where
     warnings: list[str] = field(default_factory=list)
+    witness: str = ""  # what this machine's witness state said (see workbench.audit.witness_state)
+    vkey: str = ""  # the signer's C2SP verifier key
 
 
 @dataclass
@@ -72,8 +74,8 @@ def read(project: Project, since: datetime | None = None, until: datetime | None
          session: str | None = None) -> Snapshot:
     """Verify the project's audit log and read the selected entries; raises only if the log cannot open.
 
-    The database is opened read-only: making a report never writes to the log (no checkpoint is signed
-    on the way out, no signing key is created).
+    The database is opened read-only here; `render_report` has signed a checkpoint over the head first
+    where this machine's key may (`workbench.audit.log.sign_head`), so that nothing is exported unsigned.
     """
     store = AuditStore(project.audit_db, create=False, readonly=True)
     try:
@@ -90,7 +92,8 @@ def _read(log: AuditLog, since: datetime | None, until: datetime | None, session
                                     str(result.fingerprint or ""), int(getattr(result, "checkpoints", 0) or 0),
                                     int(getattr(result, "signed_entries", 0) or 0),
                                     "" if result.ok else str(result.first_error or "verification failed"),
-                                    [str(w) for w in getattr(result, "warnings", []) or []])
+                                    [str(w) for w in getattr(result, "warnings", []) or []],
+                                    str(getattr(result, "witness", "") or ""), str(getattr(result, "vkey", "") or ""))
     except Exception as exc:  # the verifier itself broke: that is a failed verification too
         verification = Verification(False, 0, "", "", error=f"verification could not run: {_one_line(exc)}")
 

@@ -8,6 +8,7 @@ form so it can also be checked with transparency-log tools.
 
 from __future__ import annotations
 
+import logging
 import shlex
 
 from reportlab.platypus import Flowable, PageBreak
@@ -16,6 +17,31 @@ from workbench.report.context import ReportContext
 from workbench.report.cover import banner, callout, facts_table
 from workbench.report.flowables import OutlineMark
 from workbench.report.styles import AMBER, AMBER_BG, INK, MUTED
+
+log = logging.getLogger(__name__)
+
+
+def sign_head_first(project) -> str:
+    """Sign a checkpoint over the log's head before the report reads it; why not, in one line, or "".
+
+    Without it a report made while a session is open shows entries no signature covers.
+    """
+    from workbench.audit.log import sign_head
+
+    try:
+        signing = sign_head(project.audit_db, project_root=project.root,
+                            origin=project.settings().audit.origin or None)
+    except Exception as exc:  # noqa: BLE001 - the report still shows what it can (source.read says what failed)
+        log.debug("could not sign the head before the report: %s", exc)
+        return ""
+    return signing.note()
+
+
+def note_unsigned(snapshot, note: str) -> None:
+    """Put why the newest entries are unsigned first among the verifier's warnings (while it is still true)."""
+    v = snapshot.verification
+    if note and v.ok and v.signed_entries < v.entries:
+        v.warnings.insert(0, note)
 
 
 def commands(ctx: ReportContext) -> list[str]:
@@ -49,10 +75,15 @@ def build(ctx: ReportContext) -> list[Flowable]:
         ("Key fingerprint (SHA-256)", v.fingerprint or snap.key.fingerprint or "unknown"),
         ("Key kept in", snap.key.backend or snap.key.error or "unknown"),
     ]
+    if v.vkey:
+        rows.append(("Verifier key (C2SP vkey)", v.vkey))
     if snap.key.public_key:
         rows.append(("Public key (Ed25519, base64)", snap.key.public_key))
+    if v.witness:
+        rows.append(("This machine's witness state", v.witness))
     story.append(facts_table(st, rows, frozenset({"Root hash (SHA-256, RFC 6962)", "Key fingerprint (SHA-256)",
-                                                  "Public key (Ed25519, base64)"}), key_width=52 * 2.835))
+                                                  "Public key (Ed25519, base64)", "Verifier key (C2SP vkey)"}),
+                             key_width=52 * 2.835))
     for warning in v.warnings:
         story.append(callout(st, "Verifier warning", warning, AMBER, AMBER_BG))
     if snap.key.insecure_fallback:
