@@ -48,6 +48,8 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("Pause or resume schedule", "Pick a schedule and pause it, or resume it", "pause_schedule"),
     ("Run schedule now", "Pick a schedule and run it now, unattended, in its own session", "run_schedule"),
     ("Check environment", "Run doctor again: engine, image, model, keyring", "check_environment"),
+    ("Trust this project", "Let a received project's own settings and schedules apply (workbench trust)",
+     "trust_project"),
     ("Zoom pane", "Maximize the focused pane (again to restore)", "zoom"),
     ("Focus Steps", "Move to the Steps pane (F2)", "focus_pane('steps')"),
     ("Focus Output", "Move to the Output pane (F3)", "focus_pane('output')"),

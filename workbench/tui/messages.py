@@ -112,3 +112,11 @@ class ScheduleRan(Message):
 
     name: str
     outcome: Any
+
+
+@dataclass
+class TrustChecked(Message):
+    """The project's trust (workbench.trust), read on a thread; `ask`: show the dialog when restricted."""
+
+    view: Any
+    ask: bool = True

@@ -22,6 +22,19 @@ Approve = Callable[[Any], bool]
 
 
 @dataclass(frozen=True)
+class TrustView:
+    """What the trust dialog and the status bar show (workbench.trust)."""
+
+    trusted: bool
+    reason: str
+    root: str
+    changes: tuple[str, ...] = ()
+    ignored: tuple[str, ...] = ()
+    schedules: tuple[str, ...] = ()
+    problem: str | None = None
+
+
+@dataclass(frozen=True)
 class SessionRow:
     id: str
     first_time: datetime
@@ -87,6 +100,24 @@ class Services:
 
     def doctor(self, settings: Settings, root: Path) -> DoctorReport:
         return run_doctor(settings, root)
+
+    def trust_view(self, project: Project) -> TrustView:
+        from workbench import trust
+
+        state = trust.state(project)
+        ignored: list[str] = []
+        if not state.trusted:
+            try:
+                ignored = project.settings_and_ignored()[1]
+            except Exception as exc:  # a broken config is shown by the settings error screen already
+                ignored = [f"(the config cannot be read: {exc})"]
+        return TrustView(state.trusted, state.reason, str(project.root), state.changes, tuple(ignored),
+                         state.schedules if not state.trusted else (), state.problem)
+
+    def trust(self, project: Project) -> None:
+        from workbench import trust
+
+        trust.trust(project)
 
     def _with_log(self, project: Project, session: Any, use: Callable[[Any], Any]) -> Any:
         audit = getattr(session, "audit", None) if session is not None else None

@@ -40,6 +40,7 @@ from workbench.tui.screens.error import ErrorScreen, Problem, problems_from_repo
 from workbench.tui.screens.heartbeat_actions import HeartbeatActions
 from workbench.tui.screens.memory_actions import MemoryActions
 from workbench.tui.screens.tools import ToolActions
+from workbench.tui.screens.trust import TrustActions
 from workbench.tui.widgets.audit_panel import AuditPanel
 from workbench.tui.widgets.files_panel import FilesPanel
 from workbench.tui.widgets.output_panel import OutputPanel
@@ -51,7 +52,7 @@ FRAME = 1 / 30  # at most this often the output panel takes a batch
 AUDIT_POLL = 2.0  # seconds between checks that the log has grown from elsewhere
 
 
-class MainScreen(ToolActions, MemoryActions, HeartbeatActions, Screen):
+class MainScreen(ToolActions, MemoryActions, HeartbeatActions, TrustActions, Screen):
     BINDINGS = [
         Binding("f2", "focus_pane('steps')", "Steps"),
         Binding("f3", "focus_pane('output')", "Output"),
@@ -115,6 +116,7 @@ class MainScreen(ToolActions, MemoryActions, HeartbeatActions, Screen):
         self.query_one(OutputPanel).border_subtitle = "idle · 0 B"
         self.query_one(TaskInput).focus()
         self.check_environment()
+        self.check_trust()
         self.open_session()
         self.start_heartbeat()
         self.set_interval(AUDIT_POLL, self.poll_audit)

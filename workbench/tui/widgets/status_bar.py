@@ -25,6 +25,7 @@ class StatusBar(Static):
     session: reactive[str] = reactive("opening…")
     heartbeat: reactive[str] = reactive("")  # e.g. "scheduler: running elsewhere (pid 42)"
     alert: reactive[str] = reactive("")  # e.g. "⚠ 1 schedule failed: nightly"
+    trust: reactive[str] = reactive("")  # "restricted" for a project not trusted on this machine
 
     def apply_report(self, report: DoctorReport) -> None:
         """Take model, engine, isolation and limits from doctor's findings."""
@@ -57,6 +58,8 @@ class StatusBar(Static):
                  ("session", one_line(self.session), "")]
         if self.alert:
             parts.insert(0, ("", one_line(self.alert), "bold yellow"))
+        if self.trust:
+            parts.insert(0, ("project", self.trust, "bold yellow"))
         if self.heartbeat:
             parts.append(("", one_line(self.heartbeat), ""))
             # the scheduler's state must fit: the model's name gives way first
