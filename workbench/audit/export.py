@@ -4,7 +4,10 @@ Why this shape: the reviewer has the file and (ideally) the signer's public key,
 export carries everything needed, one JSON object per line:
 
 1. a header: ``{"type": "header", "format": "workbench-audit-export/1", "origin", "tree_size",
-   "complete", "filter", "fingerprint", "keys": [{"fingerprint", "public_key", "added", "rotation"}]}``;
+   "complete", "filter", "fingerprint", "vkey", "keys": [{"fingerprint", "public_key", "vkey", "added",
+   "rotation"}]}``, where ``vkey`` is the key that signed the checkpoints as a C2SP verifier key
+   (``name+keyhash+base64key``, named after the origin: what signed-note tools such as Go's
+   ``note.NewVerifier`` take);
 2. every checkpoint of the log up to the head: ``{"type": "checkpoint", "id", "time", "note",
    "consistency": [hex...]}``, where ``consistency`` is the RFC 6962 proof that the tree at this
    checkpoint is a prefix of the head (the last checkpoint, whose size is ``tree_size``);
@@ -30,7 +33,7 @@ from workbench.audit import merkle
 from workbench.audit.canonical import canonical_json, entry_leaf_data
 from workbench.audit.checkpoint import Checkpoint
 from workbench.audit.errors import AuditError
-from workbench.audit.keys import PublicKey
+from workbench.audit.keys import PublicKey, unb64
 from workbench.audit.log import AuditLog, entry_filter
 from workbench.audit.store import GENESIS
 from workbench.audit.verify import (
@@ -83,8 +86,8 @@ def export_lines(log: AuditLog, flt: ExportFilter = ExportFilter()) -> Iterator[
     complete = flt.empty
     yield _dump({"type": "header", "format": FORMAT, "origin": log.origin, "tree_size": head.size,
                  "complete": complete, "filter": flt.to_dict(), "fingerprint": result.fingerprint,
-                 "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
-                 "keys": [{"fingerprint": fp, "public_key": pub, "added": added,
+                 "vkey": result.vkey, "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                 "keys": [{"fingerprint": fp, "public_key": pub, "vkey": _vkey(pub, log.origin), "added": added,
                            "rotation": json.loads(rot) if rot else None} for fp, pub, added, rot in keys]})
     for cp in checkpoints:
         proof = levels.consistency_proof(cp.size)
@@ -116,6 +119,13 @@ def write_export(log: AuditLog, out: IO[str], flt: ExportFilter = ExportFilter()
         out.write(line + "\n")
         count += line.startswith('{"type":"entry"')
     return count
+
+
+def _vkey(public_key: str, origin: str) -> str:
+    try:
+        return PublicKey(unb64(public_key)).vkey(origin)
+    except Exception:  # noqa: BLE001 - a damaged key row would not have verified; it names no key
+        return ""
 
 
 def _dump(data: dict[str, Any]) -> str:
@@ -212,6 +222,7 @@ def _verify_records(records: Iterator[tuple[int, dict[str, Any]]], pinned: list[
     result.checkpoints = len(checkpoints)
     result.root = head.root.hex()
     result.fingerprint = signer.fingerprint if signer else ""
+    result.vkey = signer.vkey(origin) if signer else ""
     if not pinned:
         result.warnings.append("no key pinned: compare the fingerprint with the signer's, or pass --pubkey")
 

@@ -79,6 +79,8 @@ def _report(result: VerifyResult) -> None:
     if not result.ok:
         raise VerificationFailed(result.first_error or "verification failed")
     say(result.message())
+    if result.vkey:
+        say(f"verifier key {result.vkey}")
     if result.witness:
         say(f"this machine: {one_line(result.witness)}")
     for warning in result.warnings:
@@ -99,11 +101,16 @@ def audit() -> None:
 @click.option("--export", "export_file", type=click.Path(dir_okay=False, path_type=Path),
               help="Verify this JSONL export offline instead of a project.")
 @click.option("--require-witness", is_flag=True, help="Fail unless a registered witness cosigned the newest checkpoint.")
+@click.option("--proof", "proof_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Check this C2SP tlog-proof file (from `audit prove --out`) offline instead of a project.")
 def verify(project_dir: Path, pubkeys: tuple[Path, ...], checkpoint_file: Path | None,
-           export_file: Path | None, require_witness: bool = False) -> None:
+           export_file: Path | None, require_witness: bool = False, proof_file: Path | None = None) -> None:
     """Recompute the chain and the tree and check every signature; exit 1 naming the first problem."""
     pinned = read_pubkeys(pubkeys)
     reference = read_checkpoint(checkpoint_file)
+    if proof_file is not None:
+        _verify_proof(proof_file, pinned)
+        return
     if export_file is not None:
         if require_witness:  # witness cosignatures live in the project's log file, not (yet) in exports
             raise UsageError("--require-witness checks a project's log, not an --export file")
@@ -124,21 +131,86 @@ def verify(project_dir: Path, pubkeys: tuple[Path, ...], checkpoint_file: Path |
 @audit.command()
 @click.argument("seq", type=int)
 @project_option
-def prove(seq: int, project_dir: Path) -> None:
-    """Print (and check) the inclusion proof of entry SEQ (numbered from 0) in the latest checkpoint."""
-    store = AuditStore(_project_log_path(project_dir), create=False, readonly=True)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write a C2SP tlog-proof@v1 file (checkable offline by any transparency-log tool).")
+def prove(seq: int, project_dir: Path, out: Path | None) -> None:
+    """Prove that entry SEQ (numbered from 0) is in the latest signed checkpoint; print or write the proof."""
+    project = _project_with_log(project_dir)
+    _sign_head(project)  # a proof of an entry no checkpoint covers yet would not exist
+    store = AuditStore(project.audit_db, create=False, readonly=True)
     try:
+        from workbench.audit.proof import cosigned, make_proof, signer_vkey
         from workbench.audit.verify import inclusion_proof
 
-        proof = inclusion_proof(store, seq)
+        with store.snapshot():
+            proof = inclusion_proof(store, seq)
+            if out is not None and proof.verified:
+                vkey = signer_vkey(store, proof.checkpoint)
+                note, cosignatures = cosigned(store, proof.checkpoint)
+                tlog_proof = make_proof(store, seq, note, vkey)
     finally:
         store.close()
-    say(proof.to_text())
-    say("checkpoint:")
-    say(proof.checkpoint.to_note(), nl=False)
     if not proof.verified:
         raise VerificationFailed(f"entry {seq}: its inclusion proof does not lead to the signed root of "
                                  f"checkpoint #{proof.checkpoint.id}")
+    if out is None:
+        say(proof.to_text())
+        say("checkpoint:")
+        say(proof.checkpoint.to_note(), nl=False)
+        return
+    _write_atomically(out, tlog_proof.to_text())
+    say(f"wrote the tlog-proof of entry {seq} in the tree of size {proof.size} (checkpoint #{proof.checkpoint.id}, "
+        f"{cosignatures} cosignature(s)) to {out}")
+    say(f"verifier key {vkey or '(no stored key verifies the checkpoint)'}")
+
+
+def _verify_proof(path: Path, pinned: list[PublicKey]) -> None:
+    """`verify --proof FILE`: the checkpoint is signed by a trusted key and the path leads to its root."""
+    import json
+
+    from workbench.audit.proof import MAX_PROOF_BYTES, TlogProof, check_proof
+
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(MAX_PROOF_BYTES + 1)
+        text = data.decode("utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot read the proof {path}: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{path} is not a tlog-proof file (not UTF-8 text)") from exc
+    proof = TlogProof.parse(text)
+    keys = pinned or KeyStore().known_keys()
+    if not keys:
+        raise UsageError("this machine has no audit key to check the proof with",
+                         "pass --pubkey FILE with the log's key (its vkey, as the proof's extra names it)")
+    check = check_proof(proof, keys)
+    if not check.ok:
+        raise VerificationFailed(check.why)
+    cp, signer = check.checkpoint, check.signer
+    assert cp is not None and signer is not None
+    try:
+        header = json.loads(proof.leaf_data or b"{}")
+        what = f" ({header['kind']}, session {header['session_id']}, {header['time']})"
+    except (ValueError, KeyError, TypeError):
+        what = ""
+    others = len(cp.signatures) - 1
+    say(one_line(f"ok: entry {proof.index}{what} is in log {cp.origin} of size {cp.size}, root {cp.root_hex}, "
+                 f"signed by key {signer.fingerprint}") + (f"; {others} more signature line(s) (witness "
+                                                            "cosignatures) not checked here" if others else ""))
+    if not pinned:
+        say("warning: checked against this machine's own key(s); pass --pubkey with the key you trust")
+
+
+def _write_atomically(out: Path, text: str) -> None:
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    try:
+        with tmp.open("w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+        os.replace(tmp, out)
+    except OSError as exc:
+        raise UsageError(f"cannot write {out}: {exc.strerror or exc}") from exc
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _sign_head(project) -> HeadSigning:

@@ -52,8 +52,10 @@ def commands(ctx: ReportContext) -> list[str]:
         "# for a reviewer on another machine: export here, verify there",
         f"workbench audit export -p {where} --format jsonl --out audit-export.jsonl",
         "workbench audit verify --export audit-export.jsonl",
-        "# prove that one entry (its seq is printed under each execution) is in the signed log",
-        f"workbench audit prove -p {where} SEQ",
+        "# prove that one entry (its seq is printed under each execution) is in the signed log, as a",
+        "# C2SP tlog-proof file any transparency-log tool checks with the verifier key above",
+        f"workbench audit prove -p {where} SEQ --out entry.tlog-proof",
+        "workbench audit verify --proof entry.tlog-proof --pubkey log.vkey",
     ]
 
 
