@@ -9,6 +9,7 @@ import tomllib
 
 import pytest
 
+from workbench import trust
 from workbench.agent import models
 from workbench.project import Project
 
@@ -41,6 +42,7 @@ def test_model_use_by_path_and_name(tmp_path, monkeypatch):
     # by name, from the project's models_dir
     other = write_gguf(tmp_path / "store" / "other-base.gguf")
     project.config_file.write_text(f'[model]\nmodels_dir = "{tmp_path / "store"}"\n')
+    trust.trust(project)  # edited by hand: restricted until trusted again (like `direnv allow`)
     result = workbench("model", "use", "-p", str(project.root), "other-base")
     assert result.returncode == 0, result.stderr
     assert "no chat template" in result.stderr

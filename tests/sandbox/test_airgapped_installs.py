@@ -16,6 +16,7 @@ import pytest
 
 from tests.sandbox import repos
 from tests.sandbox.conftest import Recorder, run
+from workbench import trust
 
 pytestmark = pytest.mark.engine
 
@@ -35,6 +36,7 @@ for host, port in (('10.88.0.1', 80), ('1.1.1.1', 53), ('host.containers.interna
 def _config(project, **install):
     lines = ["[install]"] + [f"{key} = {json.dumps(value)}" for key, value in install.items()]
     (project.root / ".workbench" / "config.toml").write_text("\n".join(lines) + "\n")
+    trust.trust(project)  # the user's own edit, then `workbench trust` (an edited config is restricted until then)
 
 
 def _watch_install_containers(box, monkeypatch):

@@ -15,6 +15,7 @@ import pytest
 
 from tests.sandbox import repos
 from tests.sandbox.conftest import Recorder, run
+from workbench import trust
 
 pytestmark = pytest.mark.engine
 
@@ -277,6 +278,7 @@ def test_a_build_script_cannot_send_a_secret_out(engine_ready, project, tmp_path
     repos.hostile_sdist(root / "files", targets)
     served = repos.Served(repos.simple_index(root, {"wbevil": root / "files" / "wbevil-1.0.tar.gz"}))
     (project.root / ".workbench" / "config.toml").write_text(f'[install]\npip_index_url = "{served.url}/simple"\n')
+    trust.trust(project)  # edited by hand, then trusted
     recorder = Recorder()
     try:
         with Sandbox.open(project, bus=recorder.bus) as box:
@@ -310,6 +312,7 @@ def test_the_proxy_socket_is_gone_after_the_install(engine_ready, project, tmp_p
     before = set(glob.glob(f"{tempfile.gettempdir()}/workbench-egress-*"))
     served = repos.Served(repos.simple_index(tmp_path / "index"))
     (project.root / ".workbench" / "config.toml").write_text(f'[install]\npip_index_url = "{served.url}/simple"\n')
+    trust.trust(project)  # edited by hand, then trusted
     try:
         with Sandbox.open(project) as box:
             assert box.install("pip", ["wbdemo-b"]).ok
@@ -393,6 +396,7 @@ def test_no_room_for_the_proxy_socket_is_one_line_and_starts_no_container(engine
         raise OSError(28, "No space left on device")
 
     (project.root / ".workbench" / "config.toml").write_text('[install]\npip_index_url = "https://pypi.org/simple"\n')
+    trust.trust(project)  # edited by hand, then trusted
     with Sandbox.open(project) as box:
         created = []
         monkeypatch.setattr(box.engine, "create_container", lambda spec: created.append(spec))
@@ -414,6 +418,7 @@ def test_the_cli_says_what_the_install_was_refused(engine_ready, project, tmp_pa
     repos.hostile_sdist(root / "files", {"loopback": ("127.0.0.1", exfil.port)})
     served = repos.Served(repos.simple_index(root, {"wbevil": root / "files" / "wbevil-1.0.tar.gz"}))
     (project.root / ".workbench" / "config.toml").write_text(f'[install]\npip_index_url = "{served.url}/simple"\n')
+    trust.trust(project)  # edited by hand, then trusted
     try:
         done = subprocess.run([*workbench_cmd, "install", "-p", str(project.root), "--manager", "pip", "wbevil"],
                               capture_output=True, text=True, timeout=300)
