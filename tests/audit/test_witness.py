@@ -8,7 +8,6 @@ witness operation never changes the log, and that the untouched log still verifi
 from __future__ import annotations
 
 import hashlib
-import inspect
 import os
 import shutil
 import sqlite3
@@ -27,7 +26,7 @@ from tests.audit.witness_procs import (
     WitnessProcess,
     free_port,
 )
-from workbench.audit import AuditLog, KeyStore, hooks
+from workbench.audit import AuditLog, KeyStore
 from workbench.audit.cosign import WitnessKey, cosignatures_for, log_vkey, stored_cosignatures, witness_report
 from workbench.audit.verify import parse_checkpoints
 from workbench.audit.witness import Registry
@@ -48,18 +47,9 @@ def one_line(text: str) -> str:
     return lines[0]
 
 
-LOG_PY_CALLS_HOOK = "checkpoint_signed" in inspect.getsource(AuditLog)
-
-
 def sign(log: AuditLog, project: Project) -> object:
-    """Sign the head; the signed checkpoint reaches the witnesses through the hook, as in production.
-
-    (Until log.py calls `hooks.checkpoint_signed` itself, the test calls the seam in its place.)
-    """
-    cp = log.checkpoint()
-    if not LOG_PY_CALLS_HOOK:
-        hooks.checkpoint_signed(project.root, project.audit_db, cp)
-    return cp
+    """Sign the head; the log announces it (`hooks.checkpoint_signed`) and the witnesses get it."""
+    return log.checkpoint()
 
 
 def grow(log: AuditLog, n: int, start: int = 0) -> None:
@@ -219,8 +209,6 @@ def test_a_rewrite_after_a_cosigned_checkpoint_is_refused_by_the_witness_and_cau
     for i in range(12):
         forged.append(event(i, note="quietly changed") if i == 3 else event(i))
     forged_cp = forged.checkpoint()
-    if not LOG_PY_CALLS_HOOK:
-        hooks.checkpoint_signed(None, forged_path, forged_cp)
     forged.close()
     # The witness refused it (422: not an extension of what it cosigned); nothing was stored in the log.
     with Registry.open() as registry:

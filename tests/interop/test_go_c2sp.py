@@ -4,7 +4,7 @@
 proofs), from Debian's golang-go and golang-golang-x-mod-dev, built offline in GOPATH mode
 (`packaging/setup-test-tools.sh` installs both). The binary is cached under the user cache folder, keyed
 by the hash of its source. The export comes from `workbench audit export`, the inclusion proof is a
-C2SP tlog-proof@v1 file, and the checkpoints are cosigned by a real witness in its own process.
+C2SP tlog-proof@v1 file from `workbench audit prove --out`, and the checkpoints are cosigned by a real witness in its own process.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ import pytest
 from tests.audit.witness_procs import WORKBENCH, WitnessProcess
 from tests.conftest import need
 from workbench import paths
-from workbench.audit import AuditLog, KeyStore, hooks
-from workbench.audit.cosign import WitnessKey, cosignatures_for, cosigned_note, log_vkey
+from workbench.audit import AuditLog, KeyStore
+from workbench.audit.cosign import WitnessKey, cosignatures_for, log_vkey
 from workbench.audit.witness import Registry
 from workbench.events import Event
 from workbench.project import Project
@@ -76,23 +76,10 @@ def go(binary: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([str(binary), *args], capture_output=True, text=True, timeout=120)
 
 
-def tlog_proof_from_prove(text: str, note: str) -> str:
-    """`audit prove` output turned into a c2sp.org/tlog-proof@v1 file (index, base64 path, note)."""
-    lines = text.split("\n")
-    index = int(lines[0].split()[1])
-    path_lines = []
-    for line in lines[lines.index("audit path:") + 1:]:
-        if not line.startswith("  "):
-            break
-        if not line.strip().startswith("("):
-            path_lines.append(base64.b64encode(bytes.fromhex(line.strip())).decode())
-    return "c2sp.org/tlog-proof@v1\n" + f"index {index}\n" + "".join(p + "\n" for p in path_lines) + "\n" + note
-
-
 @pytest.fixture
 def exported(tmp_path, c2spverify):
     """A project whose 23 entries were signed in 5 checkpoints, each cosigned by a witness; its export
-    and a tlog-proof file for entry 7."""
+    and the tlog-proof file `audit prove --out` writes for entry 7 (the checkpoint with its cosignature)."""
     project = Project.init(tmp_path / "proj")
     settings = project.settings().audit
     origin = settings.origin or f"workbench.local/audit/{project.id}"
@@ -102,16 +89,10 @@ def exported(tmp_path, c2spverify):
     try:
         with Registry.open() as registry:
             registry.add(log.origin, witness.url, WitnessKey.parse(witness.vkey))
-        calls_hook = "checkpoint_signed" in __import__("inspect").getsource(AuditLog)
-        for i in range(23):
+        for i in range(23):  # every fifth entry signs a checkpoint, which goes to the witness as it is signed
             log.append(Event(kind="exec.finished", session_id=f"s{i // 10}", actor="agent:test", user="user:t",
                              payload={"i": i, "text": f"line\u2028{i} \u00e9\u4e2d \"quoted\""}))
-            latest = log.latest_checkpoint()
-            if not calls_hook and latest is not None and latest.size == i + 1:
-                hooks.checkpoint_signed(project.root, project.audit_db, latest)
         log.close()
-        if not calls_hook:
-            hooks.checkpoint_signed(project.root, project.audit_db, log.latest_checkpoint() or latest)
     finally:
         witness.stop()
     reopened = AuditLog.open_path(project.audit_db, create=False, readonly=True)
@@ -124,24 +105,16 @@ def exported(tmp_path, c2spverify):
     done = cli("audit", "export", "-p", str(project.root), "--out", str(export))
     assert done.returncode == 0, done.stderr
     proof_file = tmp_path / "entry7.tlog-proof"
-    if "--out" in cli("audit", "prove", "--help").stdout:
-        made = cli("audit", "prove", "-p", str(project.root), "7", "--out", str(proof_file))
-        assert made.returncode == 0, made.stderr
-        how = "audit prove --out"
-    else:  # until `audit prove --out` writes tlog-proof files, build one from its printed proof
-        shown = cli("audit", "prove", "-p", str(project.root), "7")
-        assert shown.returncode == 0, shown.stderr
-        proof_file.write_text(tlog_proof_from_prove(shown.stdout, cosigned_note(
-            checkpoints[-1], cosignatures_for(project.audit_db, checkpoints[-1]))), encoding="utf-8")
-        how = "audit prove, converted"
-    return {"export": export, "proof": proof_file, "witness": witness.vkey, "how": how, "origin": origin,
+    made = cli("audit", "prove", "-p", str(project.root), "7", "--out", str(proof_file))
+    assert made.returncode == 0, made.stderr
+    return {"export": export, "proof": proof_file, "witness": witness.vkey, "origin": origin,
             "vkey": log_vkey(origin, KeyStore().signing_key().public)}
 
 
 def test_go_verifies_signatures_consistency_inclusion_and_cosignatures(exported, c2spverify):
     result = go(c2spverify, "-export", str(exported["export"]), "-proof", str(exported["proof"]),
                 "-witness", exported["witness"])
-    assert result.returncode == 0, (exported["how"], result.stderr)
+    assert result.returncode == 0, result.stderr
     line = result.stdout.strip()
     # Go's note.NewEd25519VerifierKey names the key as Workbench does: the same vkey, computed independently.
     assert f"go: 5 checkpoints signed by {exported['vkey']}" in line
