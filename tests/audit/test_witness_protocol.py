@@ -20,7 +20,9 @@ from workbench.audit.cosign import (
     Cosignature,
     WitnessKey,
     cosign,
+    cosigned_note,
     log_vkey,
+    note_cosignatures,
     parse_vkey,
     signed_message,
 )
@@ -259,3 +261,18 @@ def test_state_file_is_private(service):
     assert mode == 0o600
     key_mode = service.key_store.key_file.stat().st_mode & 0o777
     assert key_mode == 0o600
+
+
+def test_cosignatures_in_a_note_are_checked_against_trusted_keys():
+    log = Log()
+    cp = log.grow(4)
+    key = SigningKey.generate()
+    witness = WitnessKey("witness.test/w1", key.public)
+    line = cosign(key, witness.name, cp.body()).line()
+    note = cp.to_note() + line
+    assert [c.status for c in note_cosignatures(note, [witness])] == ["verified"]
+    assert [c.status for c in note_cosignatures(note, [])] == ["unknown"]
+    # Moved onto another checkpoint of the same log, it no longer verifies.
+    other = log.grow(1)
+    assert [c.status for c in note_cosignatures(other.to_note() + line, [witness])] == ["bad-signature"]
+    assert cosigned_note(cp, []) == cp.to_note()

@@ -341,6 +341,33 @@ def cosignatures_for(source: Path | str | AuditStore | sqlite3.Connection, check
             if row.body == body and row.origin == checkpoint.origin]
 
 
+def note_cosignatures(note: str, trusted: Sequence[WitnessKey] | None = None) -> list[Cosigned]:
+    """The witness cosignatures among a checkpoint note's signature lines (a tlog-proof's note), checked.
+
+    A line no trusted witness key claims (by name and key ID) is ``unknown`` (possibly the log's own
+    signature); one a trusted key claims is ``verified`` or ``bad-signature``. Default keys: this user's
+    registered witnesses for the note's origin.
+    """
+    cp = Checkpoint.from_note(note)
+    keys = list(trusted) if trusted is not None else trusted_witness_keys(cp.origin)
+    body = note_body(note)
+    found = []
+    for sig in cp.signatures:
+        line = sig.line()
+        try:
+            cosignature = Cosignature.from_line(line)
+        except ValueError:
+            continue  # not shaped like a cosignature: the log's own signature, or another kind
+        claimed = [k for k in keys if k.name == cosignature.name and k.key_id == cosignature.key_id]
+        if not claimed:
+            found.append(Cosigned(cosignature.name, "", cosignature.timestamp, "unknown", line))
+            continue
+        good = claimed[0].verify(cosignature, body) and cosignature.timestamp <= time.time() + FUTURE_SLACK_S
+        found.append(Cosigned(cosignature.name, claimed[0].vkey(), cosignature.timestamp,
+                              "verified" if good else "bad-signature", line))
+    return found
+
+
 def cosigned_note(checkpoint: Checkpoint, cosignatures: Iterable[Cosigned]) -> str:
     """The checkpoint note with the verified cosignature lines appended (for proofs and exports)."""
     lines = [c.line for c in cosignatures if c.status in ("verified", "unregistered")]
