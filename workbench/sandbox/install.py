@@ -37,11 +37,27 @@ Network policy (egress.py holds the proxy and says why it has this shape):
     are checked (names and version pins only: no options, URLs or shell).
   * the host's CA bundle (public certificates, no secret) is mounted read-only when the proxy is in use, so
     TLS to a source works behind a corporate proxy CA, as it does on the host.
+
+What runs, and what is believed (code in the sandbox writes the whole workspace, so nothing there is trusted):
+  * pip and R come from the read-only image (/usr/bin/python3 with the image's pip, /usr/bin/Rscript),
+    started so that nothing under /workspace is executed or imported: the venv's bin/python, a .pth or
+    sitecustomize.py in its site-packages, its own pip, pyvenv.cfg and pip.conf are never used; packages
+    already in /workspace/.R are never loaded (R builds into a library of its own, then copies). The venv's
+    interpreter links and pyvenv.cfg are put back as `python3 -m venv` makes them, for later executions.
+    apt runs as root in a container of the project's image, with no workspace mounted. Package code run by
+    a build (an sdist's backend, an R package's configure, a postinst) is the package's own and stays behind
+    the proxy. The container's PATH holds only the image's folders.
+  * what was installed (`package.installed`) is what the host reads back after the container has ended
+    (readback.py: the venv's METADATA files, .R/*/DESCRIPTION, dpkg's status file), never what the
+    container printed.
+  * a source folder inside this project's workspace is refused when the install has a way out (pip, R) or
+    runs as root (apt): code could have planted a package there.
 """
 
 from __future__ import annotations
 
 import configparser
+import contextlib
 import json
 import os
 import re
@@ -55,10 +71,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from workbench import events
+from workbench.confined import Confined, Refused
 from workbench.errors import ConfigError, UsageError
-from workbench.sandbox import egress, policy
+from workbench.sandbox import egress, policy, readback
 from workbench.sandbox.egress import Attempt, Destination
 from workbench.sandbox.errors import InstallFailed, SourceUnreachable
+from workbench.sandbox.image_pip import NEW_VENV, PIP_ENV, pip_command
 from workbench.sandbox.types import InstalledPackage, InstallResult, PackageManager
 
 if TYPE_CHECKING:
@@ -67,8 +85,12 @@ if TYPE_CHECKING:
 OUTPUT_CAP = 256 * 1024  # bytes of an install's output kept at its start, and again at its end
 LINE_CAP = 64 * 1024  # a longer run of output without a newline is passed to `progress` in pieces
 HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
-MARK = "@@workbench-versions@@"
 APT_MOUNT = "/mnt/workbench-apt"  # a local apt mirror folder, read-only
+APT_OUT = "/mnt/workbench-out"  # where an apt install leaves a copy of dpkg's status file for the host
+IMAGE_RSCRIPT = "/usr/bin/Rscript"  # the image's own R: read-only, never the workspace's
+R_LIBRARY = f"{policy.WORKSPACE}/.R"
+# Every install container's PATH: the image's folders only (the sandbox's own PATH starts with the venv).
+INSTALL_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin"}
 # Package names/specs we pass to managers: no options, no URLs to arbitrary places, no shell.
 PACKAGE_SPEC = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*(\[[A-Za-z0-9_,.-]+\])?([<>=!~]=?[A-Za-z0-9.*+!-]+)?$")
 # A source location as it may appear in a sources line or an R string: a URL or an absolute path, no blanks
@@ -81,7 +103,6 @@ MANAGER_SOURCES = {"pip": ("pip_find_links", "pip_index_url"), "apt": ("apt_mirr
 PYPI_FILES = {"pypi.org": "files.pythonhosted.org"}  # an index host and the host its links point to
 DEFAULT_CRAN = "https://cloud.r-project.org"
 Progress = Callable[[str], None]
-VERSION_LINE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]* [0-9][A-Za-z0-9.:~+-]*$")
 
 
 def shown(location: str) -> str:
@@ -233,6 +254,9 @@ def _host_uid(sandbox: Sandbox, user: str) -> int:
     rootful, the same number."""
     if sandbox.engine.rootless:
         return os.getuid()
+    owner = sandbox.workspace_owner()
+    if owner is not None and user == sandbox.identity.user:  # mapped into the user namespace's range
+        return owner[0]
     try:
         return int(user.split(":")[0])
     except ValueError:
@@ -289,40 +313,80 @@ class ContainerRun:
     attempts: tuple[Attempt, ...] = ()
 
 
-def _run_container(sandbox: Sandbox, *, image: str, command: list[str], user: str,
-                   allowed: frozenset[Destination], mounts: dict[str, dict[str, str]], workspace: bool,
-                   hardened: bool, progress: Progress | None, keep: bool = False) -> ContainerRun:
-    """Run `command` in a fresh container with no network; with `allowed`, behind the egress proxy."""
-    settings = sandbox.settings
-    binds = dict(mounts)
-    if workspace:
-        binds[str(sandbox.project.workspace)] = {"bind": policy.WORKSPACE, "mode": "rw"}
-    env = dict(policy.BASE_ENV)
-    proxy = folder = None
-    if allowed:
+class WayOut:
+    """An install's one way out: the egress proxy listening on a Unix socket in a folder of its own, which a
+    container gets mounted (with the environment that points its clients at the relay). Opened before any
+    container starts, so that no room for the socket stops the install before anything ran."""
+
+    def __init__(self, sandbox: Sandbox, user: str, allowed: frozenset[Destination]):
+        # A Unix socket's path is limited to about 100 bytes: a long TMPDIR falls back to /tmp.
+        where = None if len(tempfile.gettempdir()) < 60 else "/tmp"
+        self.proxy: egress.EgressProxy | None = None
+        self.folder: str | None = None
+        try:
+            self.folder = tempfile.mkdtemp(prefix="workbench-egress-", dir=where)
+            socket_path = os.path.join(self.folder, egress.SOCKET_NAME)
+            self.proxy = egress.EgressProxy(allowed)
+            self.proxy.listen_unix(socket_path, 0o600)
+            _open_to(_host_uid(sandbox, user), self.folder, socket_path)
+        except OSError as exc:
+            self.close()
+            raise InstallFailed(f"cannot open the install's way out (its egress proxy socket): "
+                                f"{exc.strerror or exc}",
+                                f"check free space and permissions in {where or tempfile.gettempdir()}") from exc
+
+    def attach(self, binds: dict[str, dict[str, str]], env: dict[str, str], command: list[str]) -> list[str]:
+        """Mount the socket and the CA bundle into `binds`, point `env` at the relay; the command to run."""
         if HOST_CA_BUNDLE.exists():
             binds[str(HOST_CA_BUNDLE)] = {"bind": str(HOST_CA_BUNDLE), "mode": "ro"}
             env.update(PIP_CERT=str(HOST_CA_BUNDLE), SSL_CERT_FILE=str(HOST_CA_BUNDLE),
                        CURL_CA_BUNDLE=str(HOST_CA_BUNDLE))
-        # A Unix socket's path is limited to about 100 bytes: a long TMPDIR falls back to /tmp.
-        where = None if len(tempfile.gettempdir()) < 60 else "/tmp"
-        try:
-            folder = tempfile.mkdtemp(prefix="workbench-egress-", dir=where)
-            socket_path = os.path.join(folder, egress.SOCKET_NAME)
-            proxy = egress.EgressProxy(allowed)
-            proxy.listen_unix(socket_path, 0o600)
-            _open_to(_host_uid(sandbox, user), folder, socket_path)
-        except OSError as exc:
-            if proxy is not None:
-                proxy.close()
-            if folder is not None:
-                shutil.rmtree(folder, ignore_errors=True)
-            raise InstallFailed(f"cannot open the install's way out (its egress proxy socket): "
-                                f"{exc.strerror or exc}",
-                                f"check free space and permissions in {where or tempfile.gettempdir()}") from exc
-        binds[folder] = {"bind": egress.SOCKET_MOUNT, "mode": "rw"}
+        assert self.folder is not None
+        binds[self.folder] = {"bind": egress.SOCKET_MOUNT, "mode": "rw"}
         env.update(egress.proxy_environment())
-        command = egress.relay_command(command)
+        return egress.relay_command(command)
+
+    @property
+    def attempts(self) -> tuple[Attempt, ...]:
+        return tuple(self.proxy.attempts) if self.proxy is not None else ()
+
+    def close(self) -> None:
+        if self.proxy is not None:
+            self.proxy.close()
+        if self.folder is not None:
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+    def __enter__(self) -> WayOut:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _way_out(sandbox: Sandbox, user: str, allowed: frozenset[Destination]) -> WayOut | contextlib.nullcontext:
+    """A WayOut when the install may reach somewhere; otherwise nothing to open (None inside `with`)."""
+    return WayOut(sandbox, user, allowed) if allowed else contextlib.nullcontext()
+
+
+def _run_container(sandbox: Sandbox, *, image: str, command: list[str], user: str,
+                   allowed: frozenset[Destination], mounts: dict[str, dict[str, str]], workspace: bool,
+                   hardened: bool, progress: Progress | None, keep: bool = False,
+                   environment: dict[str, str] | None = None, way_out: WayOut | None = None) -> ContainerRun:
+    """Run `command` in a fresh container with no network; with `allowed`, behind the egress proxy (the
+    caller's `way_out` when it opened one, else one opened and closed here).
+
+    Its PATH holds the image's folders only (the sandbox's starts with the venv's bin, which code can fill),
+    so every program it starts by name, the egress relay's `python3` included, is the image's own."""
+    settings = sandbox.settings
+    binds = dict(mounts)
+    if workspace:
+        binds[str(sandbox.project.workspace)] = {"bind": policy.WORKSPACE, "mode": "rw"}
+    env = {**policy.BASE_ENV, **INSTALL_ENV, **(environment or {})}
+    own = None
+    if allowed:
+        if way_out is None:
+            way_out = own = WayOut(sandbox, user, allowed)
+        command = way_out.attach(binds, env, command)
     host_config: dict[str, Any] = {
         "binds": binds,
         "network_mode": "none",
@@ -353,74 +417,79 @@ def _run_container(sandbox: Sandbox, *, image: str, command: list[str], user: st
                 if len(pending) > LINE_CAP:  # no newline for a long while: show it in pieces
                     lines.append(pending)
                     pending = b""
-                for line in lines:
-                    if line.startswith(MARK.encode()):
-                        progress = None  # what follows is our own version listing
-                    elif progress:
+                if progress:
+                    for line in lines:
                         progress(line.decode("utf-8", errors="replace"))
             code = engine.wait(container)
         finally:
             if not keep:
                 engine.remove(container)
     finally:
-        if proxy is not None:
-            proxy.close()
-        if folder is not None:
-            shutil.rmtree(folder, ignore_errors=True)
+        if own is not None:
+            own.close()
     return ContainerRun(code if code is not None else 1, output.text(), container,
-                        tuple(proxy.attempts) if proxy is not None else ())
-
-
-def _versions(output: str) -> dict[str, str]:
-    """The `name version` lines printed after MARK."""
-    found: dict[str, str] = {}
-    if MARK not in output:
-        return found
-    for line in output.split(MARK, 1)[1].splitlines():
-        parts = line.split()
-        # A warning can land here too (R prints its warnings when the script ends): only `name version`.
-        if len(parts) == 2 and VERSION_LINE.match(line.strip()):
-            found[parts[0]] = parts[1]
-    return found
-
-
-def _changed(before: dict[str, str], after: dict[str, str]) -> dict[str, str]:
-    return {name: version for name, version in after.items() if before.get(name) != version}
+                        way_out.attempts if allowed and way_out is not None else ())
 
 
 # --- managers --------------------------------------------------------------------------------------
-def pip_script() -> str:
-    listing = ("/workspace/.venv/bin/python -c 'import importlib.metadata as m\n"
-               "for d in m.distributions(): print(d.metadata[\"Name\"], d.version)'")
-    return ("set -e; [ -x /workspace/.venv/bin/python ] || python3 -m venv /workspace/.venv; "
-            f"{listing} > /tmp/before; /workspace/.venv/bin/python -m pip install -q "
-            f"--disable-pip-version-check \"$@\"; echo {MARK}; cat /tmp/before; echo {MARK}; {listing}")
+# An install container can reach the egress proxy, and the workspace is code's to write: anything there
+# (the venv's bin/python, a .pth or sitecustomize.py in its site-packages, its own pip, pyvenv.cfg, pip.conf,
+# an R package in .R) may be a trap. So pip (image_pip.py) and R run from the read-only image, started so that
+# nothing under /workspace is executed or imported; the workspace is only where they write. The record comes
+# from the host reading the metadata back afterwards (readback.py), never from what the container printed.
 
 
 @dataclass(frozen=True)
 class ManagerRun:
     exit_code: int
     output: str
-    versions: dict[str, str]  # what changed: name -> version
+    versions: dict[str, str]  # what changed, as the host read it back: name -> version
     attempts: tuple[Attempt, ...] = ()
+    notes: tuple[str, ...] = ()  # what the read-back did not read, and why (one line each)
+
+
+def _venv_missing(workspace: Path) -> bool:
+    try:
+        with Confined(workspace) as folder:
+            entry = folder.lstat(".venv/pyvenv.cfg")
+    except (Refused, OSError):
+        return True
+    return entry is None or entry.kind != "file"
 
 
 def _pip(sandbox: Sandbox, packages: list[str], progress: Progress | None) -> ManagerRun:
     plan = pip_plan(sandbox.settings)
-    run = _run_container(sandbox, image=sandbox.image,
-                         command=["sh", "-c", pip_script(), "pip", *plan.options, *packages],
-                         user=sandbox.identity.user, allowed=plan.egress, mounts=plan.mounts,
-                         workspace=True, hardened=True, progress=progress)
-    parts = run.output.split(MARK)
-    before, after = {}, {}
-    if len(parts) == 3:
-        before = _versions(MARK + parts[1])
-        after = _versions(MARK + parts[2])
-    return ManagerRun(run.exit_code, parts[0], _changed(before, after), run.attempts)
+    _refuse_workspace_sources(sandbox, "pip", plan.mounts, plan.egress)
+    workspace = sandbox.project.workspace
+    with _way_out(sandbox, sandbox.identity.user, plan.egress) as way_out:
+        if _venv_missing(workspace):
+            # Made in a container of its own with no way out, so that what a new venv holds (pip, setuptools)
+            # is there before the host reads what the install changes.
+            made = _run_container(sandbox, image=sandbox.image, command=pip_command(NEW_VENV, [], new_venv=True),
+                                  user=sandbox.identity.user, allowed=frozenset(), mounts={}, workspace=True,
+                                  hardened=True, progress=progress, environment=PIP_ENV)
+            if made.exit_code != 0:
+                return ManagerRun(made.exit_code, made.output, {})
+        before = readback.venv_distributions(workspace)
+        run = _run_container(sandbox, image=sandbox.image, command=pip_command(plan.options, packages),
+                             user=sandbox.identity.user, allowed=plan.egress, mounts=plan.mounts,
+                             workspace=True, hardened=True, progress=progress, environment=PIP_ENV,
+                             way_out=way_out)
+    after = readback.venv_distributions(workspace)
+    return ManagerRun(run.exit_code, run.output, readback.changed(before.versions, after.versions), run.attempts,
+                      tuple(after.notes))
 
 
 def cran_repo(settings) -> str:
     return settings.install.cran_repo or DEFAULT_CRAN
+
+
+# R installs into a library of its own in the container's /tmp, with only the image's libraries besides: a
+# package already in /workspace/.R (code's to write) is never loaded, not even as a dependency of the one
+# being built; dependencies are installed afresh. The staged packages then replace theirs in .R. No profile
+# or environment file is read (--vanilla, and the *_USER variables for R's own child processes).
+R_STAGE = "/tmp/workbench-r-library"
+R_ENV = {"R_LIBS_USER": R_STAGE, "R_LIBS": "", "R_PROFILE_USER": os.devnull, "R_ENVIRON_USER": os.devnull}
 
 
 def r_plan(settings, packages: list[str]) -> tuple[str, dict[str, dict[str, str]], frozenset[Destination]]:
@@ -433,22 +502,43 @@ def r_plan(settings, packages: list[str]) -> tuple[str, dict[str, dict[str, str]
         mounts[local] = {"bind": local, "mode": "ro"}
         repo = "file://" + local
     names = ", ".join(json.dumps(p) for p in packages)
-    script = (f'dir.create("/workspace/.R", showWarnings = FALSE); pkgs <- c({names}); '
-              f'install.packages(pkgs, lib = "/workspace/.R", repos = {json.dumps(repo)}); '
-              f'ok <- sapply(pkgs, requireNamespace, lib.loc = "/workspace/.R", quietly = TRUE); '
-              f'cat("{MARK}\\n"); for (p in pkgs[ok]) cat(p, as.character(packageVersion(p, lib.loc = '
-              f'"/workspace/.R")), "\\n"); quit(status = if (all(ok)) 0 else 1)')
+    script = (f'lib <- "{R_LIBRARY}"; stage <- "{R_STAGE}"; pkgs <- c({names}); dir.create(stage); '
+              f'install.packages(pkgs, lib = stage, repos = {json.dumps(repo)}); '
+              'ok <- file.exists(file.path(stage, pkgs, "DESCRIPTION")); '
+              'built <- list.files(stage); built <- built[!startsWith(built, "00")]; '
+              'dir.create(lib, showWarnings = FALSE); '
+              'for (p in built) { unlink(file.path(lib, p), recursive = TRUE); '
+              'ok <- c(ok, file.copy(file.path(stage, p), lib, recursive = TRUE, copy.date = TRUE)) }; '
+              'quit(status = if (all(ok)) 0 else 1)')
     return script, mounts, allowed_for([repo], settings)  # (a file:// repo opens nothing)
 
 
 def _r(sandbox: Sandbox, packages: list[str], progress: Progress | None) -> ManagerRun:
     script, mounts, allowed = r_plan(sandbox.settings, packages)
-    run = _run_container(sandbox, image=sandbox.image, command=["Rscript", "-e", script],
+    _refuse_workspace_sources(sandbox, "r", mounts, allowed)
+    workspace = sandbox.project.workspace
+    before = readback.r_library(workspace)
+    run = _run_container(sandbox, image=sandbox.image, command=[IMAGE_RSCRIPT, "--vanilla", "-e", script],
                          user=sandbox.identity.user, allowed=allowed, mounts=mounts,
-                         workspace=True, hardened=True, progress=progress)
-    before, _, after = run.output.partition(MARK)
-    leftover = "\n".join(line for line in after.splitlines() if not VERSION_LINE.match(line.strip()))
-    return ManagerRun(run.exit_code, before + leftover, _versions(run.output), run.attempts)
+                         workspace=True, hardened=True, progress=progress, environment=R_ENV)
+    after = readback.r_library(workspace)
+    return ManagerRun(run.exit_code, run.output, readback.changed(before.versions, after.versions), run.attempts,
+                      tuple(after.notes))
+
+
+def _refuse_workspace_sources(sandbox: Sandbox, manager: str, mounts: dict[str, dict[str, str]],
+                              allowed: frozenset[Destination], *, always: bool = False) -> None:
+    """A source folder inside this project's workspace is code's to fill: with a way out (or as root, for
+    apt) a planted sdist or package would run there. Refused before any container starts."""
+    if not (allowed or always):
+        return
+    workspace = os.path.realpath(sandbox.project.workspace)
+    for folder in mounts:
+        real = os.path.realpath(folder)
+        if real == workspace or real.startswith(workspace + os.sep):
+            setting = {"pip": "pip_find_links or pip_index_url", "r": "cran_repo", "apt": "apt_mirror"}[manager]
+            raise ConfigError(f"[install] {setting}: {shown(folder)} is inside this project's workspace, which code "
+                              "in the sandbox can change", "keep install sources outside the workspace")
 
 
 def apt_source_urls(text: str) -> list[str]:
@@ -477,7 +567,8 @@ def apt_plan(settings, packages: list[str], image_sources: Sequence[str] = ()
     With [install] apt_mirror, apt reads one sources list holding only that mirror (the image's own
     sources.list and sources.list.d are replaced for this run, not edited, so the committed image keeps
     them), and any source that fails to update fails the install. Without it, the image's sources
-    (`image_sources`) are used and are what it may reach.
+    (`image_sources`) are used and are what it may reach. dpkg's status file is copied to APT_OUT at the end,
+    for the host to read the installed versions from.
     """
     names = " ".join(packages)
     mounts: dict[str, dict[str, str]] = {}
@@ -505,8 +596,8 @@ def apt_plan(settings, packages: list[str], image_sources: Sequence[str] = ()
                "-o APT::Update::Error-Mode=any")
     script = (f"set -e; export DEBIAN_FRONTEND=noninteractive; {sources}{apt} update -qq; "
               f"{apt} install -y -qq --no-install-recommends {names}; apt-get clean; rm -rf /var/lib/apt/lists/*; "
-              f"echo {MARK}; dpkg-query -W -f='${{Package}} ${{Version}}\\n' {names}")
-    return ["sh", "-c", script, "apt", *args], mounts, allowed_for(urls, settings)
+              f"cp /var/lib/dpkg/status {APT_OUT}/status")
+    return ["/bin/sh", "-c", script, "apt", *args], mounts, allowed_for(urls, settings)
 
 
 def _apt(sandbox: Sandbox, packages: list[str], progress: Progress | None) -> ManagerRun:
@@ -514,18 +605,27 @@ def _apt(sandbox: Sandbox, packages: list[str], progress: Progress | None) -> Ma
 
     image_sources = [] if sandbox.settings.install.apt_mirror else image_apt_sources(sandbox)
     command, mounts, allowed = apt_plan(sandbox.settings, packages, image_sources)
-    # apt needs root and its usual capabilities inside; no workspace, no user code runs here.
-    run = _run_container(sandbox, image=sandbox.image, command=command, user="0:0", allowed=allowed,
-                         mounts=mounts, workspace=False, hardened=False, progress=progress, keep=True)
+    # apt runs as root in a container of the project's image (the base image plus earlier apt installs;
+    # code never writes it): no workspace is mounted, and no source may live in it.
+    _refuse_workspace_sources(sandbox, "apt", mounts, allowed, always=True)
+    out = tempfile.mkdtemp(prefix="workbench-apt-")
     try:
-        if run.exit_code == 0:
-            target = project_image(sandbox.project)
-            repository, tag = target.rsplit(":", 1)
-            sandbox.engine.commit(run.container, repository, tag, changes=["WORKDIR /workspace"])
-            sandbox.use_image(target)
+        run = _run_container(sandbox, image=sandbox.image, command=command, user="0:0", allowed=allowed,
+                             mounts={**mounts, out: {"bind": APT_OUT, "mode": "rw"}}, workspace=False,
+                             hardened=False, progress=progress, keep=True)
+        try:
+            if run.exit_code == 0:
+                target = project_image(sandbox.project)
+                repository, tag = target.rsplit(":", 1)
+                sandbox.engine.commit(run.container, repository, tag, changes=["WORKDIR /workspace"])
+                sandbox.use_image(target)
+        finally:
+            sandbox.engine.remove(run.container)
+        names = [re.split(r"[<>=!~]", spec, maxsplit=1)[0] for spec in packages]
+        listing = readback.dpkg_status(Path(out), names) if run.exit_code == 0 else readback.Listing()
     finally:
-        sandbox.engine.remove(run.container)
-    return ManagerRun(run.exit_code, run.output.split(MARK)[0], _versions(run.output), run.attempts)
+        shutil.rmtree(out, ignore_errors=True)
+    return ManagerRun(run.exit_code, run.output, listing.versions, run.attempts, tuple(listing.notes))
 
 
 MANAGERS = {"pip": _pip, "r": _r, "apt": _apt}
@@ -561,7 +661,11 @@ def install(sandbox: Sandbox, manager: PackageManager, packages: Sequence[str],
     for package in installed:
         sandbox._emit(events.PACKAGE_INSTALLED, {"name": package.name, "version": package.version,
                                                  "manager": manager})
+    for note in run.notes:  # what the read-back left out (a symlinked site-packages, a name that is markup)
+        sandbox._emit(events.ERROR, {"where": f"{manager} install", "message": note})
     output = run.output  # already bounded: its first and last OUTPUT_CAP bytes
+    if run.notes:
+        output += "".join(f"\nworkbench: {note}" for note in run.notes)
     return InstallResult(manager=manager, requested=tuple(wanted), installed=installed, exit_code=run.exit_code,
                          output=output, duration=time.monotonic() - started, reached=reached, refused=refused,
                          unreachable=unreachable)
