@@ -76,6 +76,14 @@ def stream_text(name: str, summary: StreamSummary) -> str:
     return f"{label}:\n{text.rstrip()}"
 
 
+def _kind_words(change) -> str:
+    if change.kind == "symlink":
+        return f" (a symlink to {one_line(change.target or '?')}, not followed)"
+    if change.kind != "file":
+        return f" (a {change.kind}, never opened)"
+    return f" ({change.size:,} bytes)" if change.size is not None else ""
+
+
 def execution_observation(result: ExecutionResult, hints: Sequence[str] = ()) -> str:
     if result.timed_out or result.killed_by == "timeout":
         status = f"TIMED OUT after {result.duration:.1f} s and was stopped"
@@ -90,12 +98,12 @@ def execution_observation(result: ExecutionResult, hints: Sequence[str] = ()) ->
     lines = [f"run_code ({result.language}) {status}", stream_text("stdout", result.stdout),
              stream_text("stderr", result.stderr)]
     if result.files:
-        shown = ", ".join(f"{f.change} {f.path}" + (f" ({f.size:,} bytes)" if f.size is not None else "")
-                          for f in result.files[:20])
+        # a name is the code's: one line each, so a newline in one cannot forge a line of the observation
+        shown = ", ".join(f"{f.change} {one_line(f.path)}" + _kind_words(f) for f in result.files[:20])
         more = f" and {len(result.files) - 20} more" if len(result.files) > 20 else ""
         lines.append(f"files changed: {shown}{more}")
     if result.artifacts:
-        lines.append("artifacts: " + ", ".join(f"{a.path} ({a.mime})" for a in result.artifacts[:20]))
+        lines.append("artifacts: " + ", ".join(f"{one_line(a.path)} ({a.mime})" for a in result.artifacts[:20]))
     if result.state_lost:
         lines.append("note: the interpreter restarted; variables from earlier steps are gone")
     lines.extend(f"note: {note}" for note in result.notes)
