@@ -602,7 +602,8 @@ sys.exit(status if status >= 0 else 128 - status)
 
 
 def relay_command(command: list[str]) -> list[str]:
-    return ["python3", "-I", "-c", RELAY, f"{SOCKET_MOUNT}/{SOCKET_NAME}", str(RELAY_PORT), *command]
+    # the image's own interpreter by path: a PATH that reached into the workspace would run a planted python3
+    return ["/usr/bin/python3", "-I", "-c", RELAY, f"{SOCKET_MOUNT}/{SOCKET_NAME}", str(RELAY_PORT), *command]
 
 
 def proxy_environment() -> dict[str, str]:
