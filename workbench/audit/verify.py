@@ -22,10 +22,12 @@ What is checked, in this order (the first failure is reported, naming the entry,
    recomputed root at its size, which proves the log only grew since.
 
 Entries after the last checkpoint are hashed and chained but not yet signed; the result counts them.
-The scan is written for speed (one tight loop, rows fetched in large batches, hashlib only): it is the
-part that must handle a million entries in seconds. Logs of `PARALLEL_MIN` entries or more are checked
-in worker processes, one range each, while this process rebuilds the tree from the stored hashes
-(which the workers prove match the entries); the first problem by entry number is reported.
+The entry scan is the part that must handle a million entries in about a second: `workbench.audit.scan`
+checks blocks of entries with a fast filter and builds each block's subtree; logs of `PARALLEL_MIN`
+entries or more are split between this process and worker processes (started first, so they scan while
+this process checks the signatures). A block the filter does not pass is re-checked here by the
+reference code, `scan_entries`, which names the first bad entry; blocks are judged in order, so the
+first problem by entry number is the one reported.
 """
 
 from __future__ import annotations
@@ -33,29 +35,31 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import multiprocessing
 import os
 import sqlite3
+import subprocess
+import sys
+import threading
 from collections.abc import Iterable
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from json.encoder import encode_basestring
 from pathlib import Path
 from typing import Any
 
-from workbench.audit import merkle
+from workbench.audit import merkle, scan
 from workbench.audit.checkpoint import Checkpoint
 from workbench.audit.errors import AuditError
-from workbench.audit.keys import KeyStore, PublicKey, Rotation, unb64
+from workbench.audit.keys import KeyStore, PublicKey, Rotation, SigningKey, unb64
 from workbench.audit.store import ENTRY_COLUMNS, GENESIS, AuditStore
 from workbench.audit.witness_state import Seen, WitnessState
 
 log = logging.getLogger(__name__)
 
 BATCH = 65536
+BLOCK = scan.BLOCK  # entries per block of the fast scan (a power of two)
 PARALLEL_MIN = 100_000  # below this, starting worker processes costs more than it saves
 MAX_WORKERS = 4
+WORKER_TIMEOUT_S = 3600.0
 
 
 @dataclass
@@ -213,65 +217,194 @@ def _bad_number(seq: Any, size: int) -> None:
     raise Failure(f"entry {size}: found sequence number {seq!r} out of order", size)
 
 
-def build_tree(batches: Iterable[list[tuple[Any, ...]]], want_roots: set[int]) -> Scan:
-    """The tree over (seq, hash) rows, checking only the numbering (the hashes are checked elsewhere)."""
-    sha = hashlib.sha256
-    nodes: list[bytes] = []
-    roots: dict[int, bytes] = {0: merkle.EMPTY_ROOT} if 0 in want_roots else {}
-    size = 0
-    for rows in batches:
-        for seq, h in rows:
-            if seq != size:
-                _bad_number(seq, size)
-            n = size
-            while n & 1:
-                h = sha(b"\x01" + nodes.pop() + h).digest()
-                n >>= 1
-            nodes.append(h)
-            size += 1
-            if size in want_roots:
-                roots[size] = merkle.CompactRange(size, nodes).root()
-    return Scan(size, merkle.CompactRange(size, nodes), roots)
+# --- the fast scan of a whole log --------------------------------------------------------------
+class EntryScan:
+    """The scan of every entry of a log: started at once in worker processes (`workbench.audit.scan`
+    run as a plain script), while this process checks keys and signatures; `result()` scans this
+    process's share, collects the workers', re-checks exactly any block the fast check did not pass, and
+    assembles the tree and the roots at the wanted sizes. A worker that cannot start or answer has its
+    share done here instead."""
 
+    def __init__(self, store: AuditStore, want: set[int]):
+        self.store = store
+        self.want = set(want)
+        last = store.conn.execute("SELECT MAX(seq) FROM entries").fetchone()[0]  # not head(): no hash is read
+        self.size = last + 1 if isinstance(last, int) and last >= 0 else 0
+        self.block = BLOCK
+        self.blocks = -(-self.size // self.block)
+        self.workers: list[tuple[int, int, subprocess.Popen[bytes], threading.Thread]] = []
+        self.here = [(0, self.blocks)]  # the block ranges this process scans itself
+        self.exact = False  # the numbering is not 0..size-1: the reference scan says where it breaks
+        # Entry numbers start at 0 (the last is size - 1); a gap shows as a block short of rows.
+        if last is not None and store.conn.execute("SELECT MIN(seq) FROM entries").fetchone()[0] != 0:
+            self.exact = True
+            return
+        if not self.size:
+            return
+        parts = min(MAX_WORKERS, os.cpu_count() or 1, self.blocks) if self.size >= PARALLEL_MIN else 1
+        if parts > 1:
+            self._start_workers(parts)
 
-def _check_range(path: str, start: int, end: int) -> tuple[int, str] | None:
-    """Worker: check entries [start, end) of the log file; the first problem as (seq, message)."""
-    conn = sqlite3.connect(f"{Path(path).absolute().as_uri()}?mode=ro", uri=True, timeout=30)
-    try:
-        last = GENESIS
-        if start:
-            row = conn.execute("SELECT hash FROM entries WHERE seq = ?", (start - 1,)).fetchone()
-            last = row[0] if row else None
-        cursor = conn.execute(f"SELECT {ENTRY_COLUMNS} FROM entries WHERE seq >= ? AND seq < ? ORDER BY seq",
-                              (start, end))
-        scan = scan_entries(iter(lambda: cursor.fetchmany(BATCH), []), set(), start, last, tree=False)
-        if scan.size != end:
-            return scan.size, f"entry {scan.size}..{end - 1} is missing"
-        return None
-    except Failure as exc:
-        return (exc.seq if exc.seq is not None else start), str(exc)
-    finally:
-        conn.close()
+    def _start_workers(self, parts: int) -> None:
+        """Every block goes to a worker (this process checks keys and signatures meanwhile): workers read
+        through apsw, faster than this process can (see `workbench.audit.scan`)."""
+        script = Path(scan.__file__)
+        if not script.is_file():  # installed as a zip: no script to run
+            return
+        bounds = [self.blocks * i // parts for i in range(parts + 1)]
+        self.here = []
+        for first, last in zip(bounds, bounds[1:], strict=False):
+            if first == last:
+                continue
+            end = min(last * self.block, self.size)
+            want = sorted(s for s in self.want if first * self.block < s <= end)
+            try:
+                proc = subprocess.Popen(
+                    [sys.executable, "-I", str(script), str(self.store.path.absolute()), str(first), str(end),
+                     str(self.block)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            except OSError as exc:
+                log.debug("verification worker unavailable (%s): this process scans its share", exc)
+                self.here.append((first, last))
+                continue
+            feeder = threading.Thread(target=_feed, args=(proc, json.dumps(want).encode()), daemon=True)
+            feeder.start()
+            self.workers.append((first, last, proc, feeder))
 
+    def close(self) -> None:
+        for _first, _last, proc, _feeder in self.workers:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+        self.workers = []
 
-def parallel_scan(store: AuditStore, size: int, want_roots: set[int], workers: int) -> Scan:
-    """Check entry hashes in `workers` processes while this one builds the tree from the stored hashes."""
-    context = multiprocessing.get_context("spawn")  # no fork: the caller may have threads
-    bounds = [(size * i // workers, size * (i + 1) // workers) for i in range(workers)]
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        futures = [pool.submit(_check_range, str(store.path), a, b) for a, b in bounds]
-        errors: list[tuple[int, str]] = []
-        scan = None
+    def __enter__(self) -> EntryScan:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def result(self) -> Scan:
+        if self.exact or not self.size:
+            cursor = self.store.entry_rows()
+            try:
+                return scan_entries(iter(lambda: cursor.fetchmany(BATCH), []), self.want)
+            except sqlite3.OperationalError as exc:  # text that is not UTF-8 cannot even be read as text
+                raise _undecodable(self.store, 0, self.size) from exc
+        results: dict[int, scan.BlockResult] = {}
+        for first, last in self.here:
+            for r in self._scan_here(first, last):
+                results[r.index] = r
+        for first, last, proc, feeder in self.workers:
+            for r in self._collect(first, last, proc, feeder):
+                results[r.index] = r
+        self.workers = []
+        for index in range(self.blocks):  # in order: the first bad entry is the one reported
+            found = results.get(index)
+            if found is None or found.root is None:
+                results[index] = self._exact_block(index)
+        return self._assemble([results[i] for i in range(self.blocks)])
+
+    def _scan_here(self, first: int, last: int) -> list[scan.BlockResult]:
+        if first >= last:
+            return []
+        conn = self.store.conn
+        factory = conn.text_factory
+        conn.text_factory = bytes  # our own connection, under the store's lock, inside the snapshot
         try:
-            cursor = store.conn.execute("SELECT seq, hash FROM entries WHERE seq < ? ORDER BY seq", (size,))
-            scan = build_tree(iter(lambda: cursor.fetchmany(BATCH), []), want_roots)
-        except Failure as exc:
-            errors.append((exc.seq if exc.seq is not None else 0, str(exc)))
-        errors += [found for future in futures if (found := future.result()) is not None]
-    if errors:
-        raise Failure(min(errors)[1])
-    assert scan is not None
-    return scan
+            return scan.scan_range(conn, first, min(last * self.block, self.size), self.want, self.block)
+        finally:
+            conn.text_factory = factory
+
+    def _collect(self, first: int, last: int, proc: subprocess.Popen[bytes],
+                 feeder: threading.Thread) -> list[scan.BlockResult]:
+        feeder.join()
+        proc.stdin = None  # the feeder wrote and closed it
+        try:
+            out, err = proc.communicate(timeout=WORKER_TIMEOUT_S)
+            if proc.returncode != 0:
+                raise RuntimeError(f"exit {proc.returncode}: {err.decode(errors='replace')[-300:]}")
+            found = scan.from_json(out.decode("utf-8"))
+            if sorted(r.index for r in found) != list(range(first, last)):
+                raise RuntimeError("it answered for other blocks")
+            return found
+        except (subprocess.TimeoutExpired, RuntimeError, ValueError, TypeError, UnicodeDecodeError) as exc:
+            log.debug("verification worker for blocks %s..%s failed (%s): scanning them here", first, last, exc)
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            return self._scan_here(first, last)
+
+    def _exact_block(self, index: int) -> scan.BlockResult:
+        """The reference check of one block: raises Failure naming its first bad entry, or passes."""
+        start, stop = index * self.block, min((index + 1) * self.block, self.size)
+        last: bytes | None = GENESIS
+        if start:
+            row = self.store.conn.execute("SELECT hash FROM entries WHERE seq = ?", (start - 1,)).fetchone()
+            last = row[0] if row else None
+        cursor = self.store.conn.execute(f"SELECT {ENTRY_COLUMNS} FROM entries WHERE seq >= ? AND seq < ? "
+                                         "ORDER BY seq", (start, stop))
+        try:
+            checked = scan_entries(iter(lambda: cursor.fetchmany(BATCH), []), set(), start, last, tree=False)
+        except sqlite3.OperationalError as exc:  # text that is not UTF-8 cannot even be read as text
+            raise _undecodable(self.store, start, stop) from exc
+        if checked.size != stop:
+            raise Failure(f"entry {checked.size}..{stop - 1} is missing", checked.size)
+        return scan.block_result(index, self.store.leaf_hashes(start, stop), self.want, self.block)
+
+    def _assemble(self, blocks: list[scan.BlockResult]) -> Scan:
+        """The tree and the wanted roots from block roots and the compact ranges inside blocks."""
+        size, block = self.size, self.block
+        partial = blocks[-1].nodes if size % block else []
+        inner: dict[int, list[bytes]] = {}
+        for b in blocks:
+            inner.update(b.inner)
+        frontier = merkle.CompactRange()
+        roots: dict[int, bytes] = {}
+        for s in sorted(w for w in self.want if 0 <= w <= size):
+            full, rest = divmod(s, block)
+            while frontier.size < full:
+                frontier.append(blocks[frontier.size].root or b"")
+            nodes = list(frontier.nodes) + (inner[s] if rest and s in inner else partial if rest else [])
+            roots[s] = merkle.CompactRange(s, nodes).root() if s else merkle.EMPTY_ROOT
+        while frontier.size < size // block:
+            frontier.append(blocks[frontier.size].root or b"")
+        return Scan(size, merkle.CompactRange(size, [*frontier.nodes, *partial]), roots)
+
+
+def _undecodable(store: AuditStore, start: int, stop: int) -> Failure:
+    """Name the first entry in [start, stop) holding text that is not UTF-8 (never echoing the bytes)."""
+    names = ENTRY_COLUMNS.split(", ")
+    conn = store.conn
+    factory = conn.text_factory
+    conn.text_factory = bytes
+    try:
+        for row in conn.execute(f"SELECT {ENTRY_COLUMNS} FROM entries WHERE seq >= ? AND seq < ? ORDER BY seq",
+                                (start, stop)):
+            for name, value in zip(names, row, strict=True):
+                if isinstance(value, bytes) and name not in ("prev", "hash"):
+                    try:
+                        value.decode("utf-8")
+                    except UnicodeDecodeError:
+                        return Failure(f"entry {row[0]}: its {name} is not UTF-8 text (it was changed)", row[0])
+        for seq, prev, digest in conn.execute("SELECT seq, typeof(prev), typeof(hash) FROM entries "
+                                              "WHERE seq >= ? AND seq < ? ORDER BY seq", (start, stop)):
+            if prev != b"blob" or digest != b"blob":
+                return Failure(f"entry {seq}: its {'prev' if prev != b'blob' else 'hash'} is stored as "
+                               f"{(prev if prev != b'blob' else digest).decode()}, not as a hash (it was changed)",
+                               seq)
+    finally:
+        conn.text_factory = factory
+    return Failure(f"an entry in {start}..{stop - 1} cannot be read as text", start)
+
+
+def _feed(proc: subprocess.Popen[bytes], data: bytes) -> None:
+    """Hand a worker its wanted sizes without blocking this process on a full pipe."""
+    try:
+        assert proc.stdin is not None
+        proc.stdin.write(data)
+        proc.stdin.close()
+    except (OSError, ValueError):
+        pass  # it died before reading: collecting it says so, and its share is scanned here
 
 
 # --- checkpoints ---------------------------------------------------------------------------------
@@ -290,9 +423,23 @@ def parse_checkpoints(rows: list[tuple[int, int, str, str, bytes]], origin: str)
     return result
 
 
-def check_checkpoint(cp: Checkpoint, origin: str, keys: list[PublicKey]) -> PublicKey:
+def check_checkpoint(cp: Checkpoint, origin: str, keys: list[PublicKey], own: SigningKey | None = None) -> PublicKey:
+    """The trusted key whose valid signature is on `cp`; raises Failure naming what is wrong.
+
+    `own`: this machine's signing key, when it is trusted. Ed25519 signing is deterministic (RFC 8032),
+    so a signature equal to the one `own` makes over the same text is valid; making it costs a third of
+    checking it. Any other signature, or one that differs, is verified as usual.
+    """
     if cp.origin != origin:
         raise Failure(f"{cp.label()}: it is for log {cp.origin!r}, not {origin!r}")
+    if own is not None:
+        own_hash = own.public.key_hash(origin)
+        body = None
+        for sig in cp.signatures:
+            if sig.name == origin and sig.key_hash == own_hash:
+                body = body if body is not None else cp.body().encode("utf-8")
+                if own.sign(body) == sig.signature:
+                    return own.public
     key, why = cp.verify(keys)
     if key is None:
         raise Failure(f"{cp.label()}: {why}")
@@ -386,32 +533,50 @@ def verify_store(store: AuditStore, pinned: list[PublicKey] | None = None, refer
     anchors, is_pinned = anchors_for(pinned, key_store)
     result = VerifyResult(ok=False, entries=0, root="", fingerprint="", pinned=bool(anchors))
     state = WitnessState() if witness_state is True else (witness_state or None)
+    own = _own_key(key_store, anchors, is_pinned)
     with store.snapshot():
-        _verify_snapshot(store, origin, anchors, is_pinned, reference, result, state)
+        _verify_snapshot(store, origin, anchors, is_pinned, reference, result, state, own)
     return result
 
 
+def _own_key(key_store: KeyStore | None, anchors: list[PublicKey], is_pinned: bool) -> SigningKey | None:
+    """This machine's signing key, if it is one the verification trusts (never created here)."""
+    if key_store is None:
+        return None
+    try:
+        loaded = key_store.load(create=False)
+    except AuditError:
+        return None
+    if loaded is None or (is_pinned and loaded[0].public not in anchors):
+        return None
+    return loaded[0]
+
+
 def _verify_snapshot(store: AuditStore, origin: str, anchors: list[PublicKey], is_pinned: bool,
-                     reference: Checkpoint | None, result: VerifyResult, state: WitnessState | None) -> None:
+                     reference: Checkpoint | None, result: VerifyResult, state: WitnessState | None,
+                     own: SigningKey | None = None) -> None:
     try:
         seen = _seen(state, origin)
         keys = trusted(parse_key_rows(store.key_rows()), anchors, is_pinned)
         checkpoints = parse_checkpoints(store.checkpoint_rows(), origin)
-        signer = None
-        for cp in checkpoints:
-            signer = check_checkpoint(cp, origin, keys)
         want = {cp.size for cp in checkpoints} | {s.size for s in seen or ()}
         if reference is not None:
             want.add(reference.size)
-        scan = _scan_store(store, want)
-        result.entries = scan.size
-        result.root = scan.tree.root().hex()
-        check_roots(checkpoints, scan)
+        signer = None
+        # The entry scan starts in worker processes first; the signatures are checked meanwhile.
+        with EntryScan(store, want) as pending:
+            mine = own if own is not None and own.public in keys else None
+            for cp in checkpoints:
+                signer = check_checkpoint(cp, origin, keys, mine)
+            scanned = pending.result()
+        result.entries = scanned.size
+        result.root = scanned.tree.root().hex()
+        check_roots(checkpoints, scanned)
         if seen is not None:  # after the log's own checks: they name the entry; this names what was hidden
-            result.witness = check_witnessed(seen, checkpoints, scan)
+            result.witness = check_witnessed(seen, checkpoints, scanned)
             result.witnessed = len(seen)
         if reference is not None:
-            check_reference(reference, origin, keys, scan)
+            check_reference(reference, origin, keys, scanned)
             result.consistent_with = reference.size
         result.checkpoints = len(checkpoints)
         result.signed_entries = checkpoints[-1].size if checkpoints else 0
@@ -421,23 +586,13 @@ def _verify_snapshot(store: AuditStore, origin: str, anchors: list[PublicKey], i
         result.vkey = signer.vkey(origin) if signer and origin else ""
         if not anchors:
             result.warnings.append("no trusted key to compare with: check the fingerprint, or pass --pubkey")
-        if scan.size and not checkpoints:
+        if scanned.size and not checkpoints:
             result.warnings.append("no checkpoint has been signed yet")
         result.ok = True
     except Failure as exc:
         result.first_error = str(exc)
-
-
-def _scan_store(store: AuditStore, want: set[int]) -> Scan:
-    size = store.head()[0]
-    workers = min(MAX_WORKERS, os.cpu_count() or 1)
-    if size >= PARALLEL_MIN and workers > 1:
-        try:
-            return parallel_scan(store, size, want, workers)
-        except (OSError, BrokenProcessPool, ImportError) as exc:  # no processes here: do it in one
-            log.debug("parallel verification unavailable (%s), verifying in one process", exc)
-    cursor = store.entry_rows()
-    return scan_entries(iter(lambda: cursor.fetchmany(BATCH), []), want)
+    except sqlite3.DatabaseError as exc:  # text that is not UTF-8, a damaged page: reported, not raised
+        result.first_error = f"the log cannot be read past some point ({exc}): it was damaged or tampered with"
 
 
 @dataclass(frozen=True)
