@@ -72,7 +72,17 @@ def rewrite_with_recomputed_chain(path: Path, seq: int, payload: str) -> None:
 @pytest.fixture
 def log(log_path):
     make_log(log_path, N, every=5)
+    shutil.copy(log_path, log_path.with_name("untouched.db"))
     return log_path
+
+
+def untouched_still_verifies(path: Path) -> None:
+    """Put the copy taken before the attack back: it verifies, against the same witness state."""
+    shutil.copy(path.with_name("untouched.db"), path)
+    for suffix in ("-wal", "-shm"):
+        path.with_name(path.name + suffix).unlink(missing_ok=True)
+    result = verify_path(path)
+    assert result.ok and result.witnessed and "extends every one" in result.witness, result.first_error
 
 
 def test_every_signed_checkpoint_is_recorded_outside_the_project_0600(log, isolated_keys):
@@ -94,8 +104,7 @@ def test_deleted_checkpoints_fail_naming_what_this_machine_saw(log, capsys):
     assert not result.ok
     assert result.first_error.startswith(f"this machine saw checkpoint size 20 with root {root_hex(keep, 20)[:12]}")
     assert "checkpoints were deleted" in result.first_error and "\n" not in result.first_error
-    shutil.copy(keep, log)
-    assert verify_path(log).ok
+    untouched_still_verifies(log)
 
 
 def test_a_log_rolled_back_to_an_older_copy_fails(log_path):
@@ -123,6 +132,7 @@ def test_truncated_entries_with_no_checkpoint_left_over_them_fail(log):
     result = verify_path(log)  # ... but this machine remembers
     assert not result.ok and "this machine saw checkpoint size 20" in result.first_error
     assert "only 12 entries" in result.first_error
+    untouched_still_verifies(log)
 
 
 def test_a_history_rewritten_with_a_recomputed_chain_fails_even_after_signing_again(log):
@@ -140,6 +150,7 @@ def test_a_history_rewritten_with_a_recomputed_chain_fails_even_after_signing_ag
     # ... so the log's own signatures all verify, and the witness state still catches the rewrite.
     result = verify_path(log)
     assert not result.ok and "history was rewritten" in result.first_error
+    untouched_still_verifies(log)
 
 
 def test_a_machine_that_never_signed_the_log_says_so(log, tmp_path, monkeypatch):
@@ -193,3 +204,46 @@ def test_verify_cli_prints_the_evidence_in_one_line_and_exits_1(project, capsys)
     code, out, err = cli(capsys, "audit", "verify", "-p", str(project.root))
     assert code == 1 and out == "" and err.count("\n") == 1
     assert "this machine saw checkpoint size 9" in err and "checkpoints were deleted" in err
+
+
+def test_a_rolled_back_log_catches_up_only_by_growing_past_what_was_seen(log_path):
+    """After a rollback, appending and signing again does not launder it: the new checkpoints are not
+    recorded (the log no longer holds what this machine signed), and verify keeps failing."""
+    log = AuditLog.open_path(log_path, origin="test.local/audit/log", checkpoint_every=5, key_store=KeyStore())
+    for i in range(10):
+        log.append(event(i))
+    log.close()
+    older = log_path.with_name("older.db")
+    shutil.copy(log_path, older)
+    with AuditLog.open_path(log_path, checkpoint_every=5) as log:
+        for i in range(10, 15):
+            log.append(event(i))
+    shutil.copy(older, log_path)
+    with AuditLog.open_path(log_path, checkpoint_every=5) as log:
+        for i in range(10, 25):
+            log.append(event(i, note="another future"))
+        assert log.witness_problem and "does not extend it" in log.witness_problem
+    result = verify_path(log_path)
+    assert not result.ok and "this machine saw checkpoint size 15" in result.first_error
+    assert "history was rewritten" in result.first_error
+
+
+def test_cli_bad_input_is_one_line(project, tmp_path, capsys, isolated_keys):
+    log = AuditLog.open(project)
+    for i in range(3):
+        log.append(event(i))
+    log.close()
+    bad_key = tmp_path / "bad.vkey"
+    bad_key.write_text("name+deadbeef+!!!not-base64\n", encoding="utf-8")
+    code, out, err = cli(capsys, "audit", "verify", "-p", str(project.root), "--pubkey", str(bad_key))
+    assert code == 2 and out == "" and err.count("\n") == 1 and "is not an Ed25519 public key" in err
+    (isolated_keys / STATE_FILE).write_bytes(b"\x00garbage" * 100)
+    before = files(project.audit_db)
+    code, out, err = cli(capsys, "audit", "verify", "-p", str(project.root))
+    assert code == 1 and out == "" and err.count("\n") == 1 and "witness state" in err and "damaged" in err
+    assert files(project.audit_db) == before  # a failed witness operation changed nothing in the log
+    log = AuditLog.open(project)
+    log.append(event(3))
+    log.close()
+    code, out, err = cli(capsys, "audit", "checkpoint", "--new", "-p", str(project.root))
+    assert code == 0 and out.startswith(f"{log.origin}\n4\n")
