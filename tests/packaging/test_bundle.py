@@ -114,6 +114,7 @@ def test_bundle_installs_and_runs_with_no_network(built_bundle, netns, tmp_path)
     if shutil.which("apt-get"):  # the report's fonts travel too (CJK included)
         assert any(n.startswith("debs/fonts-droid-fallback_") for n in names)
         assert any(n.startswith("debs/fonts-dejavu-core_") for n in names)
+        assert any(n.startswith("debs/runsc_") for n in names)  # gVisor, for setup-engine.sh --runsc offline
 
     links = sh("ip", "netns", "exec", netns, "ip", "-o", "link").stdout.splitlines()
     assert [line.split(":")[1].strip() for line in links] == ["lo"]  # truly nothing but loopback

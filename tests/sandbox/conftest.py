@@ -41,8 +41,13 @@ class Recorder:
 
 
 def make_settings(**sandbox):
+    """Settings with these sandbox values; the runtime the run was given (WORKBENCH_SANDBOX__RUNTIME) unless
+    one is passed (an explicit SandboxSettings would otherwise hide the environment's)."""
+    import os
+
     from workbench.config import SandboxSettings, Settings
 
+    sandbox.setdefault("runtime", os.environ.get("WORKBENCH_SANDBOX__RUNTIME", ""))
     return Settings(sandbox=SandboxSettings(**sandbox))
 
 

@@ -62,11 +62,55 @@ def doctor(project_dir: Path) -> None:
     sys.exit(0 if report.ok else 1)
 
 
+SETUP_ENGINE = Path(__file__).resolve().parents[2] / "packaging" / "setup-engine.sh"  # in a source checkout
+
+
+def _setup_runsc() -> None:
+    """gVisor: install Debian's runsc (as root, with apt) and register it with the engine
+    (packaging/setup-engine.sh --runsc starts its Podman service); otherwise say the commands."""
+    import os
+    import shutil
+    import subprocess
+
+    from workbench.sandbox import gvisor
+
+    try:
+        say(f"gvisor: runsc present ({gvisor.find_runsc(gvisor.RUNSC)})")
+    except EngineUnavailable:
+        if os.geteuid() != 0 or shutil.which("apt-get") is None:
+            raise EngineUnavailable("gVisor's runsc is not installed and only root can install it with apt",
+                                    "sudo apt-get install -y runsc, then run workbench setup --runsc again") from None
+        say("gvisor: installing runsc (apt-get install runsc)")
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        with open("/tmp/workbench-apt.log", "ab") as log:
+            done = subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", "runsc"],
+                                  stdout=log, stderr=log, env=env).returncode == 0
+            if not done:  # package lists missing or too old to know runsc
+                done = (subprocess.run(["apt-get", "update", "-qq"], stdout=log, stderr=log, env=env).returncode == 0
+                        and subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", "runsc"],
+                                           stdout=log, stderr=log, env=env).returncode == 0)
+        if not done:
+            raise EngineUnavailable("apt-get install runsc failed", "see /tmp/workbench-apt.log") from None
+        say(f"gvisor: installed {gvisor.find_runsc(gvisor.RUNSC)}")
+    if not SETUP_ENGINE.is_file():
+        say("gvisor: register it with the engine: bash packaging/setup-engine.sh --runsc (from the Workbench "
+            "sources or the offline bundle)")
+        return
+    if subprocess.run(["bash", str(SETUP_ENGINE), "--runsc"]).returncode != 0:
+        raise EngineUnavailable("registering runsc with the engine failed (see the lines above)",
+                                f"bash {SETUP_ENGINE} --runsc")
+    say("gvisor: ready: [sandbox] runtime = \"runsc\" (or workbench exec --runtime runsc) runs code under it")
+
+
 @click.command()
 @click.option("-p", "--project", "project_dir", type=click.Path(path_type=Path), default=Path("."),
               help="Use this project's settings (engine, image).")
-def setup(project_dir: Path) -> None:
+@click.option("--runsc", "with_runsc", is_flag=True,
+              help="Also install gVisor's runsc (as root, with apt) and register it with the engine.")
+def setup(project_dir: Path, with_runsc: bool) -> None:
     """Build the offline base image (cached, so a second run takes seconds) and check the model."""
+    if with_runsc:
+        _setup_runsc()
     settings, root = _settings_for(project_dir)
     from workbench.sandbox import image
 

@@ -61,9 +61,11 @@ def _read_code(code: str | None, file: Path | None) -> str:
 @click.option("-c", "code", metavar="CODE", help="The code to run.")
 @click.option("--timeout", type=float, metavar="SECONDS", help="Wall-clock limit (default: sandbox.timeout).")
 @click.option("--session", metavar="NAME", help="Run in the warm session NAME: variables persist between runs.")
+@click.option("--runtime", type=click.Choice(["runc", "runsc"]), default=None,
+              help="runsc: run under gVisor (default: sandbox.runtime; runc is the engine's default).")
 @click.argument("file", required=False, type=click.Path(path_type=Path, allow_dash=True))
 def exec_(project_dir: Path, language: str, code: str | None, timeout: float | None, session: str | None,
-          file: Path | None) -> None:
+          runtime: str | None, file: Path | None) -> None:
     """Run code in the project's sandbox, streaming its stdout and stderr to ours as it runs."""
     from workbench import runtimes
     from workbench.session import WorkSession
@@ -73,7 +75,8 @@ def exec_(project_dir: Path, language: str, code: str | None, timeout: float | N
     if timeout is not None and timeout <= 0:
         raise UsageError("--timeout must be a positive number of seconds")
     project = open_project(project_dir)
-    with WorkSession.open(project, details={"command": "exec"}) as work:
+    settings = project.settings({"sandbox": {"runtime": runtime}}) if runtime else None
+    with WorkSession.open(project, settings=settings, details={"command": "exec"}) as work:
         sandbox = work.sandbox
         if not sandbox.info.limits_enforced:
             say("workbench: note: this engine does not enforce memory/CPU/PID limits "

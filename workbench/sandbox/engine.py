@@ -28,7 +28,7 @@ from typing import Any, Protocol
 
 from workbench.config import Settings
 from workbench.errors import EngineUnavailable
-from workbench.sandbox import engine_facts, seccomp
+from workbench.sandbox import engine_facts, gvisor, seccomp
 
 ROOTFUL_PODMAN = "unix:///run/podman/podman.sock"
 API_VERSION = "1.41"  # Docker 20.10+, Podman 3+
@@ -121,11 +121,17 @@ class Engine(Protocol):
 class DockerEngine:
     """`Engine` over docker-py's low-level client (works with Docker and Podman's compat API)."""
 
-    def __init__(self, endpoint: str, timeout: float = 60.0, fresh: bool = False):
-        """`fresh`: ask the engine to describe itself even when a recent description is cached (doctor)."""
+    runtime = ""  # "" the engine's default; "runsc": every container is made, checked and run under gVisor
+
+    def __init__(self, endpoint: str, timeout: float = 60.0, fresh: bool = False, runtime: str = ""):
+        """`fresh`: ask the engine to describe itself even when a recent description is cached (doctor).
+        `runtime`: see `workbench.sandbox.gvisor` (connect() finds the endpoint that can honour it)."""
         import docker  # imported here: `workbench --help` must not pay for docker-py
 
         self.endpoint = endpoint
+        self.runtime = runtime
+        self._caps: dict[str, frozenset[str]] = {}  # gVisor: each container's capabilities, for its execs
+        self._shift: dict[str, tuple[int, int] | None] = {}  # gVisor: each container's id shift, for its execs
         self._docker = docker
         try:
             # A pinned API version saves a round trip (Podman answers /version slowly: ~0.3 s).
@@ -216,14 +222,59 @@ class DockerEngine:
         profile = seccomp.security_opt(self.is_podman, self.endpoint.startswith("unix://"))
         if profile is not None:
             options["security_opt"] = [*options.get("security_opt", []), profile]
+        shift = None
+        if self.runtime:
+            shift = gvisor.flatten_userns(spec)  # no user namespace under gVisor: the mapped ids instead
+            # runsc does not apply that profile to exec'd processes: the same profile, compiled here, is
+            # installed in each process Workbench starts (workbench.sandbox.gvisor).
+            caps = gvisor.capabilities(options.get("cap_drop"), options.get("cap_add"))
+            spec["command"] = self._filtered(spec.get("command"), caps)
+            if not self.is_podman:
+                options["runtime"] = self.runtime  # Podman: the gVisor service's default runtime
+            # Kept once it ends, so how it ended can be read (an OOM ends the whole gVisor container); the
+            # sandbox removes a container that is not running before it starts another.
+            options["auto_remove"] = False
         host_config = self.api.create_host_config(**options)
         # docker-py validates `userns_mode` to "host" only; Podman understands keep-id/auto here.
         extra = spec.pop("raw_host_config", {})
         host_config.update(extra)
-        return self.api.create_container(host_config=host_config, **spec)["Id"]
+        container = self.api.create_container(host_config=host_config, **spec)["Id"]
+        if self.runtime:
+            self._check_runtime(container)
+            self._caps[container] = caps
+            self._shift[container] = shift
+        return container
+
+    def _filtered(self, command: list[str] | None, caps: frozenset[str]) -> list[str]:
+        if not command:
+            raise EngineUnavailable("a container under gVisor needs an explicit command (its seccomp profile "
+                                    "is installed before it)")
+        return gvisor.launch(list(command), gvisor.compiled_profile(seccomp.profile_text(), caps))
+
+    def _check_runtime(self, container: str) -> None:
+        """The container was made under gVisor, as the engine itself records it; otherwise it is removed and
+        refused, never run under a weaker runtime."""
+        if self.is_podman:
+            response = self.api.get(f"{self.api.base_url}/v4.0.0/libpod/containers/{container}/json")
+            made = response.json().get("OCIRuntime", "?") if response.status_code == 200 else "?"
+        else:
+            made = (self.api.inspect_container(container).get("HostConfig") or {}).get("Runtime") or "?"
+        if made != self.runtime:
+            self.remove(container)
+            raise EngineUnavailable(f"gVisor was asked for but the engine at {self.endpoint} made the container "
+                                    f"under {made!r}: refused, nothing was run (fix: {gvisor.SERVICE_HINT})")
 
     def start(self, container: str) -> None:
-        self.api.start(container)
+        if not self.runtime:
+            self.api.start(container)
+            return
+        try:
+            self.api.start(container)
+        except self._docker.errors.APIError as exc:
+            # The fix is part of the message: callers quote the message of what they catch.
+            raise EngineUnavailable(f"gVisor (runsc) could not start the container: {_explained(exc)} (fix: check "
+                                    "that `runsc --version` works as the engine's user and see the engine's "
+                                    "log; or set [sandbox] runtime = \"\" to run under runc)") from exc
 
     def state(self, container: str) -> dict[str, Any] | None:
         try:
@@ -264,6 +315,12 @@ class DockerEngine:
     # --- exec -----------------------------------------------------------------------------------
     def exec_create(self, container: str, cmd: list[str], *, user: str, env: dict[str, str],
                     workdir: str) -> ExecHandle:
+        if self.runtime:  # an exec'd process is outside the profile under runsc: install it (see create)
+            if container not in self._caps:  # its capabilities and ids are known only to who made it
+                raise EngineUnavailable(f"gVisor: container {container[:12]} was not made by this process, so "
+                                        "its seccomp profile and user cannot be applied to an exec in it")
+            cmd = self._filtered(cmd, self._caps[container])
+            user = gvisor.shifted(user, self._shift[container])
         created = self.api.exec_create(container, cmd, stdout=True, stderr=True, stdin=False, tty=False,
                                        user=user, environment=env, workdir=workdir)
         return ExecHandle(created["Id"], container)
@@ -273,7 +330,24 @@ class DockerEngine:
         return self.api.exec_start(handle.id, stream=True, demux=True)
 
     def exec_exit_code(self, handle: ExecHandle) -> int | None:
-        return self.api.exec_inspect(handle.id).get("ExitCode")
+        try:
+            code = self.api.exec_inspect(handle.id).get("ExitCode")
+        except self._docker.errors.NotFound:
+            if not self.runtime:
+                raise
+            code = None  # the container, and with it the exec, is gone
+        if self.runtime and code in (None, 128):
+            # Under gVisor the cgroup's OOM killer kills the Sentry, which holds every process: the exec
+            # ends with runsc's 128 ("WaitPID failed: EOF") and the container with 137. Report the latter,
+            # once the engine has seen the container end (so the next execution starts a fresh one).
+            deadline = time.monotonic() + 3
+            state = self.state(handle.container) or {}
+            while state.get("Running") and time.monotonic() < deadline:
+                time.sleep(0.05)
+                state = self.state(handle.container) or {}
+            if state and not state.get("Running") and state.get("ExitCode") == 137:
+                return 137
+        return code
 
     def close(self) -> None:
         self.api.close()
@@ -298,6 +372,13 @@ def selinux_binds(binds: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]
     return relabeled
 
 
+def _explained(exc: BaseException) -> str:
+    """The engine's own words for a failed API call (docker-py puts the URL and status first)."""
+    explanation = getattr(exc, "explanation", None)
+    text = " ".join(str(explanation or exc).split())
+    return text[:400] or type(exc).__name__
+
+
 def _short(exc: BaseException) -> str:
     text = " ".join(str(exc).split())
     return text[:200] or type(exc).__name__
@@ -305,7 +386,8 @@ def _short(exc: BaseException) -> str:
 
 def connect(settings: Settings, fresh: bool = False) -> DockerEngine:
     """Connect to the engine found by `find_endpoint`, or raise `EngineUnavailable` (exit 3). `fresh`: do not
-    reuse a cached description of the engine (see `engine_facts`)."""
+    reuse a cached description of the engine (see `engine_facts`). With `sandbox.runtime = "runsc"`, the
+    engine that runs gVisor, or a one-line refusal: never the default runtime instead."""
     endpoint = find_endpoint(settings)
     path = _socket_path(endpoint)
     if path is not None and not path.exists():
@@ -315,7 +397,24 @@ def connect(settings: Settings, fresh: bool = False) -> DockerEngine:
         tried = ", ".join(candidate_endpoints(settings))
         raise EngineUnavailable(f"no container engine socket found (tried {tried})",
                                 "run packaging/setup-engine.sh, or set DOCKER_HOST")
-    return DockerEngine(endpoint, timeout=settings.engine.timeout, fresh=fresh)
+    runtime = gvisor.requested(settings.sandbox.runtime)
+    if not runtime:
+        return DockerEngine(endpoint, timeout=settings.engine.timeout, fresh=fresh)
+    if path is not None:  # a local engine: its runsc is on this machine
+        gvisor.find_runsc(settings.sandbox.runtime)
+    beside = gvisor.podman_socket(endpoint)
+    if beside is not None:  # a local Podman: gVisor has a service of its own (see workbench.sandbox.gvisor)
+        if not Path(beside[len("unix://"):]).exists():
+            raise EngineUnavailable(f"gVisor was asked for but its Podman service is not set up "
+                                    f"({beside[len('unix://'):]} does not exist)", gvisor.SERVICE_HINT)
+        try:
+            return DockerEngine(beside, timeout=settings.engine.timeout, fresh=fresh, runtime=runtime)
+        except EngineUnavailable as exc:
+            raise EngineUnavailable(f"gVisor was asked for but its Podman service does not answer: "
+                                    f"{exc.message}", gvisor.SERVICE_HINT) from exc
+    # Docker takes the runtime per container; another Podman endpoint must run runsc by default. Either
+    # way each container's runtime is checked as it is made.
+    return DockerEngine(endpoint, timeout=settings.engine.timeout, fresh=fresh, runtime=runtime)
 
 
 def probe(settings: Settings) -> EngineProbe:

@@ -144,9 +144,29 @@ def identity(rootless: bool, is_podman: bool) -> Identity:
 
 
 def limits(settings: Settings) -> dict[str, Any]:
+    """The limits an execution ran under, as recorded; the runtime too (a warm session made under another
+    runtime is replaced, never reused)."""
     s = settings.sandbox
     return {"memory": s.memory, "cpus": s.cpus, "pids": s.pids, "timeout": s.timeout,
-            "output_cap": s.output_cap, "workspace_quota": s.workspace_quota, "network": s.network}
+            "output_cap": s.output_cap, "workspace_quota": s.workspace_quota, "network": s.network,
+            "runtime": s.runtime.strip() or "default"}
+
+
+# Under gVisor the container's cgroup holds the Sentry and its gofer, not code's processes: ~44 host threads
+# idle, and with the ptrace platform about 6 per process code starts (measured). So the PID limit is
+# applied inside, where gVisor counts code's own tasks (RLIMIT_NPROC), and the cgroup gets room for
+# gVisor's threads above it: hitting the cgroup limit crashes the Sentry (the container ends), hitting
+# RLIMIT_NPROC fails code's fork with EAGAIN as under runc.
+GVISOR_THREADS_PER_TASK, GVISOR_OWN_THREADS = 8, 128
+
+
+def under_gvisor(settings: Settings) -> bool:
+    return settings.sandbox.runtime.strip() not in ("", "runc")
+
+
+def cgroup_pids(settings: Settings) -> int:
+    pids = settings.sandbox.pids
+    return pids * GVISOR_THREADS_PER_TASK + GVISOR_OWN_THREADS if under_gvisor(settings) else pids
 
 
 def container_spec(*, image: str, settings: Settings, workspace: Path, code_dir: Path, labels: dict[str, str],
@@ -164,7 +184,7 @@ def container_spec(*, image: str, settings: Settings, workspace: Path, code_dir:
         "mem_limit": memory,
         "memswap_limit": memory,  # no swap on top: an OOM is an OOM
         "nano_cpus": int(s.cpus * 1e9),
-        "pids_limit": s.pids,
+        "pids_limit": cgroup_pids(settings),
         "cap_drop": ["ALL"],
         "security_opt": ["no-new-privileges"],
         "read_only": True,
@@ -196,7 +216,7 @@ def rlimits(settings: Settings, limits_enforced: bool) -> dict[str, int]:
     s = settings.sandbox
     found = {"fsize": parse_size(s.workspace_quota), "core": 0}
     if limits_enforced:
-        found["nproc"] = _under_hard_limit(resource.RLIMIT_NPROC, 16384)
+        found["nproc"] = s.pids if under_gvisor(settings) else _under_hard_limit(resource.RLIMIT_NPROC, 16384)
     else:
         found.update({"as": parse_size(s.memory), "nproc": s.pids})
     return found
