@@ -92,7 +92,7 @@ def bench_size(n: int, workdir: Path, repeat: int = 5) -> dict[str, float]:
     append_time += time.perf_counter() - t0
 
     single_n = min(n, 10_000)
-    single = AuditLog.open_path(workdir / f"single-{n}.db", origin="bench.local/single", checkpoint_every=256)
+    single = AuditLog.open_path(workdir / f"single-{n}.db", origin=f"bench.local/single/{n}", checkpoint_every=256)
     events = make_events(0, single_n, "single")
     t0 = time.perf_counter()
     for event in events:

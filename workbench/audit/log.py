@@ -213,18 +213,21 @@ class AuditLog:
                 conflict = self._contradicts_witness_state(cp)
                 if conflict:
                     # Recording it would make this machine vouch for two histories; verify names the conflict.
-                    self.witness_problem = f"checkpoint size {cp.size} was not recorded as seen: {conflict}"
-                    log.warning("%s", self.witness_problem)
+                    self._witness_failed(f"checkpoint size {cp.size} was not recorded as seen: {conflict}")
                 else:
                     self.witness_state.record(cp, self.store.path)
                     self.witness_problem = None
             except AuditError as exc:
-                self.witness_problem = exc.one_line()
-                log.warning("checkpoint %s was not recorded in the witness state: %s", cp.size, exc)
+                self._witness_failed(f"checkpoint size {cp.size} was not recorded as seen: {exc.one_line()}")
             except Exception as exc:  # noqa: BLE001 - a broken witness state must not break the log
-                self.witness_problem = f"{type(exc).__name__}: {exc}"
-                log.warning("checkpoint %s was not recorded in the witness state: %s", cp.size, exc)
+                self._witness_failed(f"checkpoint size {cp.size} was not recorded as seen: {type(exc).__name__}: "
+                                     f"{exc}")
             hooks.checkpoint_signed(self.project_root, self.store.path, cp)
+
+    def _witness_failed(self, problem: str) -> None:
+        """Keep the problem for callers; log it once while it lasts, not at every checkpoint."""
+        (log.warning if self.witness_problem is None else log.debug)("%s", problem)
+        self.witness_problem = problem
 
     def _checkpoint_in_transaction(self) -> Checkpoint:
         tree = self._tree
