@@ -65,6 +65,10 @@ def check_engine(settings: Settings) -> list[Finding]:
     ident = policy.identity(probe.rootless, probe.is_podman)
     findings.append(Finding("user mapping", "warn" if ident.problem else "ok", ident.mapping,
                             ident.problem or ""))
+    runtime = settings.sandbox.runtime
+    findings.append(Finding("runtime", "ok", "gVisor (runsc): a user-space kernel between code and the host"
+                            if runtime == "runsc" else f"{runtime or 'the engine default'} (set [sandbox] runtime "
+                            "= \"runsc\" for gVisor)"))
     if seccomp.security_opt(probe.is_podman, probe.endpoint.startswith("unix://")) is None:
         findings.append(Finding("syscalls", "warn", "a remote Podman cannot read Workbench's seccomp profile: "
                                 "code may create user namespaces there", "use a local engine"))
