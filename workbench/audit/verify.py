@@ -22,9 +22,9 @@ What is checked, in this order (the first failure is reported, naming the entry,
    recomputed root at its size, which proves the log only grew since.
 
 Entries after the last checkpoint are hashed and chained but not yet signed; the result counts them.
-The entry scan is the part that must handle a million entries in about a second: `workbench.audit.scan`
-checks blocks of entries with a fast filter and builds each block's subtree; logs of `PARALLEL_MIN`
-entries or more are split between this process and worker processes (started first, so they scan while
+The entry scan is the part whose cost grows with the log (bench/audit.py measures it):
+`workbench.audit.scan` checks blocks of entries with a fast filter and builds each block's subtree; logs
+of `PARALLEL_MIN` entries or more are split between worker processes (started first, so they scan while
 this process checks the signatures). A block the filter does not pass is re-checked here by the
 reference code, `scan_entries`, which names the first bad entry; blocks are judged in order, so the
 first problem by entry number is the one reported.
@@ -504,11 +504,12 @@ def check_witnessed(seen: list[Seen], checkpoints: list[Checkpoint], scan: Scan)
     return text
 
 
-def _seen(witness_state: WitnessState | None, origin: str) -> list[Seen] | None:
+def _seen(witness_state: WitnessState | None, origin: str, db_path: Path | str | None = None
+          ) -> list[Seen] | None:
     if witness_state is None:
         return None
     try:
-        return witness_state.seen(origin)
+        return witness_state.seen(origin, db_path)
     except AuditError as exc:
         raise Failure(f"cannot check the log against what this machine signed: {exc.one_line()}") from exc
 
@@ -556,7 +557,7 @@ def _verify_snapshot(store: AuditStore, origin: str, anchors: list[PublicKey], i
                      reference: Checkpoint | None, result: VerifyResult, state: WitnessState | None,
                      own: SigningKey | None = None) -> None:
     try:
-        seen = _seen(state, origin)
+        seen = _seen(state, origin, getattr(store, "path", None))
         keys = trusted(parse_key_rows(store.key_rows()), anchors, is_pinned)
         checkpoints = parse_checkpoints(store.checkpoint_rows(), origin)
         want = {cp.size for cp in checkpoints} | {s.size for s in seen or ()}
