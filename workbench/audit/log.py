@@ -274,7 +274,7 @@ class AuditLog:
         of the project signed on its own); it is left out of the witness state, so that `verify` keeps
         holding every copy to the history this machine vouched for first.
         """
-        newest = self.witness_state.newest(cp.origin)
+        newest = self.witness_state.newest(cp.origin, self.store.path)
         if not newest:
             return None
         size = newest[0].size

@@ -67,6 +67,10 @@ class Seen:
         return f"signed {self.signed_at[:19].replace('T', ' ')} UTC in {self.db_path}"
 
 
+def _key(db_path: Path | str) -> str:
+    return str(Path(db_path).absolute())
+
+
 def default_path() -> Path:
     return paths.user_data_dir() / STATE_FILE
 
@@ -97,21 +101,34 @@ class WitnessState:
                     conn.execute("INSERT OR IGNORE INTO seen (origin, size, root, note, signed_at, db_path) "
                                  "VALUES (?, ?, ?, ?, ?, ?)",
                                  (checkpoint.origin, checkpoint.size, checkpoint.root, checkpoint.to_note(),
-                                  signed_at, str(Path(db_path).absolute())))
+                                  signed_at, _key(db_path)))
             except sqlite3.DatabaseError as exc:
                 raise _damaged(self.path, exc) from exc
             finally:
                 conn.close()
 
     # --- reading ----------------------------------------------------------------------------------
-    def seen(self, origin: str) -> list[Seen]:
-        """Every checkpoint of `origin` this machine recorded, oldest size first ([] if none, or no file)."""
-        return self._select("WHERE origin = ? ORDER BY size, signed_at", (origin,))
+    # Evidence binds the file it was signed in. A project folder copied with `cp -a` carries the same log
+    # (same origin) and may go on signing on its own: that copy is a fork, and holding the original to the
+    # copy's later checkpoints (or the copy to the original's) would fail an untouched log. Putting an older
+    # copy of the database back, deleting its checkpoints or rewriting it all happen in the same file, and
+    # are caught. A log moved to another path has no evidence there, and verify says it was never signed here.
+    def seen(self, origin: str, db_path: Path | str | None = None) -> list[Seen]:
+        """Every checkpoint of `origin` this machine recorded (in the log file `db_path`, when given), oldest
+        size first ([] if none, or no file)."""
+        if db_path is None:
+            return self._select("WHERE origin = ? ORDER BY size, signed_at", (origin,))
+        return self._select("WHERE origin = ? AND db_path = ? ORDER BY size, signed_at", (origin, _key(db_path)))
 
-    def newest(self, origin: str) -> list[Seen]:
-        """The checkpoints of the largest size this machine recorded for `origin` (more than one: a fork)."""
-        return self._select("WHERE origin = ? AND size = (SELECT MAX(size) FROM seen WHERE origin = ?) "
-                            "ORDER BY signed_at", (origin, origin))
+    def newest(self, origin: str, db_path: Path | str | None = None) -> list[Seen]:
+        """The checkpoints of the largest size this machine recorded for `origin` (in `db_path`, when given;
+        more than one: a fork)."""
+        if db_path is None:
+            return self._select("WHERE origin = ? AND size = (SELECT MAX(size) FROM seen WHERE origin = ?) "
+                                "ORDER BY signed_at", (origin, origin))
+        key = _key(db_path)
+        return self._select("WHERE origin = ? AND db_path = ? AND size = (SELECT MAX(size) FROM seen WHERE "
+                            "origin = ? AND db_path = ?) ORDER BY signed_at", (origin, key, origin, key))
 
     def _select(self, where: str, params: tuple[object, ...]) -> list[Seen]:
         try:
