@@ -286,7 +286,9 @@ def checkpoint(project_dir: Path, sign_now: bool) -> None:
 @audit.command()
 @click.option("--pem", is_flag=True, help="Print only the public key, as PEM (for --pubkey).")
 @click.option("--rotate", is_flag=True, help="Replace the signing key; old checkpoints stay verifiable.")
-def key(pem: bool, rotate: bool) -> None:
+@click.option("-p", "--project", "project_dir", type=click.Path(path_type=Path), default=None,
+              help="Also give the vkey of this project's log (named after its origin, as its checkpoints are).")
+def key(pem: bool, rotate: bool, project_dir: Path | None) -> None:
     """Show this user's audit signing key: fingerprint, where it is kept, public key."""
     store = KeyStore()
     if rotate:
@@ -300,7 +302,15 @@ def key(pem: bool, rotate: bool) -> None:
         return
     say(f"fingerprint {info.fingerprint}")
     say(f"kept in     {info.backend}")
-    say(f"vkey        {public.vkey('workbench-audit')}")
+    if project_dir is not None:
+        from workbench.audit.log import default_origin
+
+        project = open_project(project_dir)
+        origin = project.settings().audit.origin or default_origin(project.id)
+        say(f"vkey        {public.vkey(origin)}  (this project's log; give it to a witness or a reviewer)")
+    else:
+        say(f"vkey        {public.vkey('workbench-audit')}  (a log's own vkey is named after its origin: "
+            "workbench audit key -p DIR)")
     if info.warning():
         say(f"warning: {info.warning()}")
 
