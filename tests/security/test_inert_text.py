@@ -25,7 +25,7 @@ import pytest
 from click.testing import CliRunner
 from rich.console import Console
 
-from tests.tui.conftest import aio, demo, make, services, settle  # noqa: F401 - fixtures
+from tests.tui.conftest import aio, settle
 from tests.tui.fakes import FakeServices
 from workbench.config import Settings
 from workbench.events import Event
@@ -302,7 +302,7 @@ async def test_the_approval_dialog_shows_the_model_s_action_inert(make):
             assert "[@click=app.quit]click[/]" in screen.replace("\xa0", " ") or \
                 "[@click=app.quit]click[/]" in str(app.screen.query_one("#approval-thought").render())
             await pilot.press("n")
-            await settle(pilot, lambda: decided == [False])
+            await settle(pilot, lambda decided=decided: decided == [False])
         assert app.is_running
         await app.action_quit()
 
