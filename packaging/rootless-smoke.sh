@@ -87,6 +87,8 @@ if [ -n "${3:-}" ]; then
   echo "== install"
   printf '[install]\npip_index_url = "%s"\n' "$3" > "$PROJECT/.workbench/config.toml"
   chown "$USER_NAME:" "$PROJECT/.workbench/config.toml"
+  # an edit by hand: the project is restricted until its user trusts it again (workbench.trust)
+  as_user "$VENV_USER/bin/workbench trust -p $PROJECT"
   as_user "$VENV_USER/bin/workbench install -p $PROJECT --manager pip wbdemo-a 2>&1"
   as_user "$VENV_USER/bin/workbench exec -p $PROJECT --lang python -c 'import wbdemo_a; print(\"value\", wbdemo_a.VALUE)'"
 fi

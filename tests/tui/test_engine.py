@@ -118,6 +118,9 @@ async def test_a_run_by_the_heartbeat_service_is_followed_from_the_log(engine_re
                 probe.release()
             except LockHeld:
                 break
+            if service.poll() is not None:
+                raise AssertionError(f"the heartbeat service exited ({service.returncode}): "
+                                     f"{service.stderr.read().decode(errors='replace')[-2000:]}")
             assert clock.monotonic() < deadline, "the heartbeat service did not take the lock"
             clock.sleep(0.2)
         app = make_app(demo, services=real_services([]), settings=Settings(), persist_theme=False)
