@@ -10,27 +10,12 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 from workbench.config import Settings
 from workbench.errors import ConfigError
-
-Status = Literal["ok", "warn", "fail"]
+from workbench.findings import Finding, Status
 
 MIN_FREE_BYTES = 2 * 1024**3
-
-
-@dataclass(frozen=True, slots=True)
-class Finding:
-    name: str
-    status: Status
-    detail: str
-    fix: str = ""
-
-    def line(self) -> str:
-        mark = {"ok": "ok  ", "warn": "warn", "fail": "FAIL"}[self.status]
-        text = f"[{mark}] {self.name}: {self.detail}"
-        return f"{text}\n       fix: {self.fix}" if self.fix and self.status != "ok" else text
 
 
 @dataclass(frozen=True, slots=True)
