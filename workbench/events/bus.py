@@ -1,8 +1,9 @@
-"""Everything that happens is an event.
+"""Everything that happens is an event: `Event` and the in-process `EventBus`.
 
 The agent loop, the sandbox and the scheduler only *publish* events; the audit log and the UI only
 *subscribe*. An `Event` is small, frozen and JSON-able so that the record a reviewer reads is exactly
-what the user saw.
+what the user saw. Its payload is the canonical dict of a payload class (`workbench.events.contract`);
+the bus checks every event it publishes against the contract.
 """
 
 from __future__ import annotations
@@ -17,23 +18,9 @@ from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
 
+from workbench.events import contract
+
 log = logging.getLogger(__name__)
-
-# Kinds in use. Free-form strings are allowed (a plug-in may add its own), these are the common ones.
-TASK_STARTED = "task.started"
-TASK_FINISHED = "task.finished"
-SESSION_STARTED = "session.started"
-SESSION_FINISHED = "session.finished"
-LLM_ACTION = "llm.action"
-EXEC_STARTED = "exec.started"
-EXEC_OUTPUT = "exec.output"
-EXEC_FINISHED = "exec.finished"
-PACKAGE_INSTALLED = "package.installed"
-INSTALL_EGRESS = "install.egress"  # where an install reached, and what it was refused
-FILE_CHANGED = "file.changed"
-MEMORY_SAVED = "memory.saved"
-ERROR = "error"
-
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
@@ -93,6 +80,10 @@ class Event:
             "payload": dict(self.payload),
         }
 
+    def decoded(self) -> contract.Payload | None:
+        """The payload as its dataclass (any version, never raises), or None for an undeclared kind."""
+        return contract.decode(self.kind, self.payload)
+
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Event:
         return cls(
@@ -127,12 +118,20 @@ class EventBus:
     Subscribers run synchronously in the publisher's thread, in subscription order. A subscriber that
     raises is logged and reported to the `on_subscriber_error` hook; the others still receive the event.
     Thread-safe: the sandbox publishes from worker threads while the UI subscribes.
+
+    Every event is checked against the contract before anyone sees it: an undeclared kind, an undeclared
+    field or a missing required one raises `EventContractError` when strict (`strict=True`, or
+    `WORKBENCH_STRICT_EVENTS=1` as in the test suite) and is otherwise logged once and still published:
+    an audit entry is never lost to a producer's slip.
     """
 
-    def __init__(self, on_subscriber_error: Callable[[Subscriber, Event, BaseException], None] | None = None):
+    def __init__(self, on_subscriber_error: Callable[[Subscriber, Event, BaseException], None] | None = None,
+                 strict: bool | None = None):
         self._subscriptions: tuple[Subscription, ...] = ()
         self._lock = threading.Lock()
         self._on_subscriber_error = on_subscriber_error
+        self._strict = strict  # None: ask the environment at each publish
+        self._warned: set[str] = set()
 
     def subscribe(self, callback: Subscriber, kinds: Iterable[str] | None = None) -> Callable[[], None]:
         """Call `callback` for each event (or only those whose kind is in `kinds`; `"exec.*"` matches a prefix).
@@ -153,7 +152,18 @@ class EventBus:
 
         return unsubscribe
 
+    def _check(self, event: Event) -> None:
+        problem = contract.check(event.kind, event.payload)
+        if problem is None:
+            return
+        if self._strict if self._strict is not None else contract.strict():
+            raise contract.EventContractError(problem)
+        if problem not in self._warned:
+            self._warned.add(problem)
+            log.warning("event outside the contract (published anyway): %s", problem)
+
     def publish(self, event: Event) -> None:
+        self._check(event)
         for subscription in self._subscriptions:  # a snapshot: subscribing during publish is safe
             if not subscription.wants(event.kind):
                 continue
@@ -167,10 +177,23 @@ class EventBus:
                     except Exception:
                         log.exception("the subscriber-error hook failed")
 
-    def emit(self, kind: str, session_id: str, actor: str, payload: Mapping[str, Any] | None = None,
-             user: str | None = None) -> Event:
-        """Build an event and publish it; returns the event."""
+    def emit(self, kind: str, session_id: str, actor: str,
+             payload: contract.Payload | Mapping[str, Any] | None = None, user: str | None = None) -> Event:
+        """Build an event and publish it; returns the event.
+
+        `payload` is the kind's payload dataclass (its canonical dict is what is published and logged), or,
+        from producers not yet converted, a dict checked against the contract."""
+        if isinstance(payload, contract.Payload):
+            if type(payload).KIND != kind:
+                self._mismatch(kind, payload)
+            payload = payload.encode()
         event = Event(kind=kind, session_id=session_id, actor=actor, payload=payload or {},
                       **({"user": user} if user else {}))
         self.publish(event)
         return event
+
+    def _mismatch(self, kind: str, payload: contract.Payload) -> None:
+        problem = f"a {type(payload).__name__} payload ({type(payload).KIND}) was emitted as {kind}"
+        if self._strict if self._strict is not None else contract.strict():
+            raise contract.EventContractError(problem)
+        log.warning("%s", problem)

@@ -1,0 +1,70 @@
+"""Everything that happens is an event: the kinds, their typed payloads, the `Event` and the `EventBus`.
+
+One place holds the event contract (see `contract`): every kind Workbench publishes (`kinds`), one frozen
+payload dataclass per kind (`execution`, `install`, `agent`, `memory`, `session`), each encoding to the
+JSON the audit log stores and decoding any version of it, and the registry of kind -> payload class that
+the bus checks every publish against. Producers emit payload classes; the report, the TUI and the CLI
+decode through `decode` / `Event.decoded`.
+"""
+
+from __future__ import annotations
+
+from workbench.events.agent import (
+    AgentApproval,
+    AgentObservation,
+    FileChanged,
+    FileRefused,
+    LlmAction,
+    LlmMalformed,
+    LlmRequest,
+    TaskFinished,
+    TaskStarted,
+)
+from workbench.events.bus import (
+    Event,
+    EventBus,
+    Subscriber,
+    Subscription,
+    current_user,
+    new_session_id,
+    utc_now,
+)
+from workbench.events.contract import (
+    PAYLOADS,
+    STRICT_ENV,
+    EventContractError,
+    Payload,
+    check,
+    declare,
+    declared_kinds,
+    decode,
+    payload_class,
+    strict,
+    version,
+)
+from workbench.events.execution import ExecFinished, ExecOutput, ExecStarted, SandboxStarted
+from workbench.events.install import InstallEgress, PackageInstalled, PackageInstallStarted
+from workbench.events.kinds import *  # noqa: F403  (every kind constant, as events.EXEC_STARTED)
+from workbench.events.memory import (
+    MemoryDeleted,
+    MemoryIgnored,
+    MemoryReindexed,
+    MemoryRetrieved,
+    MemoryRolledUp,
+    MemorySaved,
+)
+from workbench.events.session import Error, SessionFinished, SessionStarted
+
+__all__ = [  # noqa: F405  (the kinds come from the star import)
+    "AgentApproval", "AgentObservation", "Error", "Event", "EventBus", "EventContractError", "ExecFinished",
+    "ExecOutput", "ExecStarted", "FileChanged", "FileRefused", "InstallEgress", "LlmAction", "LlmMalformed",
+    "LlmRequest", "MemoryDeleted", "MemoryIgnored", "MemoryReindexed", "MemoryRetrieved", "MemoryRolledUp",
+    "MemorySaved", "PAYLOADS", "PackageInstallStarted", "PackageInstalled", "Payload", "STRICT_ENV",
+    "SandboxStarted", "SessionFinished", "SessionStarted", "Subscriber", "Subscription", "TaskFinished",
+    "TaskStarted", "check", "current_user", "declare", "declared_kinds", "decode", "new_session_id",
+    "payload_class", "strict", "utc_now", "version", "SESSION_STARTED", "SESSION_FINISHED", "TASK_STARTED",
+    "TASK_FINISHED", "LLM_REQUEST", "LLM_ACTION", "LLM_MALFORMED", "AGENT_APPROVAL", "AGENT_OBSERVATION",
+    "SANDBOX_STARTED", "EXEC_STARTED", "EXEC_OUTPUT", "EXEC_FINISHED", "PACKAGE_INSTALL_STARTED",
+    "INSTALL_EGRESS", "PACKAGE_INSTALLED", "FILE_CHANGED", "FILE_REFUSED", "MEMORY_SAVED", "MEMORY_DELETED",
+    "MEMORY_RETRIEVED", "MEMORY_REINDEXED", "MEMORY_ROLLED_UP", "MEMORY_IGNORED", "ERROR",
+]

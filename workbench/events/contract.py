@@ -1,0 +1,310 @@
+"""The event contract: one frozen dataclass per payload, encoded to the JSON the audit log stores.
+
+Why a contract: the audit log is read by the report, the TUI panes, `workbench audit export` and any
+reviewer's own tooling, long after the code that wrote an entry changed. A payload declared once, here,
+is the same for every producer and every reader, and a producer that drifts (a renamed field, a kind
+nobody declared) fails the tests instead of leaving a record that no reader understands.
+
+* `encode()` gives exactly the dict producers published before the contract existed (same field names,
+  same values), so the canonical JSON and the hash of a new entry are what they always were. A field
+  marked `omit` is left out while it holds its default, as producers left it out before.
+* `decode()` never raises: it reads whatever a log holds (an older shape, a tampered entry, a plug-in's
+  extra field), coerces each declared field to its type or falls back to its default, and ignores fields
+  it does not declare. A payload whose shape changed has a `VERSION`; each field says `since` which
+  version it exists, and `version_of(data)` tells which shape an entry was written in.
+* `check()` is what the bus runs on every publish: an undeclared kind, a field the payload does not
+  declare or a required field missing. Strict (`WORKBENCH_STRICT_EVENTS=1`, the test suite) raises;
+  otherwise the bus logs a warning and still publishes, because an audit entry is never dropped.
+
+Kinds are registered in `PAYLOADS`, a `workbench.registry.Registry`: a plug-in declares its own kinds
+through the `workbench.events` entry point group, the same way the built-ins do.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import dataclasses
+import math
+import os
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
+from typing import Any, ClassVar, TypeVar
+
+from workbench.registry import Registry
+
+STRICT_ENV = "WORKBENCH_STRICT_EVENTS"
+
+
+class EventContractError(ValueError):
+    """A producer published an event the contract does not declare (strict mode only)."""
+
+
+# --- coercion: a log's value -> the field's type, or None when it cannot be read ---------------------
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, Mapping) and "$bytes" in value:  # canonical JSON's form of bytes
+        try:
+            return base64.b64decode(str(value["$bytes"]), validate=False).decode("utf-8", "backslashreplace")
+        except (binascii.Error, ValueError):
+            return str(value["$bytes"])
+    return str(value)
+
+
+def _integer(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and math.isfinite(value):
+        return int(value)
+    if isinstance(value, str):
+        try:
+            return int(value.strip())
+        except ValueError:
+            return None
+    return None
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value) if math.isfinite(float(value)) else None
+    if isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            return None
+        return number if math.isfinite(number) else None
+    return None
+
+
+def _flag(value: Any) -> bool | None:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return bool(value)
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    return None
+
+
+def _mapping(value: Any) -> dict[str, Any] | None:
+    return dict(value) if isinstance(value, Mapping) else None
+
+
+def _items(value: Any) -> tuple[Any, ...] | None:
+    return tuple(value) if isinstance(value, list | tuple) else None
+
+
+def _raw(value: Any) -> Any:
+    return value
+
+
+coerce_text, coerce_int, coerce_float, coerce_bool = _text, _integer, _number, _flag  # for consumers' nested data
+
+
+# --- field declarations ---------------------------------------------------------------------------
+def _field(coerce: Callable[[Any], Any], default: Any, *, required: bool, omit: bool, since: int,
+           legacy: bool = False, factory: Callable[[], Any] | None = None) -> Any:
+    # legacy: a field only older logs hold; decode reads it, a producer may no longer write it.
+    metadata = {"coerce": coerce, "required": required, "omit": omit or legacy, "since": 0 if legacy else since,
+                "legacy": legacy}
+    if factory is not None:
+        return dataclasses.field(default_factory=factory, metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+def text(default: str | None = "", *, required: bool = False, omit: bool = False, since: int = 1,
+         legacy: bool = False) -> Any:
+    """A string field (`default=None` makes it optional: `str | None`)."""
+    return _field(_text, default, required=required, omit=omit, since=since, legacy=legacy)
+
+
+def integer(default: int | None = None, *, required: bool = False, omit: bool = False, since: int = 1,
+            legacy: bool = False) -> Any:
+    return _field(_integer, default, required=required, omit=omit, since=since, legacy=legacy)
+
+
+def number(default: float | None = None, *, required: bool = False, omit: bool = False, since: int = 1,
+           legacy: bool = False) -> Any:
+    return _field(_number, default, required=required, omit=omit, since=since, legacy=legacy)
+
+
+def flag(default: bool | None = None, *, required: bool = False, omit: bool = False, since: int = 1,
+         legacy: bool = False) -> Any:
+    return _field(_flag, default, required=required, omit=omit, since=since, legacy=legacy)
+
+
+def mapping(*, required: bool = False, omit: bool = False, since: int = 1, optional: bool = False) -> Any:
+    """A JSON object field; `optional=True` defaults to None instead of an empty object."""
+    if optional:
+        return _field(_mapping, None, required=required, omit=omit, since=since)
+    return _field(_mapping, None, required=required, omit=omit, since=since, factory=dict)
+
+
+def items(*, required: bool = False, omit: bool = False, since: int = 1, legacy: bool = False) -> Any:
+    """A JSON array field (a tuple in the dataclass, a list in the log)."""
+    return _field(_items, (), required=required, omit=omit, since=since, legacy=legacy)
+
+
+def anything(default: Any = None, *, required: bool = False, omit: bool = False, since: int = 1,
+             legacy: bool = False) -> Any:
+    """Any JSON value, kept as it is (an action's arguments, a plug-in's detail)."""
+    return _field(_raw, default, required=required, omit=omit, since=since, legacy=legacy)
+
+
+def _plain(value: Any) -> Any:
+    """Tuples become lists and read-only mappings dicts, as the JSON the log stores them as."""
+    if isinstance(value, tuple | list):
+        return [_plain(v) for v in value]
+    if isinstance(value, MappingProxyType):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+P = TypeVar("P", bound="Payload")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Payload:
+    """The base of every payload class. Subclasses set `KIND` (and `VERSION` when their shape changed)."""
+
+    KIND: ClassVar[str] = ""
+    VERSION: ClassVar[int] = 1
+
+    def encode(self) -> dict[str, Any]:
+        """The canonical dict: what the audit log stores and what the bus publishes."""
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.metadata.get("omit") and value == _default_of(f):
+                continue
+            out[f.name] = _plain(value)
+        return out
+
+    @classmethod
+    def decode(cls: type[P], data: Mapping[str, Any] | None) -> P:
+        """Read a payload of any version; never raises (see the module docstring)."""
+        data = data if isinstance(data, Mapping) else {}
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            if f.name in data:
+                coerced = f.metadata.get("coerce", _raw)(data[f.name])
+                if coerced is not None or _default_of(f) is None:
+                    values[f.name] = coerced
+        return cls(**values)
+
+    @classmethod
+    def field_names(cls) -> frozenset[str]:
+        """The fields a producer may write (legacy fields, read from older logs only, are not among them)."""
+        return _names(cls)
+
+    @classmethod
+    def required(cls) -> frozenset[str]:
+        return _required(cls)
+
+    @classmethod
+    def version_of(cls, data: Mapping[str, Any]) -> int:
+        """The shape `data` was written in: the newest version whose fields it holds."""
+        since = [f.metadata.get("since", 1) for f in dataclasses.fields(cls) if f.name in data]
+        return max(since, default=1)  # 0: only fields of the first, pre-contract shape
+
+
+def _default_of(f: dataclasses.Field) -> Any:
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return None
+
+
+_NAMES: dict[type, frozenset[str]] = {}
+_REQUIRED: dict[type, frozenset[str]] = {}
+
+
+def _names(cls: type) -> frozenset[str]:
+    found = _NAMES.get(cls)
+    if found is None:
+        found = _NAMES[cls] = frozenset(f.name for f in dataclasses.fields(cls) if not f.metadata.get("legacy"))
+    return found
+
+
+def _required(cls: type) -> frozenset[str]:
+    found = _REQUIRED.get(cls)
+    if found is None:
+        found = _REQUIRED[cls] = frozenset(f.name for f in dataclasses.fields(cls) if f.metadata.get("required"))
+    return found
+
+
+# --- the registry -----------------------------------------------------------------------------------
+class _Declared:
+    """A registry item: the kind's name and its payload class (Registry wants an item with a name)."""
+
+    __slots__ = ("name", "payload")
+
+    def __init__(self, payload: type[Payload]):
+        self.name = payload.KIND
+        self.payload = payload
+
+
+PAYLOADS: Registry[_Declared] = Registry("event kind", "workbench.events")
+_BUILT_IN: dict[str, type[Payload]] = {}  # the hot path (every exec.output) skips the registry's lock
+
+
+def declare(cls: type[P]) -> type[P]:
+    """Class decorator: register a payload class under its `KIND`."""
+    if not cls.KIND:
+        raise ValueError(f"{cls.__name__} has no KIND")
+    PAYLOADS.register(_Declared(cls))
+    _BUILT_IN[cls.KIND] = cls
+    return cls
+
+
+def payload_class(kind: str) -> type[Payload] | None:
+    """The payload class of `kind`: a built-in, or one a `workbench.events` plug-in declares."""
+    cls = _BUILT_IN.get(kind)
+    if cls is not None:
+        return cls
+    found = PAYLOADS.resolve(kind)
+    return PAYLOADS.get(found).payload if found is not None else None
+
+
+def declared_kinds() -> list[str]:
+    return PAYLOADS.names()
+
+
+def version(kind: str) -> int:
+    cls = payload_class(kind)
+    return cls.VERSION if cls is not None else 0
+
+
+def decode(kind: str, data: Mapping[str, Any] | None) -> Payload | None:
+    """The typed payload of an event of `kind`, or None for a kind nobody declared."""
+    cls = payload_class(kind)
+    return cls.decode(data) if cls is not None else None
+
+
+def check(kind: str, data: Mapping[str, Any]) -> str | None:
+    """What is wrong with publishing `data` as `kind` under the contract, in one line, or None."""
+    cls = payload_class(kind)
+    if cls is None:
+        return f"event kind {kind!r} is not declared in workbench.events"
+    names = _names(cls)
+    extra = [key for key in data if key not in names]
+    if extra:
+        return f"{kind} has no field{'s' if len(extra) > 1 else ''} {', '.join(map(repr, sorted(extra)))}"
+    missing = [name for name in _required(cls) if name not in data]
+    if missing:
+        return f"{kind} lacks the required field{'s' if len(missing) > 1 else ''} {', '.join(sorted(missing))}"
+    return None
+
+
+def strict() -> bool:
+    return os.environ.get(STRICT_ENV, "").strip().lower() in ("1", "true", "yes")
