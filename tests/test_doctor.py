@@ -44,7 +44,7 @@ def test_install_sources_reported(tmp_path, monkeypatch):
     wheelhouse.mkdir()
     monkeypatch.setenv("WORKBENCH_INSTALL__PIP_FIND_LINKS", str(wheelhouse))
     monkeypatch.setenv("WORKBENCH_INSTALL__PIP_INDEX_URL", "http://127.0.0.1:9/simple")
-    from workbench.doctor import check_install_sources
+    from workbench.sandbox.managers import check as check_install_sources
 
     findings = {f.name: f for f in check_install_sources(load_settings())}
     assert findings["install source: pip wheelhouse"].status == "ok"
@@ -53,7 +53,7 @@ def test_install_sources_reported(tmp_path, monkeypatch):
 
 
 def test_no_install_sources_means_registries():
-    from workbench.doctor import check_install_sources
+    from workbench.sandbox.managers import check as check_install_sources
 
     finding, egress = check_install_sources(load_settings())
     assert finding.status == "ok" and "registries" in finding.detail
@@ -63,7 +63,7 @@ def test_no_install_sources_means_registries():
 
 def test_doctor_names_a_bad_allow_hosts_entry(monkeypatch):
     monkeypatch.setenv("WORKBENCH_INSTALL__ALLOW_HOSTS", "mirror.lan:http")
-    from workbench.doctor import check_install_egress
+    from workbench.sandbox.managers import check_egress as check_install_egress
 
     finding = check_install_egress(load_settings())
     assert finding.status == "warn" and "'mirror.lan:http'" in finding.detail

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from workbench.config import Settings
-from workbench.errors import ConfigError
 from workbench.findings import Finding, Status
 
 MIN_FREE_BYTES = 2 * 1024**3
@@ -142,59 +141,10 @@ def check_embeddings(settings: Settings) -> Finding:
     return Finding(name, status, detail, fix)
 
 
-def _source_reachable(location: str) -> tuple[bool, str]:
-    """A local folder exists, or a URL answers within two seconds (a mirror on the local network)."""
-    import urllib.error
-    import urllib.request
+def _install_findings(settings: Settings) -> list[Finding]:
+    from workbench.sandbox import managers  # the package managers say what they need, and whether it answers
 
-    if location.startswith("file://"):
-        location = location[len("file://"):]
-    if not location.startswith(("http://", "https://")):
-        path = Path(location).expanduser()
-        return path.exists(), "folder present" if path.exists() else "folder missing"
-    try:
-        with urllib.request.urlopen(location, timeout=2) as response:
-            return True, f"answers (HTTP {response.status})"
-    except urllib.error.HTTPError as exc:
-        return exc.code < 500, f"answers (HTTP {exc.code})"
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        return False, f"unreachable ({getattr(exc, 'reason', exc)})"
-
-
-def check_install_sources(settings: Settings) -> list[Finding]:
-    """Where run-time package installs come from: the registries, or local mirrors for air-gapped use."""
-    configured = {
-        "pip wheelhouse": settings.install.pip_find_links,
-        "pip index": settings.install.pip_index_url,
-        "apt mirror": settings.install.apt_mirror,
-        "CRAN repository": settings.install.cran_repo,
-    }
-    from workbench.sandbox.install import shown
-
-    findings = []
-    for name, location in configured.items():
-        if not location:
-            continue
-        ok, detail = _source_reachable(location)
-        findings.append(Finding(f"install source: {name}", "ok" if ok else "warn", f"{shown(location)}: {detail}",
-                                "" if ok else f"check [install] in the settings; {name} installs will fail"))
-    if not findings:
-        findings.append(Finding("install sources", "ok", "package managers' own configuration (public registries); "
-                                "set [install] pip_find_links / pip_index_url / apt_mirror / cran_repo for a "
-                                "local mirror"))
-    findings.append(check_install_egress(settings))
-    return findings
-
-
-def check_install_egress(settings: Settings) -> Finding:
-    """Where an install may reach through the egress proxy, per manager; user code never reaches anything."""
-    from workbench.sandbox import install
-
-    try:
-        pip, r, apt = (install.reachable(settings, manager) for manager in ("pip", "r", "apt"))
-    except ConfigError as exc:
-        return Finding("install egress", "warn", str(exc), exc.hint or "")
-    return Finding("install egress", "ok", f"installs reach only: pip {pip}; r {r}; apt {apt}")
+    return managers.check(settings)
 
 
 def _guarded(name: str, check: Callable[[], Finding | list[Finding] | None]) -> list[Finding]:
@@ -212,7 +162,7 @@ def run_doctor(settings: Settings, project_root: Path | None = None) -> DoctorRe
     findings += _guarded("engine", lambda: check_engine(settings))
     findings += _guarded("model", lambda: check_model(settings))
     findings += _guarded("embeddings", lambda: check_embeddings(settings))
-    findings += _guarded("install sources", lambda: check_install_sources(settings))
+    findings += _guarded("install sources", lambda: _install_findings(settings))
     findings += _guarded("keyring", check_keyring)
     findings += _guarded("report fonts", check_report_fonts)
     findings += _guarded("disk", lambda: check_disk(project_root or Path.cwd()))

@@ -1,4 +1,4 @@
-"""Where installs fetch from ([install] settings): the plans install.py builds, without an engine."""
+"""Where installs fetch from ([install] settings): the plans the managers build, without an engine."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ def _settings(**install):
 
 
 def test_a_wheelhouse_alone_means_no_way_out(tmp_path):
-    from workbench.sandbox.install import pip_plan
+    from workbench.sandbox.managers.pip import pip_plan
 
     plan = pip_plan(_settings(pip_find_links=str(tmp_path)))
     assert plan.egress == frozenset()
@@ -20,7 +20,7 @@ def test_a_wheelhouse_alone_means_no_way_out(tmp_path):
 
 
 def test_a_file_index_means_no_way_out(tmp_path):
-    from workbench.sandbox.install import pip_plan
+    from workbench.sandbox.managers.pip import pip_plan
 
     (tmp_path / "simple").mkdir()
     plan = pip_plan(_settings(pip_index_url=f"file://{tmp_path}/simple"))
@@ -35,7 +35,7 @@ def test_a_file_index_means_no_way_out(tmp_path):
     ("https://pypi.org/simple", {"pypi.org:443", "files.pythonhosted.org:443"}),
 ])
 def test_an_index_url_opens_exactly_its_host_and_port(url, reachable):
-    from workbench.sandbox.install import pip_plan
+    from workbench.sandbox.managers.pip import pip_plan
 
     plan = pip_plan(_settings(pip_index_url=url))
     assert {str(d) for d in plan.egress} == reachable
@@ -43,7 +43,7 @@ def test_an_index_url_opens_exactly_its_host_and_port(url, reachable):
 
 
 def test_without_sources_pip_reaches_pypi_only(monkeypatch, tmp_path):
-    from workbench.sandbox.install import pip_plan
+    from workbench.sandbox.managers.pip import pip_plan
 
     monkeypatch.setenv("HOME", str(tmp_path))  # no user pip.conf
     for name in ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_FIND_LINKS"):
@@ -54,7 +54,7 @@ def test_without_sources_pip_reaches_pypi_only(monkeypatch, tmp_path):
 
 
 def test_allow_hosts_adds_places_only_when_there_is_a_way_out(tmp_path):
-    from workbench.sandbox.install import pip_plan
+    from workbench.sandbox.managers.pip import pip_plan
 
     settings = _settings(pip_index_url="http://mirror.lan:3141/root/pypi/+simple/",
                          allow_hosts="files.mirror.lan cdn.lan:8443 https://x.lan:9/a")
@@ -67,7 +67,7 @@ def test_allow_hosts_adds_places_only_when_there_is_a_way_out(tmp_path):
 @pytest.mark.parametrize("bad", ["host:port", "host:0", "host:99999", "http://", ":80"])
 def test_a_malformed_allow_hosts_entry_is_a_config_error(bad):
     from workbench.errors import ConfigError
-    from workbench.sandbox.install import pip_plan
+    from workbench.sandbox.managers.pip import pip_plan
 
     with pytest.raises(ConfigError, match="allow_hosts"):
         pip_plan(_settings(pip_index_url="https://pypi.org/simple", allow_hosts=bad))
@@ -86,7 +86,7 @@ def test_a_malformed_allow_hosts_entry_is_a_config_error(bad):
 ])
 def test_apt_sources_of_the_image_are_read(text, urls):
     from workbench.sandbox.image import _mirror_from
-    from workbench.sandbox.install import apt_source_urls
+    from workbench.sandbox.managers.apt import apt_source_urls
 
     assert apt_source_urls(text) == urls
     assert _mirror_from(text) == urls[0]  # the image build picks the first bookworm deb source
@@ -98,7 +98,7 @@ def _sources_line(command):
 
 
 def test_an_apt_mirror_url_is_the_only_source(tmp_path):
-    from workbench.sandbox.install import apt_plan
+    from workbench.sandbox.managers.apt import apt_plan
 
     command, mounts, network = apt_plan(_settings(apt_mirror="http://mirror.lan/debian/"), ["jq"])
     script, args = _sources_line(command)
@@ -115,7 +115,7 @@ def test_an_apt_mirror_url_is_the_only_source(tmp_path):
 
 
 def test_an_apt_mirror_folder_is_mounted_read_only_without_network(tmp_path):
-    from workbench.sandbox.install import APT_MOUNT, apt_plan
+    from workbench.sandbox.managers.apt import APT_MOUNT, apt_plan
 
     (tmp_path / "Packages").write_text("")
     command, mounts, network = apt_plan(_settings(apt_mirror=f"file://{tmp_path}"), ["wb-hello"])
@@ -128,7 +128,7 @@ def test_an_apt_mirror_folder_is_mounted_read_only_without_network(tmp_path):
 
 
 def test_without_a_mirror_apt_uses_the_image_sources():
-    from workbench.sandbox.install import apt_plan
+    from workbench.sandbox.managers.apt import apt_plan
 
     command, mounts, network = apt_plan(_settings(), ["jq"], ["http://deb.debian.org/debian"])
     assert "SourceList" not in command[2] and len(command) == 4
@@ -136,7 +136,7 @@ def test_without_a_mirror_apt_uses_the_image_sources():
 
 
 def test_a_cran_folder_is_mounted_read_only_without_network(tmp_path):
-    from workbench.sandbox.install import r_plan
+    from workbench.sandbox.managers.r import r_plan
 
     for repo in (str(tmp_path), f"file://{tmp_path}/"):
         script, mounts, network = r_plan(_settings(cran_repo=repo), ["wbhello"])
@@ -191,9 +191,9 @@ def test_a_malformed_source_is_a_config_error(bad):
 
 def test_doctor_says_what_the_install_step_does(tmp_path):
     """The doctor's finding for a source and the install step's refusal use the same words."""
-    from workbench.doctor import check_install_sources
     from workbench.sandbox.errors import SourceUnreachable
     from workbench.sandbox.install import check_sources
+    from workbench.sandbox.managers import check as check_install_sources
 
     for install, manager in (({"apt_mirror": "http://127.0.0.1:9/debian"}, "apt"),
                              ({"pip_find_links": str(tmp_path / "gone")}, "pip")):
@@ -211,7 +211,7 @@ def test_doctor_says_what_the_install_step_does(tmp_path):
 
 
 def test_an_install_log_keeps_its_start_and_its_end_whatever_its_size():
-    from workbench.sandbox.install import KeptOutput
+    from workbench.sandbox.managers.output import KeptOutput
 
     kept = KeptOutput(cap=100)
     kept.add(b"S" * 60)
@@ -242,9 +242,10 @@ def test_where_each_manager_may_reach_in_words(tmp_path):
 
 
 def test_credentials_in_a_source_url_are_never_printed():
-    from workbench.doctor import check_install_sources
     from workbench.sandbox.errors import SourceUnreachable
-    from workbench.sandbox.install import check_sources, shown
+    from workbench.sandbox.install import check_sources
+    from workbench.sandbox.managers import check as check_install_sources
+    from workbench.sandbox.managers.sources import shown
 
     assert shown("https://ana:s3cret@mirror.lan/simple") == "https://***@mirror.lan/simple"
     assert shown("https://mirror.lan/simple") == "https://mirror.lan/simple" and shown("/srv/w") == "/srv/w"

@@ -79,16 +79,16 @@ def two_origins(tmp_path):
 def test_an_install_container_reaches_its_source_and_nothing_else(engine_ready, module_project, two_origins):
     from workbench.sandbox import Sandbox
     from workbench.sandbox.egress import Destination
-    from workbench.sandbox.install import _run_container
+    from workbench.sandbox.managers.install_container import run_container
 
     allowed, other = two_origins
     host_ip = repos.host_address() or ""
     with Sandbox.open(module_project) as box:
-        done = _run_container(box, image=box.image,
-                              command=["python3", "-c", PROBES, f"127.0.0.1:{allowed.port}",
+        done = run_container(box, image=box.image,
+                             command=["python3", "-c", PROBES, f"127.0.0.1:{allowed.port}",
                                        f"127.0.0.1:{other.port}", host_ip],
-                              user=box.identity.user, allowed=frozenset({Destination("127.0.0.1", allowed.port)}),
-                              mounts={}, workspace=False, hardened=True, progress=None)
+                             user=box.identity.user, allowed=frozenset({Destination("127.0.0.1", allowed.port)}),
+                             mounts={}, workspace=False, hardened=True, progress=None)
         assert done.exit_code == 0, done.output
         found = json.loads(done.output.strip().splitlines()[-1])
         assert found["interfaces"] == ["lo"]
@@ -226,18 +226,18 @@ def test_no_tunnel_to_a_plain_http_mirror_and_no_smuggled_request(engine_ready, 
     are refused whole. The mirror receives only the one clean GET; each refusal is recorded against it."""
     from workbench.sandbox import Sandbox
     from workbench.sandbox.egress import Destination
-    from workbench.sandbox.install import _run_container
+    from workbench.sandbox.managers.install_container import run_container
 
     mirror, tls_source = Upstream(), Upstream()
     try:
         with Sandbox.open(module_project) as box:
             allowed = frozenset({Destination("127.0.0.1", mirror.port, tls=False),  # http://127.0.0.1:PORT
                                  Destination("127.0.0.1", tls_source.port, tls=True)})  # as an https source
-            done = _run_container(box, image=box.image,
-                                  command=["python3", "-c", STRICT_PROBES, f"127.0.0.1:{mirror.port}",
+            done = run_container(box, image=box.image,
+                                 command=["python3", "-c", STRICT_PROBES, f"127.0.0.1:{mirror.port}",
                                            f"127.0.0.1:{tls_source.port}"],
-                                  user=box.identity.user, allowed=allowed, mounts={}, workspace=False,
-                                  hardened=True, progress=None)
+                                 user=box.identity.user, allowed=allowed, mounts={}, workspace=False,
+                                 hardened=True, progress=None)
             still, _ = run(box, "python", "print('still fine')")
     finally:
         mirror.close()
@@ -325,7 +325,7 @@ def test_without_the_proxy_socket_the_install_says_why(engine_ready, module_proj
     """An engine that cannot see the socket (a VM, a remote machine): one line saying so, not a bare error."""
     from workbench.sandbox import Sandbox, egress
     from workbench.sandbox.egress import Destination
-    from workbench.sandbox.install import _run_container
+    from workbench.sandbox.managers.install_container import run_container
 
     real = egress.relay_command
     monkeypatch.setattr(egress, "relay_command",
@@ -333,9 +333,9 @@ def test_without_the_proxy_socket_the_install_says_why(engine_ready, module_proj
     fetch = "import urllib.request\ntry:\n urllib.request.urlopen('http://127.0.0.1:9/', timeout=5)\n" \
             "except Exception as exc:\n print('failed', type(exc).__name__)"
     with Sandbox.open(module_project) as box:
-        done = _run_container(box, image=box.image, command=["python3", "-c", fetch], user=box.identity.user,
-                              allowed=frozenset({Destination("127.0.0.1", 9)}), mounts={}, workspace=False,
-                              hardened=True, progress=None)
+        done = run_container(box, image=box.image, command=["python3", "-c", fetch], user=box.identity.user,
+                             allowed=frozenset({Destination("127.0.0.1", 9)}), mounts={}, workspace=False,
+                             hardened=True, progress=None)
     assert "failed" in done.output
     assert done.output.count("cannot reach Workbench's egress proxy") == 1, done.output
 
@@ -351,7 +351,7 @@ def test_only_the_container_user_can_reach_the_proxy_socket():
     import tempfile
     from pathlib import Path
 
-    from workbench.sandbox.install import _open_to
+    from workbench.sandbox.managers.install_container import open_to
 
     base = Path(tempfile.mkdtemp(prefix="wb-egress-test-", dir="/tmp"))
     base.chmod(0o755)  # (pytest's own tmp folders are closed to other users)
@@ -364,10 +364,10 @@ def test_only_the_container_user_can_reach_the_proxy_socket():
     os.chmod(path, 0o600)
     try:
         if os.getuid() != 0:
-            _open_to(os.getuid(), str(folder), str(path))
+            open_to(os.getuid(), str(folder), str(path))
             assert stat.S_IMODE(folder.stat().st_mode) == 0o700
             return
-        _open_to(10999, str(folder), str(path))
+        open_to(10999, str(folder), str(path))
         assert (folder.stat().st_uid, stat.S_IMODE(folder.stat().st_mode)) == (10999, 0o700)
         assert (path.stat().st_uid, stat.S_IMODE(path.stat().st_mode)) == (10999, 0o600)
         probe = ("import socket, sys\ns = socket.socket(socket.AF_UNIX)\ntry:\n s.connect(sys.argv[1]); print('in')\n"
@@ -391,6 +391,7 @@ def test_no_room_for_the_proxy_socket_is_one_line_and_starts_no_container(engine
 
     from workbench.sandbox import Sandbox
     from workbench.sandbox.errors import InstallFailed
+    from workbench.sandbox.managers import MANAGERS
 
     def no_room(*args, **kwargs):
         raise OSError(28, "No space left on device")
@@ -401,7 +402,7 @@ def test_no_room_for_the_proxy_socket_is_one_line_and_starts_no_container(engine
         created = []
         monkeypatch.setattr(box.engine, "create_container", lambda spec: created.append(spec))
         monkeypatch.setattr(tempfile, "mkdtemp", no_room)
-        monkeypatch.setattr("workbench.sandbox.install.check_sources", lambda settings, manager: None)
+        monkeypatch.setattr(MANAGERS.get("pip"), "preflight", lambda settings: None)
         with pytest.raises(InstallFailed) as caught:
             box.install("pip", ["six"])
     line = caught.value.one_line()

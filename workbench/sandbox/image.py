@@ -18,15 +18,27 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from workbench import __version__, paths
 from workbench.config import Settings
 from workbench.errors import EngineUnavailable, WorkbenchError
 
+if TYPE_CHECKING:
+    from workbench.project import Project
+
 RECIPE_REVISION = 1
 BASE_REPOSITORY = "localhost/workbench-base"
 BASE_TAG = f"{__version__}-r{RECIPE_REVISION}"
 BASE_IMAGE = f"{BASE_REPOSITORY}:{BASE_TAG}"
+PROJECT_REPOSITORY = "localhost/workbench-project-"  # + the project id's first 12 characters
+
+
+def project_image(project: Project) -> str:
+    """The per-project image (base + apt packages), named after the project's id."""
+    return f"{PROJECT_REPOSITORY}{project.id[:12]}:latest"
+
+
 SUITE = "bookworm"
 SANDBOX_UID = 1000  # the unprivileged user code runs as when the engine runs as root (see sandbox.py)
 

@@ -14,7 +14,9 @@ from typing import Any, Literal, Protocol, runtime_checkable
 StreamName = Literal["stdout", "stderr"]
 KilledBy = Literal["oom", "timeout", "user", "disk"]
 ChangeKind = Literal["created", "modified", "deleted"]
-PackageManager = Literal["pip", "r", "apt"]
+# A package manager's name: one of `workbench.sandbox.managers.MANAGERS` (pip, r, apt and plug-ins'), which
+# is what validates it (an unknown name is a UsageError naming the choices), so no closed list lives here.
+PackageManager = str
 
 
 @dataclass(frozen=True, slots=True)
