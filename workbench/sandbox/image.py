@@ -18,14 +18,11 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from workbench import __version__, paths
 from workbench.config import Settings
 from workbench.errors import EngineUnavailable, WorkbenchError
-
-if TYPE_CHECKING:
-    from workbench.project import Project
 
 RECIPE_REVISION = 1
 BASE_REPOSITORY = "localhost/workbench-base"
@@ -34,7 +31,12 @@ BASE_IMAGE = f"{BASE_REPOSITORY}:{BASE_TAG}"
 PROJECT_REPOSITORY = "localhost/workbench-project-"  # + the project id's first 12 characters
 
 
-def project_image(project: Project) -> str:
+class HasId(Protocol):  # a workbench.project.Project (not imported: the project imports the sandbox's policy)
+    @property
+    def id(self) -> str: ...
+
+
+def project_image(project: HasId) -> str:
     """The per-project image (base + apt packages), named after the project's id."""
     return f"{PROJECT_REPOSITORY}{project.id[:12]}:latest"
 

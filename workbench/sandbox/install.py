@@ -25,18 +25,23 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 from workbench import events
 from workbench.sandbox.egress import Attempt
 from workbench.sandbox.managers import MANAGERS, reachable
-from workbench.sandbox.managers.base import Manager, Progress
+from workbench.sandbox.managers.base import InstallingSandbox, Manager, Progress
 from workbench.sandbox.managers.sources import extra_allowed
 from workbench.sandbox.types import InstalledPackage, InstallResult, PackageManager
 
 if TYPE_CHECKING:
     from workbench.config import Settings
-    from workbench.sandbox.sandbox import Sandbox
+
+
+class Installing(InstallingSandbox, Protocol):
+    """The sandbox an install runs for (`workbench.sandbox.Sandbox`; not imported, it imports this)."""
+
+    def _emit(self, kind: str, payload: dict[str, Any]) -> None: ...
 
 __all__ = ["check_packages", "check_sources", "install", "reachable"]
 
@@ -59,7 +64,7 @@ def egress_summary(attempts: Sequence[Attempt]) -> tuple[tuple[str, ...], tuple[
     return tuple(dict.fromkeys(reached)), tuple(dict.fromkeys(refused)), tuple(dict.fromkeys(failed))
 
 
-def install(sandbox: Sandbox, manager: PackageManager, packages: Sequence[str],
+def install(sandbox: Installing, manager: PackageManager, packages: Sequence[str],
             progress: Progress | None = None) -> InstallResult:
     chosen: Manager = MANAGERS.get(manager)  # a UsageError naming the choices for an unknown one
     name = chosen.name
