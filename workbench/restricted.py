@@ -49,6 +49,13 @@ TIGHTENING: dict[str, dict[str, Rule]] = {
     "ui": {"theme": _always},
 }
 
+# Sections ignored whole, with the reason named (a table of tables: there is nothing to compare key by key).
+WIDENING: dict[str, str] = {
+    # a language is a command line the project chooses, run with the user's trust (and apt packages it asks
+    # the project image for): the user's own [languages] still apply
+    "languages": "a language defined by the project runs a command of its choosing",
+}
+
 
 def tighten(project_data: dict[str, Any], without: Settings, combined: Settings
             ) -> tuple[dict[str, Any], list[str]]:
@@ -56,6 +63,11 @@ def tighten(project_data: dict[str, Any], without: Settings, combined: Settings
     allowed: dict[str, Any] = {}
     ignored: list[str] = []
     for section, values in project_data.items():
+        if section in WIDENING:
+            keys = values if isinstance(values, dict) else {"": values}
+            ignored.extend(f"{one_line(section)}{'.' if key else ''}{one_line(key)} ({WIDENING[section]})"
+                           for key in keys)
+            continue
         if not isinstance(values, dict):
             ignored.append(f"{one_line(section)} (not a settings table)")
             continue

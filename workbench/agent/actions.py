@@ -19,6 +19,12 @@ Shape (keys in this order):
     {"thought": "...", "action": "finish", "answer": "...", "success": true}
 
 `save_note` and `search_memory` go to the project's memory (Markdown notes, `workbench.memory`).
+
+Nothing here lists actions, languages or package managers: a `Vocabulary` takes them from their registries
+(`workbench.agent.tools.TOOLS`, `workbench.languages`, `workbench.sandbox.managers`), for the defaults or
+for one project's settings (its `[languages]`), and the grammar and the parser are derived from it. The
+module-level `GRAMMAR`, `LANGUAGES`, `MANAGERS` and `ACTION_NAMES` are the defaults' (computed when asked,
+so importing this module loads no plug-in).
 """
 
 from __future__ import annotations
@@ -26,75 +32,35 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from functools import cached_property
+from typing import Any
 
-LANGUAGES = ("python", "r", "shell", "sql")
-MANAGERS = ("pip", "r", "apt")
-ACTION_NAMES = ("think", "run_code", "install", "read_file", "write_file", "save_note", "search_memory", "finish")
+from workbench import languages as language_registry
+from workbench.agent.tools import (
+    TOOLS,
+    Finish,
+    Install,
+    Param,
+    ReadFile,
+    RunCode,
+    SaveNote,
+    SearchMemory,
+    Think,
+    Tool,
+    ToolCall,
+    ToolContext,
+    WriteFile,
+)
+
+__all__ = ["Action", "Finish", "Install", "Malformed", "ReadFile", "RunCode", "SaveNote", "SearchMemory", "Think",
+           "ToolCall", "ToolContext", "Vocabulary", "WriteFile", "approval_of", "is_effect", "manager_names",
+           "parse", "run_tool", "signature", "to_json", "to_payload", "validate"]
+
 MAX_PACKAGES = 20
+FALLBACK_MANAGERS = (("pip", "a venv in the workspace"), ("r", "an R library in the workspace"),
+                     ("apt", "the project's image"))
 
-
-@dataclass(frozen=True)
-class Think:
-    thought: str
-    name: Literal["think"] = "think"
-
-
-@dataclass(frozen=True)
-class RunCode:
-    thought: str
-    language: str
-    code: str
-    name: Literal["run_code"] = "run_code"
-
-
-@dataclass(frozen=True)
-class Install:
-    thought: str
-    manager: str
-    packages: tuple[str, ...]
-    name: Literal["install"] = "install"
-
-
-@dataclass(frozen=True)
-class ReadFile:
-    thought: str
-    path: str
-    name: Literal["read_file"] = "read_file"
-
-
-@dataclass(frozen=True)
-class WriteFile:
-    thought: str
-    path: str
-    content: str
-    name: Literal["write_file"] = "write_file"
-
-
-@dataclass(frozen=True)
-class SaveNote:
-    thought: str
-    title: str
-    text: str
-    name: Literal["save_note"] = "save_note"
-
-
-@dataclass(frozen=True)
-class SearchMemory:
-    thought: str
-    query: str
-    name: Literal["search_memory"] = "search_memory"
-
-
-@dataclass(frozen=True)
-class Finish:
-    thought: str
-    answer: str
-    success: bool
-    name: Literal["finish"] = "finish"
-
-
-Action = Think | RunCode | Install | ReadFile | WriteFile | SaveNote | SearchMemory | Finish
+Action = Think | RunCode | Install | ReadFile | WriteFile | SaveNote | SearchMemory | Finish | ToolCall
 
 
 @dataclass(frozen=True)
@@ -105,13 +71,83 @@ class Malformed:
     error: str
 
 
+def manager_descriptions() -> tuple[tuple[str, str], ...]:
+    """(name, what it installs into) for each package manager, from their registry."""
+    try:
+        from workbench.sandbox.managers import MANAGERS
+    except ImportError:  # the managers' registry is not in this tree yet
+        return FALLBACK_MANAGERS
+    return tuple((manager.name, getattr(manager, "description", "")) for manager in MANAGERS.items())
+
+
+def manager_names() -> tuple[str, ...]:
+    return tuple(name for name, _ in manager_descriptions())
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """What the model may say: the tools, and the languages and package managers their fields take."""
+
+    tools: tuple[Tool, ...]
+    languages: tuple[str, ...]
+    managers: tuple[str, ...]
+    language_aliases: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def of(cls, settings: Any = None) -> Vocabulary:
+        """The registries' vocabulary; with `settings`, including that project's `[languages]`."""
+        registry = language_registry.for_settings(settings) if settings is not None else language_registry.LANGUAGES
+        entries = registry.entries()
+        aliases = tuple((alias, entry.name) for entry in entries for alias in entry.item.aliases)
+        languages = tuple(entry.name for entry in entries)
+        managers = manager_names()
+        empty = {"language"} if not languages else set()
+        empty |= {"manager"} if not managers else set()
+        tools = tuple(tool for tool in TOOLS.items() if not {p.kind for p in tool.params} & empty)
+        return cls(tools, languages, managers, aliases)
+
+    @property
+    def action_names(self) -> tuple[str, ...]:
+        return tuple(tool.name for tool in self.tools)
+
+    def tool(self, name: str) -> Tool | None:
+        return next((tool for tool in self.tools if tool.name == name), None)
+
+    def language(self, value: str) -> str | None:
+        """The registered name for `value` (a name or alias, any case), else None."""
+        aliases = dict(self.language_aliases)
+        for candidate in (value, value.lower()):
+            if candidate in self.languages:
+                return candidate
+            if candidate in aliases:
+                return aliases[candidate]
+        return None
+
+    @cached_property
+    def grammar(self) -> str:
+        return build_grammar(self)
+
+
+def __getattr__(name: str) -> Any:  # the defaults, computed when asked (see the module's doc)
+    if name == "GRAMMAR":
+        return Vocabulary.of().grammar
+    if name == "LANGUAGES":
+        return Vocabulary.of().languages
+    if name == "MANAGERS":
+        return manager_names()
+    if name == "ACTION_NAMES":
+        return Vocabulary.of().action_names
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def to_payload(action: Action) -> dict[str, Any]:
     """The JSON-able form used in events (`llm.action`)."""
-    data = asdict(action)
-    data["action"] = data.pop("name")
-    if isinstance(action, Install):
-        data["packages"] = list(action.packages)
-    return data
+    if isinstance(action, ToolCall):
+        data = {"thought": action.thought, "action": action.name, **dict(action.arguments)}
+    else:
+        data = asdict(action)
+        data["action"] = data.pop("name")
+    return {key: list(value) if isinstance(value, tuple) else value for key, value in data.items()}
 
 
 def signature(action: Action) -> str:
@@ -128,33 +164,73 @@ def to_json(action: Action) -> str:
     return json.dumps(ordered, ensure_ascii=False)
 
 
+def approval_of(action: Action) -> str:
+    """Which approval setting asks before `action` runs: "executions", "installs" or "none"."""
+    tool = TOOLS.get(action.name) if action.name in TOOLS else None
+    return tool.approval if tool is not None else "executions"
+
+
+def is_effect(action: Action) -> bool:
+    """Whether `action`'s result is what a `finish` is checked against (see `Tool.effect`)."""
+    tool = TOOLS.get(action.name) if action.name in TOOLS else None
+    return tool.effect if tool is not None else True
+
+
+def run_tool(call: ToolCall, context: ToolContext) -> tuple[str, bool]:
+    """Carry out a plug-in tool's call: (observation, ok)."""
+    tool = TOOLS.get(call.name)
+    if tool.run is None:
+        return f"{call.name}: this tool cannot be carried out here", False
+    text, ok = tool.run(context, call)
+    return str(text), bool(ok)
+
+
 # --- the grammar -----------------------------------------------------------------------------------
 
 def _alternatives(values: tuple[str, ...]) -> str:
     return " | ".join(f'"\\"{value}\\""' for value in values)
 
 
-GRAMMAR = rf"""
-root        ::= "{{" sp "\"thought\"" sp ":" sp string sp "," sp "\"action\"" sp ":" sp action sp "}}"
-action      ::= think | run-code | install | read-file | write-file | save-note | search-memory | finish
-think       ::= "\"think\""
-run-code    ::= "\"run_code\"" sp "," sp "\"language\"" sp ":" sp language sp "," sp "\"code\"" sp ":" sp string
-install     ::= "\"install\"" sp "," sp "\"manager\"" sp ":" sp manager sp "," sp "\"packages\"" sp ":" sp packages
-read-file   ::= "\"read_file\"" sp "," sp "\"path\"" sp ":" sp string
-write-file  ::= "\"write_file\"" sp "," sp "\"path\"" sp ":" sp string sp "," sp "\"content\"" sp ":" sp string
-save-note   ::= "\"save_note\"" sp "," sp "\"title\"" sp ":" sp string sp "," sp "\"text\"" sp ":" sp string
-search-memory ::= "\"search_memory\"" sp "," sp "\"query\"" sp ":" sp string
-finish      ::= "\"finish\"" sp "," sp "\"answer\"" sp ":" sp string sp "," sp "\"success\"" sp ":" sp boolean
-language    ::= {_alternatives(LANGUAGES)}
-manager     ::= {_alternatives(MANAGERS)}
-packages    ::= "[" sp package ( sp "," sp package ){{0,{MAX_PACKAGES - 1}}} sp "]"
-package     ::= "\"" [A-Za-z0-9._] [A-Za-z0-9._=<>!~+:/@\[\]-]{{0,80}} "\""
-boolean     ::= "true" | "false"
-string      ::= "\"" char* "\""
-char        ::= [^"\\\x00-\x1F\x7F] | "\\" ( ["\\/bfnrt] | "u" hex hex hex hex )
-hex         ::= [0-9a-fA-F]
-sp          ::= " "?
-"""
+def _rule(name: str) -> str:
+    return name.replace("_", "-")
+
+
+RULE_OF_KIND = {"string": "string", "text": "string", "boolean": "boolean", "integer": "integer",
+                "language": "language", "manager": "manager", "packages": "packages"}
+
+
+def _tool_rule(tool: Tool) -> str:
+    parts = [f'"\\"{tool.name}\\""']
+    for param in tool.params:
+        parts.append(f'sp "," sp "\\"{param.name}\\"" sp ":" sp {RULE_OF_KIND[param.kind]}')
+    return f"{_rule(tool.name):<11} ::= " + " ".join(parts)
+
+
+def build_grammar(vocabulary: Vocabulary) -> str:
+    kinds = {param.kind for tool in vocabulary.tools for param in tool.params}
+    lines = [
+        'root        ::= "{" sp "\\"thought\\"" sp ":" sp string sp "," sp "\\"action\\"" sp ":" sp action sp "}"',
+        f"action      ::= {' | '.join(_rule(tool.name) for tool in vocabulary.tools)}",
+        *(_tool_rule(tool) for tool in vocabulary.tools),
+    ]
+    if "language" in kinds:
+        lines.append(f"language    ::= {_alternatives(vocabulary.languages)}")
+    if "manager" in kinds:
+        lines.append(f"manager     ::= {_alternatives(vocabulary.managers)}")
+    if "packages" in kinds:
+        lines.append(f'packages    ::= "[" sp package ( sp "," sp package ){{0,{MAX_PACKAGES - 1}}} sp "]"')
+        lines.append(r'package     ::= "\"" [A-Za-z0-9._] [A-Za-z0-9._=<>!~+:/@\[\]-]{0,80} "\""')
+    if "boolean" in kinds:
+        lines.append('boolean     ::= "true" | "false"')
+    if "integer" in kinds:
+        lines.append('integer     ::= "-"? [0-9] [0-9]{0,17}')
+    lines += [
+        r'string      ::= "\"" char* "\""',
+        r'char        ::= [^"\\\x00-\x1F\x7F] | "\\" ( ["\\/bfnrt] | "u" hex hex hex hex )',
+        "hex         ::= [0-9a-fA-F]",
+        'sp          ::= " "?',
+    ]
+    return "\n" + "\n".join(lines) + "\n"
 
 
 # --- parsing and validation ------------------------------------------------------------------------
@@ -162,7 +238,7 @@ sp          ::= " "?
 _FENCE = re.compile(r"^```[a-zA-Z]*\s*|\s*```\s*$")
 
 
-def parse(raw: str) -> Action | Malformed:
+def parse(raw: str, vocabulary: Vocabulary | None = None) -> Action | Malformed:
     """Parse one model reply into an action, or say precisely why it is not one."""
     text = raw.strip()
     if not text:
@@ -181,27 +257,32 @@ def parse(raw: str) -> Action | Malformed:
             return Malformed(raw, f"not valid JSON: {inner.msg} at character {inner.pos + start}")
     if text[end:].strip():
         return Malformed(raw, "extra text after the JSON object: send exactly one object")
-    return validate(data, raw)
+    return validate(data, raw, vocabulary)
 
 
-def validate(data: Any, raw: str = "") -> Action | Malformed:
+def validate(data: Any, raw: str = "", vocabulary: Vocabulary | None = None) -> Action | Malformed:
     """Turn decoded JSON into an action, checking types and allowed values."""
+    vocabulary = vocabulary or Vocabulary.of()
     if not isinstance(data, dict):
         return Malformed(raw, "the reply must be one JSON object")
     name = data.get("action")
-    if name not in ACTION_NAMES:
-        return Malformed(raw, f'"action" must be one of {", ".join(ACTION_NAMES)} (got {name!r})')
+    tool = vocabulary.tool(name) if isinstance(name, str) else None
+    if tool is None:
+        return Malformed(raw, f'"action" must be one of {", ".join(vocabulary.action_names)} (got {name!r})')
     thought = data.get("thought", "")
     if not isinstance(thought, str):
         return Malformed(raw, '"thought" must be a string')
-    allowed = {"thought", "action", *_FIELDS[name]}
+    allowed = {"thought", "action", *(param.name for param in tool.params)}
     extra = sorted(set(data) - allowed)
     if extra:
         return Malformed(raw, f'unexpected key(s) for "{name}": {", ".join(extra)}')
     try:
-        return _BUILDERS[name](thought, data)
+        values = {param.name: _value(param, data, vocabulary) for param in tool.params}
     except _Invalid as exc:
         return Malformed(raw, str(exc))
+    if tool.make is None:
+        return ToolCall(thought, tool.name, tuple(values.items()))
+    return tool.make(thought, **values)
 
 
 class _Invalid(ValueError):
@@ -217,49 +298,36 @@ def _string(data: dict[str, Any], key: str, *, allow_empty: bool = False) -> str
     return value
 
 
-def _run_code(thought: str, data: dict[str, Any]) -> RunCode:
-    language = _string(data, "language").lower()
-    if language not in LANGUAGES:
-        raise _Invalid(f'"language" must be one of {", ".join(LANGUAGES)} (got {language!r})')
-    return RunCode(thought, language, _string(data, "code"))
-
-
-def _install(thought: str, data: dict[str, Any]) -> Install:
-    manager = _string(data, "manager").lower()
-    if manager not in MANAGERS:
-        raise _Invalid(f'"manager" must be one of {", ".join(MANAGERS)} (got {manager!r})')
-    packages = data.get("packages")
+def _value(param: Param, data: dict[str, Any], vocabulary: Vocabulary) -> Any:
+    key, kind = param.name, param.kind
+    if kind in ("string", "text"):
+        return _string(data, key, allow_empty=kind == "text")
+    if kind == "boolean":
+        if not isinstance(data.get(key), bool):
+            raise _Invalid(f'"{key}" must be true or false')
+        return data[key]
+    if kind == "integer":
+        value = data.get(key)
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise _Invalid(f'"{key}" must be a whole number')
+        return value
+    if kind == "language":
+        given = _string(data, key)
+        found = vocabulary.language(given)
+        if found is None:
+            raise _Invalid(f'"{key}" must be one of {", ".join(vocabulary.languages)} (got {given.lower()!r})')
+        return found
+    if kind == "manager":
+        manager = _string(data, key).lower()
+        if manager not in vocabulary.managers:
+            raise _Invalid(f'"{key}" must be one of {", ".join(vocabulary.managers)} (got {manager!r})')
+        return manager
+    packages = data.get(key)  # kind == "packages"
     if isinstance(packages, str):
         packages = [packages]
     if not isinstance(packages, list) or not packages or not all(isinstance(p, str) and p.strip()
                                                                  for p in packages):
-        raise _Invalid('"packages" must be a non-empty list of package names')
+        raise _Invalid(f'"{key}" must be a non-empty list of package names')
     if len(packages) > MAX_PACKAGES:
         raise _Invalid(f"at most {MAX_PACKAGES} packages per install")
-    return Install(thought, manager, tuple(p.strip() for p in packages))
-
-
-def _finish(thought: str, data: dict[str, Any]) -> Finish:
-    success = data.get("success")
-    if not isinstance(success, bool):
-        raise _Invalid('"success" must be true or false')
-    return Finish(thought, _string(data, "answer", allow_empty=True), success)
-
-
-_FIELDS: dict[str, tuple[str, ...]] = {
-    "think": (), "run_code": ("language", "code"), "install": ("manager", "packages"), "read_file": ("path",),
-    "write_file": ("path", "content"), "save_note": ("title", "text"), "search_memory": ("query",),
-    "finish": ("answer", "success"),
-}
-_BUILDERS = {
-    "think": lambda thought, data: Think(thought),
-    "run_code": _run_code,
-    "install": _install,
-    "read_file": lambda thought, data: ReadFile(thought, _string(data, "path")),
-    "write_file": lambda thought, data: WriteFile(thought, _string(data, "path"),
-                                                  _string(data, "content", allow_empty=True)),
-    "save_note": lambda thought, data: SaveNote(thought, _string(data, "title", allow_empty=True),
-                                                _string(data, "text")),
-    "search_memory": lambda thought, data: SearchMemory(thought, _string(data, "query")),
-    "finish": _finish,
-}
+    return tuple(p.strip() for p in packages)

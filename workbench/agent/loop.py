@@ -74,9 +74,10 @@ class Policy:
     installs: Literal["auto", "ask"] = "ask"
 
     def needs_approval(self, action: A.Action) -> bool:
-        if isinstance(action, A.Install):
+        asks = A.approval_of(action)  # each tool says which setting asks for it (workbench.agent.tools)
+        if asks == "installs":
             return self.installs == "ask"
-        if isinstance(action, A.RunCode | A.WriteFile):
+        if asks == "executions":
             return self.executions == "ask"
         return False
 
@@ -136,8 +137,9 @@ class AgentLoop:
                  approve: Approve | None = None, stop: threading.Event | None = None,
                  on_chunk: Callable[[OutputChunk], None] | None = None,
                  clock: Callable[[], float] = time.monotonic, memory: Memory | None = None,
-                 memory_tokens: int | None = None):
+                 memory_tokens: int | None = None, vocabulary: A.Vocabulary | None = None):
         self.llm = llm
+        self.vocabulary = vocabulary or A.Vocabulary.of()  # the tools, languages and managers the model may name
         self._sandbox_source = sandbox
         self._sandbox: SandboxAPI | None = None if callable(sandbox) and not hasattr(sandbox, "execute") \
             else sandbox  # type: ignore[assignment]
@@ -174,7 +176,7 @@ class AgentLoop:
                         "wall_clock": self.budgets.wall_clock, "reply_tokens": self.budgets.reply_tokens},
             "policy": {"executions": self.policy.executions, "installs": self.policy.installs}})
         notes = self._recall(task)
-        self._messages: list[Message] = [{"role": "system", "content": prompts.SYSTEM_PROMPT},
+        self._messages: list[Message] = [{"role": "system", "content": prompts.system_prompt(self.vocabulary)},
                                          {"role": "user", "content": prompts.task_message(task, notes)}]
         outcome = self._run_steps()
         note_id = self._remember_session(task, outcome)
@@ -249,7 +251,7 @@ class AgentLoop:
                                     "max_tokens": self.budgets.reply_tokens})
             try:
                 reply = self.llm.complete(self._messages, max_tokens=self.budgets.reply_tokens,
-                                          grammar=A.GRAMMAR, stop=self.stop)
+                                          grammar=self.vocabulary.grammar, stop=self.stop)
             except Exception as exc:  # a model failure ends the run with a reason, never a traceback
                 message = exc.one_line() if isinstance(exc, LLMError) else f"{type(exc).__name__}: {exc}"
                 self.emit(events.ERROR, {"step": step, "where": "llm", "message": message})
@@ -261,7 +263,7 @@ class AgentLoop:
             if reply.finish_reason == "cancelled":
                 self.emit(LLM_MALFORMED, {"step": step, "raw": reply.text, "error": "stopped by the user", **usage})
                 return self._end("stopped")
-            action = A.parse(reply.text)
+            action = A.parse(reply.text, self.vocabulary)
             self._messages.append({"role": "assistant", "content": reply.text.strip()})
             if isinstance(action, A.Malformed):
                 error = action.error
@@ -309,6 +311,8 @@ class AgentLoop:
                 text, ok = self._save_note(action)
             elif isinstance(action, A.SearchMemory):
                 text, ok = self._search_memory(action.query)
+            elif isinstance(action, A.ToolCall):  # a plug-in's tool: it carries itself out
+                text, ok = A.run_tool(action, A.ToolContext(self.sandbox, self.workspace, self.emit, step))
             else:
                 text, ok = self._write_file(action.path, action.content)
         except Exception as exc:  # the sandbox failed, not the code: tell the model and the log
@@ -316,7 +320,7 @@ class AgentLoop:
             self.emit(events.ERROR, {"step": step, "where": action.name, "message": message})
             text, ok = f"{action.name} could not be carried out: {message}", False
             self._error = message
-        if action.name not in ("read_file", "save_note", "search_memory"):
+        if A.is_effect(action):
             self._last_effect_ok = ok
         return self._after(step, action, signature, text, ok)
 

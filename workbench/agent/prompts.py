@@ -7,9 +7,11 @@ history is append-only, so consecutive prompts share their prefix and llama.cpp 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from typing import Any
 
-from workbench.agent.actions import LANGUAGES, MANAGERS
+from workbench.agent.actions import Vocabulary
 from workbench.inert import one_line
 from workbench.sandbox.types import ExecutionResult, InstallResult, StreamSummary
 
@@ -18,22 +20,13 @@ STREAM_HEAD = 600
 STREAM_TAIL = 1400
 FILE_CHARS = 6000
 
-SYSTEM_PROMPT = f"""You are Workbench, a careful data analyst agent. You solve the task by running code \
+PREAMBLE = """You are Workbench, a careful data analyst agent. You solve the task by running code \
 in a sandbox and reading the results. The sandbox is Linux with no network; the current directory is \
 /workspace, where the user's files are and where files you write persist.
 
-Reply with exactly one JSON object per turn, one of:
-{{"thought": "what and why", "action": "run_code", "language": "python", "code": "print(sum(range(10)))"}}
-{{"thought": "what and why", "action": "install", "manager": "pip", "packages": ["tabulate"]}}
-{{"thought": "what and why", "action": "read_file", "path": "data.csv"}}
-{{"thought": "what and why", "action": "write_file", "path": "notes.txt", "content": "text"}}
-{{"thought": "what and why", "action": "save_note", "title": "short title", "text": "a fact worth keeping"}}
-{{"thought": "what and why", "action": "search_memory", "query": "what to look up"}}
-{{"thought": "what and why", "action": "think"}}
-{{"thought": "what and why", "action": "finish", "answer": "the result", "success": true}}
+Reply with exactly one JSON object per turn, one of:"""
 
-Languages: {", ".join(LANGUAGES)}. Package managers: {", ".join(MANAGERS)}.
-Rules:
+RULES = """Rules:
 - Compute with code and print what you need to see; never guess a result.
 - After each action you get an observation: exit code, output, files changed. If it failed, read the \
 error and fix the code.
@@ -42,6 +35,24 @@ error and fix the code.
 - Notes from earlier sessions may come with the task; check them against the data before relying on \
 them. Save a note only for something a later session should know (a file's format, what failed and why).
 - Inside JSON strings write a newline as \\n and a quote as \\"."""
+
+
+def system_prompt(vocabulary: Vocabulary | None = None) -> str:
+    """The system prompt for `vocabulary` (default: the registries' tools, languages and managers): one
+    example line per tool, in the grammar's key order, then the choices its fields take."""
+    vocabulary = vocabulary or Vocabulary.of()
+    examples = []
+    for tool in vocabulary.tools:
+        line = json.dumps({"thought": "what and why", "action": tool.name, **tool.example()}, ensure_ascii=False)
+        examples.append(f"{line}  ({one_line(tool.description)})" if tool.description else line)
+    choices = f"Languages: {', '.join(vocabulary.languages)}. Package managers: {', '.join(vocabulary.managers)}."
+    return "\n".join([PREAMBLE, *examples, "", choices, RULES])
+
+
+def __getattr__(name: str) -> Any:  # SYSTEM_PROMPT: the defaults' prompt, made when asked
+    if name == "SYSTEM_PROMPT":
+        return system_prompt()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def task_message(task: str, notes: str = "") -> str:

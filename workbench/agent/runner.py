@@ -21,6 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from workbench import events
+from workbench.agent.actions import Vocabulary
 from workbench.agent.llm import LLM
 from workbench.agent.loop import AgentLoop, Approve, Budgets, Policy, RunOutcome, memory_budget
 from workbench.sandbox.types import OutputChunk
@@ -88,7 +89,8 @@ def run_task(session: Any, task: str, llm: LLM, *, approve: Approve | None,
                      workspace=session.project.workspace,
                      budgets=budgets_from(settings, max_steps=max_steps, wall_clock=wall_clock),
                      policy=policy or policy_from(settings), approve=approve, stop=stop, on_chunk=on_chunk,
-                     memory=store, memory_tokens=memory_tokens(settings, llm))
+                     memory=store, memory_tokens=memory_tokens(settings, llm),
+                     vocabulary=Vocabulary.of(settings))  # the project's [languages] too
     try:
         return loop.run(task)
     finally:

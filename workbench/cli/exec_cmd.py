@@ -26,10 +26,53 @@ Exit status: the code's own, or
   137  killed for using more memory than the limit"""
 
 
-def _languages() -> list[str]:
-    from workbench import runtimes
+class LanguageOption(click.Option):
+    """`--lang`, whose help names the languages the registry has when the help is shown (built-ins,
+    plug-ins and the user's `[languages]`), so importing the CLI loads no plug-in."""
 
-    return list(runtimes.RUNTIMES)
+    def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
+        self.help = f"{language_choices()}; a project's [languages.NAME] adds more (see: workbench doctor)."
+        return super().get_help_record(ctx)
+
+
+def language_choices() -> str:
+    """The languages as a sentence: the registry's, with the user's own config's (never a project's)."""
+    from workbench import languages
+    from workbench.config import load_settings
+    from workbench.errors import ConfigError
+
+    try:
+        settings = load_settings(None)
+    except ConfigError:  # a broken user config is doctor's to report; the help still lists the rest
+        settings = None
+    return languages.choices_text(settings)
+
+
+class ManagerChoice(click.Choice):
+    """The package managers' registry as a click choice, read when first needed (help, parsing)."""
+
+    def __init__(self) -> None:
+        super().__init__(())
+
+    @property  # type: ignore[override]
+    def choices(self) -> tuple[str, ...]:
+        from workbench.agent.actions import manager_names
+
+        return manager_names()
+
+    @choices.setter
+    def choices(self, value: object) -> None:  # click's __init__ sets it; the registry is the truth
+        pass
+
+
+class ManagerOption(click.Option):
+    """`--manager`, whose help says what each registered package manager installs into."""
+
+    def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
+        from workbench.agent.actions import manager_descriptions
+
+        self.help = "; ".join(f"{name}: {text}" if text else name for name, text in manager_descriptions()) + "."
+        return super().get_help_record(ctx)
 
 
 def _read_code(code: str | None, file: Path | None) -> str:
@@ -56,8 +99,7 @@ def _read_code(code: str | None, file: Path | None) -> str:
 
 @click.command("exec", epilog=EXIT_CODES)
 @project_option
-@click.option("--lang", "-l", "language", required=True, metavar="LANG",
-              help="python, r, shell or sql (see workbench/runtimes.py).")
+@click.option("--lang", "-l", "language", required=True, metavar="LANG", cls=LanguageOption)
 @click.option("-c", "code", metavar="CODE", help="The code to run.")
 @click.option("--timeout", type=float, metavar="SECONDS", help="Wall-clock limit (default: sandbox.timeout).")
 @click.option("--session", metavar="NAME", help="Run in the warm session NAME: variables persist between runs.")
@@ -67,15 +109,15 @@ def _read_code(code: str | None, file: Path | None) -> str:
 def exec_(project_dir: Path, language: str, code: str | None, timeout: float | None, session: str | None,
           runtime: str | None, file: Path | None) -> None:
     """Run code in the project's sandbox, streaming its stdout and stderr to ours as it runs."""
-    from workbench import runtimes
+    from workbench import languages
     from workbench.session import WorkSession
 
-    runtimes.get(language)  # bad language: fail before starting anything
     source = _read_code(code, file)
     if timeout is not None and timeout <= 0:
         raise UsageError("--timeout must be a positive number of seconds")
     project = open_project(project_dir)
-    settings = project.settings({"sandbox": {"runtime": runtime}}) if runtime else None
+    settings = project.settings({"sandbox": {"runtime": runtime}} if runtime else None)
+    languages.get(language, settings)  # bad language (the project's [languages] too): fail before starting
     with WorkSession.open(project, settings=settings, details={"command": "exec"}) as work:
         sandbox = work.sandbox
         if not sandbox.info.limits_enforced:
@@ -112,8 +154,7 @@ def exec_(project_dir: Path, language: str, code: str | None, timeout: float | N
 
 @click.command(epilog=EXIT_CODES)
 @project_option
-@click.option("--manager", "-m", type=click.Choice(["pip", "r", "apt"]), required=True,
-              help="pip: a venv in the workspace; r: an R library in the workspace; apt: the project's image.")
+@click.option("--manager", "-m", type=ManagerChoice(), required=True, cls=ManagerOption)
 @click.argument("packages", nargs=-1, required=True)
 def install(project_dir: Path, manager: str, packages: tuple[str, ...]) -> None:
     """Install packages into the project so later runs (and sessions) can use them.

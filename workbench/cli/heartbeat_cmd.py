@@ -56,10 +56,11 @@ def add(project_dir: Path, name: str | None, cron: str, timezone: str | None, ta
             raise UsageError(f"cannot read {code_file}: {getattr(exc, 'strerror', None) or exc}") from exc
         if not language:
             raise UsageError("--code needs --lang")
-        from workbench import runtimes
-
-        runtimes.get(language)
     project, store = _store(project_dir)
+    if language:
+        from workbench import languages
+
+        languages.get(language, project.settings())  # the project's [languages] count too
     if task and approval is None:
         settings = project.settings()
         if "ask" in (settings.agent.approval, settings.agent.approve_installs):

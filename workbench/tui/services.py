@@ -191,6 +191,24 @@ class Services:
     def install(self, session: Any, manager: str, packages: list[str]) -> Any:
         return session.sandbox.install(manager, packages)
 
+    # --- what the pickers offer: the registries (workbench.languages, the package managers) -----------
+    def languages(self, settings: Settings) -> list[tuple[str, str]]:
+        """(name, highlighter name) of each language the project runs: built-ins, plug-ins, [languages]."""
+        from workbench import languages
+
+        return [(language.name, language.highlight) for language in languages.for_settings(settings).items()]
+
+    def managers(self) -> list[str]:
+        from workbench.agent.actions import manager_names
+
+        return list(manager_names())
+
+    def install_reach(self, settings: Settings, manager: str) -> str:
+        """Where an install with `manager` may reach, in words (a WorkbenchError for a bad allow_hosts)."""
+        from workbench.sandbox.install import reachable
+
+        return reachable(settings, manager)
+
     # --- memory: the user's notes (the same MemoryStore the agent and `workbench memory` use) ---------
     def memory(self, project: Project, session: Any = None) -> Any:
         """The project's memory; with a session, its writes and searches go to the audit log. Close it."""

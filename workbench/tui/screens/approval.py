@@ -78,12 +78,11 @@ class ApprovalScreen(ModalScreen[bool]):
 
     def _reach(self, manager: str) -> str:
         settings = getattr(self.app, "settings", None)
-        if settings is None:
+        services = getattr(self.app, "services", None)
+        if settings is None or services is None:
             return "the configured package sources"
         try:
-            from workbench.sandbox.install import reachable
-
-            return reachable(settings, manager)
+            return services.install_reach(settings, manager)
         except Exception as exc:  # a malformed allow_hosts: say so, the decision is still the user's
             return getattr(exc, "message", str(exc))
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,9 +16,19 @@ from textual.widgets.option_list import Option
 
 from workbench.inert import plain
 
-LANGUAGES = ("python", "r", "shell", "sql")
-MANAGERS = ("pip", "r", "apt")
-TEXTAREA_LANG = {"python": "python", "shell": "bash", "sql": "sql", "r": None}
+# Offered when the caller has no list from the registry (services.languages): the built-ins.
+BUILT_IN_LANGUAGES: tuple[tuple[str, str], ...] = (("python", "python"), ("r", "r"), ("shell", "bash"),
+                                                   ("sql", "sql"))
+
+
+@functools.cache
+def _editor_languages() -> frozenset[str]:
+    return frozenset(TextArea().available_languages)
+
+
+def editor_language(highlight: str) -> str | None:
+    """The TextArea's highlighting for a language's highlighter name, None where it has none (R)."""
+    return highlight if highlight in _editor_languages() else None
 
 
 @dataclass(frozen=True)
@@ -30,16 +42,20 @@ class ExecPrompt(ModalScreen[CodeRequest | None]):
 
     BINDINGS = [Binding("ctrl+r", "run", "Run", priority=True), Binding("escape", "cancel", "Cancel")]
 
-    def __init__(self, language: str = "python", code: str = "") -> None:
+    def __init__(self, language: str = "python", code: str = "",
+                 languages: Sequence[tuple[str, str]] = BUILT_IN_LANGUAGES) -> None:
+        """`languages`: (name, highlighter) pairs from the languages registry (`Services.languages`)."""
         super().__init__()
-        self.language, self.code = language, code
+        self.highlights = dict(languages) or dict(BUILT_IN_LANGUAGES)
+        self.language = language if language in self.highlights else next(iter(self.highlights))
+        self.code = code
 
     def compose(self) -> ComposeResult:
         with Vertical(id="exec-dialog", classes="dialog"):
             yield Label("Run code in the sandbox (ctrl+r runs, esc cancels)", classes="dialog-title")
-            yield Select([(name, name) for name in LANGUAGES], value=self.language, allow_blank=False,
+            yield Select([(name, name) for name in self.highlights], value=self.language, allow_blank=False,
                          id="exec-language")
-            yield TextArea(self.code, language=TEXTAREA_LANG.get(self.language), id="exec-code",
+            yield TextArea(self.code, language=editor_language(self.highlights[self.language]), id="exec-code",
                            show_line_numbers=True, tab_behavior="indent")
             with Horizontal(classes="buttons"):
                 yield Button("Run (ctrl+r)", id="run", variant="primary")
@@ -49,7 +65,7 @@ class ExecPrompt(ModalScreen[CodeRequest | None]):
         self.query_one(TextArea).focus()
 
     def on_select_changed(self, event: Select.Changed) -> None:
-        self.query_one(TextArea).language = TEXTAREA_LANG.get(str(event.value))
+        self.query_one(TextArea).language = editor_language(self.highlights.get(str(event.value), ""))
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         self.action_run() if event.button.id == "run" else self.action_cancel()

@@ -16,7 +16,7 @@ from typing import Any
 from textual import work
 
 from workbench.tui.screens.approval import ApprovalScreen
-from workbench.tui.screens.prompts import MANAGERS, CodeRequest, ExecPrompt, InputPrompt, ModelPicker
+from workbench.tui.screens.prompts import CodeRequest, ExecPrompt, InputPrompt, ModelPicker
 
 PANES = {"steps": "#steps", "output": "#output", "files": "#files-tree", "audit": "#audit-sessions"}
 
@@ -39,7 +39,9 @@ class ToolActions:
             self.execute(request.language, request.code)
 
         last = getattr(self, "_last_code", None)
-        self.app.push_screen(ExecPrompt(last.language, last.code) if last else ExecPrompt(), run)
+        languages = self.services.languages(self.app.settings)  # the registry's, the project's [languages] too
+        self.app.push_screen(ExecPrompt(last.language, last.code, languages) if last
+                             else ExecPrompt(languages=languages), run)
 
     # --- packages ----------------------------------------------------------------------------------
     def action_install_package(self) -> None:
@@ -53,7 +55,8 @@ class ToolActions:
             self.install_packages(manager, packages)
 
         self.app.push_screen(InputPrompt("Install packages into the project (enter installs, esc cancels)",
-                                         "package names, separated by spaces", choices=MANAGERS), install)
+                                         "package names, separated by spaces",
+                                         choices=tuple(self.services.managers())), install)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="install")
     def install_packages(self, manager: str, packages: list[str]) -> None:
