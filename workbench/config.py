@@ -117,6 +117,9 @@ class Settings(BaseSettings):
     audit: AuditSettings = AuditSettings()
     memory: MemorySettings = MemorySettings()
     ui: UISettings = UISettings()
+    # [languages.NAME] tables (command, extension, apt, warm, ...): kept as written and read by
+    # workbench.languages, so one broken table is a line in doctor, not a settings file that fails to load.
+    languages: dict[str, Any] = Field(default_factory=dict)
 
 
 def read_toml(path: Path) -> dict[str, Any]:
