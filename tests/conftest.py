@@ -25,6 +25,9 @@ def isolated_user_dirs(tmp_path_factory, monkeypatch):
         if name.startswith("WORKBENCH_") and name not in ("WORKBENCH_CONFIG_DIR", "WORKBENCH_DATA_DIR",
                                                           "WORKBENCH_CACHE_DIR", "WORKBENCH_SANDBOX__RUNTIME"):
             monkeypatch.delenv(name)
+    # The event contract is strict for the whole run: a producer emitting a kind or a field that
+    # workbench.events does not declare fails its test instead of writing a record no reader knows.
+    monkeypatch.setenv("WORKBENCH_STRICT_EVENTS", "1")
     yield
 
 

@@ -7,6 +7,8 @@ from workbench.events import Event, EventBus
 
 
 def make(kind="exec.started", **payload):
+    if kind.startswith("exec.") and not payload:  # what the contract requires of every exec.* event
+        payload = {"execution_id": "e1"}
     return Event(kind=kind, session_id="s1", actor="user:test", payload=payload)
 
 
