@@ -47,7 +47,7 @@ def _watch_install_containers(box, monkeypatch):
     create = box.engine.create_container
 
     def recording(spec):
-        if spec.get("labels", {}).get(LABEL_ROLE) == "install":
+        if spec.labels.get(LABEL_ROLE) == "install":
             specs.append(spec)
         return create(spec)
 
@@ -90,9 +90,9 @@ def test_pip_from_a_wheelhouse_gets_no_network(engine_ready, project, tmp_path, 
         result = box.install("pip", ["wbdemo-a"])
         assert result.ok, result.output
         assert {(p.name, p.version) for p in result.installed} == {("wbdemo-a", "1.0"), ("wbdemo-b", "0.5")}
-        assert specs and all(s["host_config"]["network_mode"] == "none" for s in specs)
+        assert specs and all(s.network == "none" for s in specs)
         assert not _egress_mounted(specs[-1]) and result.reached == ()  # folders only: no way out at all
-        assert all(b["mode"] == "ro" for path, b in specs[-1]["host_config"]["binds"].items() if path == str(house))
+        assert all(m.read_only for m in specs[-1].mounts if m.source == str(house))
         check, _ = run(box, "python", "import wbdemo_a; print(wbdemo_a.VALUE)")  # a later execution
         assert check.stdout.kept == b"a+b\n", check.stderr.text()
         _assert_no_network(box)
@@ -105,7 +105,7 @@ def test_pip_from_a_wheelhouse_gets_no_network(engine_ready, project, tmp_path, 
 def _egress_mounted(spec) -> bool:
     from workbench.sandbox.egress import SOCKET_MOUNT
 
-    return any(b["bind"] == SOCKET_MOUNT for b in spec["host_config"]["binds"].values())
+    return spec.mount_at(SOCKET_MOUNT) is not None
 
 
 def test_pip_from_an_index_on_the_host_loopback(engine_ready, project, tmp_path, monkeypatch):
@@ -121,7 +121,7 @@ def test_pip_from_an_index_on_the_host_loopback(engine_ready, project, tmp_path,
             specs = _watch_install_containers(box, monkeypatch)
             result = box.install("pip", ["wbdemo-a==1.0"])
             assert result.ok, result.output
-            assert specs and all(s["host_config"]["network_mode"] == "none" for s in specs)
+            assert specs and all(s.network == "none" for s in specs)
             assert _egress_mounted(specs[-1])
             assert result.reached == (f"127.0.0.1:{served.port}",) and result.refused == ()
             _assert_no_network(box)
@@ -193,7 +193,7 @@ def test_apt_from_a_local_mirror_folder(engine_ready, project, builder, monkeypa
             result = box.install("apt", ["wb-hello"])
             assert result.ok, result.output
             assert "deb [trusted=yes] file:/mnt/workbench-apt ./" in result.output  # the only source
-            assert specs and all(s["host_config"]["network_mode"] == "none" for s in specs)
+            assert specs and all(s.network == "none" for s in specs)
             assert box.image == project_image(project)
             check, _ = run(box, "shell", "cat /usr/share/wb-hello/hello.txt")
             assert check.stdout.kept == b"hello from wb-hello\n", check.stderr.text()
@@ -224,7 +224,7 @@ def test_r_from_a_local_cran_folder(engine_ready, project, builder, monkeypatch)
         specs = _watch_install_containers(box, monkeypatch)
         result = box.install("r", ["wbhello"])
         assert result.ok, result.output
-        assert specs and all(s["host_config"]["network_mode"] == "none" for s in specs)
+        assert specs and all(s.network == "none" for s in specs)
         check, _ = run(box, "r", "library(wbhello); cat(hello(), '\\n')")
         assert check.stdout.kept == b"hello from wbhello \n", check.stderr.text()
         _assert_no_network(box)
@@ -247,7 +247,7 @@ def test_r_from_a_cran_repository_served_over_http(engine_ready, project, builde
             specs = _watch_install_containers(box, monkeypatch)
             result = box.install("r", ["wbhello"])
             assert result.ok, result.output
-            assert specs and all(s["host_config"]["network_mode"] == "none" for s in specs)
+            assert specs and all(s.network == "none" for s in specs)
             assert _egress_mounted(specs[-1]) and result.reached == (f"127.0.0.1:{served.port}",)
             check, _ = run(box, "r", "library(wbhello); cat(hello(), '\\n')")
             assert check.stdout.kept == b"hello from wbhello \n", check.stderr.text()

@@ -107,6 +107,7 @@ def test_an_older_cache_layout_is_asked_afresh(sock, tmp_path):
 
 def test_on_selinux_hosts_our_folders_are_relabeled_and_system_paths_are_not():
     from workbench.sandbox.engine import DockerEngine, selinux_binds
+    from workbench.sandbox.spec import ContainerSpec, Mount
 
     binds = {"/home/ana/proj/workspace": {"bind": "/workspace", "mode": "rw"},
              "/tmp/workbench-egress-x1": {"bind": "/mnt/workbench-egress", "mode": "rw"},
@@ -128,5 +129,5 @@ def test_on_selinux_hosts_our_folders_are_relabeled_and_system_paths_are_not():
     for selinux, expected in ((True, "rw,z"), (False, "rw")):
         engine = DockerEngine.__new__(DockerEngine)
         engine.api, engine.selinux, engine.is_podman, engine.endpoint = Api(), selinux, True, "unix:///run/x.sock"
-        engine.create_container({"image": "i", "host_config": {"binds": {"/p/ws": {"bind": "/workspace", "mode": "rw"}}}})
+        engine.create_container(ContainerSpec("i", mounts=(Mount("/p/ws", "/workspace"),)))
         assert engine.api.options["binds"]["/p/ws"]["mode"] == expected

@@ -10,6 +10,7 @@ import time
 import pytest
 
 from tests.sandbox.conftest import run
+from workbench.sandbox.spec import ContainerSpec
 
 pytestmark = pytest.mark.engine
 
@@ -39,11 +40,10 @@ def test_stale_container_from_a_crash_is_removed(engine_ready, project):
     with Sandbox.open(project) as box:
         # Pretend a crashed process (a pid that cannot exist) left a container behind.
         spec_labels = box.labels(ROLE_EXEC) | {"io.workbench.owner": f"{socket.gethostname()}:99999999"}
-        stale = box.engine.create_container({"image": box.image, "command": ["true"], "labels": spec_labels,
-                                             "host_config": {"network_mode": "none"}})
+        stale = box.engine.create_container(ContainerSpec(box.image, ("true",), labels=spec_labels))
     with Sandbox.open(project) as box:
         assert run(box, "python", "print(1)")[0].ok
-        ids = [c["Id"] for c in _containers(box.engine, project)]
+        ids = [c.id for c in _containers(box.engine, project)]
         assert stale not in ids
         assert len(ids) == 1  # only this session's
 
@@ -61,12 +61,12 @@ def test_never_started_containers_of_any_project_are_removed_once_their_owner_is
     with Sandbox.open(other) as box:
         dead = box.labels("kernel") | {"io.workbench.owner": f"{socket.gethostname()}:99999999"}
         alive = box.labels("kernel")  # this process: alive
-        spec = {"image": box.image, "command": ["true"], "host_config": {"network_mode": "none"}}
-        orphan = box.engine.create_container({**spec, "labels": dead})
-        kept = box.engine.create_container({**spec, "labels": alive})
+        spec = ContainerSpec(box.image, ("true",), network="none")
+        orphan = box.engine.create_container(spec.with_labels(dead))
+        kept = box.engine.create_container(spec.with_labels(alive))
     try:
         with Sandbox.open(project) as box:
-            ids = {c["Id"] for c in box.engine.list_containers({"io.workbench.project": other.id})}
+            ids = {c.id for c in box.engine.list_containers({"io.workbench.project": other.id})}
             assert orphan not in ids and kept in ids
             assert box.labels(ROLE_EXEC)["io.workbench.project"] == project.id
     finally:

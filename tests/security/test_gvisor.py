@@ -16,6 +16,7 @@ import pytest
 
 from tests.conftest import need
 from tests.sandbox.conftest import Recorder, make_settings, run, still_works
+from workbench.sandbox.spec import ContainerSpec
 
 GVISOR_KERNEL = "4.4.0"  # what gVisor's Sentry reports as its release
 
@@ -97,9 +98,9 @@ def test_the_profile_holds_in_execs_and_in_the_first_process(gbox):
     from workbench.sandbox import BASE_IMAGE
 
     engine = gbox.engine
-    container = engine.create_container({"image": BASE_IMAGE, "user": "1000:1000", "command": [
-        "sh", "-c", "unshare -r true 2>/dev/null && echo ALLOWED; uname -r"],
-        "host_config": {"network_mode": "none", "cap_drop": ["ALL"]}})
+    container = engine.create_container(ContainerSpec(
+        BASE_IMAGE, ("sh", "-c", "unshare -r true 2>/dev/null && echo ALLOWED; uname -r"), user="1000:1000",
+        network="none", cap_drop=("ALL",)))
     try:
         engine.start(container)
         assert engine.wait(container, timeout=60) == 0
@@ -168,8 +169,8 @@ def test_a_container_made_under_another_runtime_is_refused(gvisor_ready):
     engine = DockerEngine(runc_endpoint, runtime="runsc")
     try:
         with pytest.raises(EngineUnavailable) as refused:
-            engine.create_container({"image": BASE_IMAGE, "command": ["true"], "labels": {"wb-test": "gvisor"},
-                                     "host_config": {"network_mode": "none"}})
+            engine.create_container(ContainerSpec(BASE_IMAGE, ("true",), labels={"wb-test": "gvisor"},
+                                                  network="none"))
         assert "made the container under 'runc'" in refused.value.one_line()
         assert "\n" not in refused.value.one_line()
         assert engine.list_containers({"wb-test": "gvisor"}) == []

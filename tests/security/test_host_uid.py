@@ -38,7 +38,7 @@ def test_code_runs_as_a_high_host_uid_that_owns_no_account(sandbox):
         pwd.getpwuid(host_uid)
     # seen from the host: the container's processes (its init included) run as that range too
     state = sandbox.engine.state(sandbox.container)
-    assert host_uid_of(state["Pid"]) == host_uid
+    assert host_uid_of(state.pid) == host_uid
     assert sandbox.workspace_owner() == (host_uid, sandbox.workspace_owner()[1])
     assert "user namespace" in sandbox.identity.mapping
 

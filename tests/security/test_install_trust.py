@@ -239,9 +239,9 @@ def test_a_fresh_venv_is_made_without_network_and_console_scripts_work(engine_re
             assert result.ok, result.output
             assert _installed(result) == {("wbtool", "2.0")}  # pip and setuptools came with the venv
             made, pip = specs
-            assert not any(b["bind"] == SOCKET_MOUNT for b in made["host_config"]["binds"].values())
-            assert any(b["bind"] == SOCKET_MOUNT for b in pip["host_config"]["binds"].values())
-            assert not [a for a in made["command"] if "/workspace/.venv/bin" in a]
+            assert not any(m.target == SOCKET_MOUNT for m in made.mounts)
+            assert any(m.target == SOCKET_MOUNT for m in pip.mounts)
+            assert not [a for a in made.command if "/workspace/.venv/bin" in a]
             check, _ = run(box, "shell", "head -1 /workspace/.venv/bin/wbtool; wbtool; python -m pip --version")
     finally:
         served.close()

@@ -78,7 +78,7 @@ def box(engine_ready, module_project, recorder):
     sandbox.close()
 
 
-def kernel_containers(box) -> list[dict]:
+def kernel_containers(box) -> list:
     from workbench.sandbox import policy
     from workbench.sandbox.kernels import ROLE_KERNEL
 
@@ -299,7 +299,7 @@ def test_a_misbehaving_runner_ends_its_session_with_one_line(box, recorder, monk
     if mode == "untagged":
         assert "does not carry the session's key" in errors[0]
     assert recorder.of("exec.finished", result.execution_id)[0].payload["exit_code"] is None
-    assert not [c for c in kernel_containers(box) if c.get("State") == "running"]  # removed: restart follows
+    assert not [c for c in kernel_containers(box) if c.state == "running"]  # removed: restart follows
     monkeypatch.undo()
     box.kernels().reset()
     assert_victim_recorded_truly(box, recorder)
@@ -470,7 +470,7 @@ def test_the_runners_answer_is_checked_field_by_field():
 def test_frames_over_the_limit_or_cut_short_are_protocol_errors():
     import struct
 
-    from workbench.sandbox import runner
+    from workbench.sandbox.container import protocol as runner
 
     for data in (struct.pack(">cI", b"O", 10 << 20), struct.pack(">cI", b"O", 100) + b"x" * 10, b"J\0"):
         ours, theirs = socket.socketpair()
@@ -490,7 +490,7 @@ def test_a_frame_without_the_key_or_out_of_order_is_refused():
     """What a relay or an impostor without the session key could do to the stream: each is refused."""
     import struct
 
-    from workbench.sandbox import runner
+    from workbench.sandbox.container import protocol as runner
 
     key = os.urandom(32)
 

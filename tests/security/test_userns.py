@@ -12,6 +12,7 @@ import platform
 import pytest
 
 from tests.sandbox.conftest import run, still_works
+from workbench.sandbox.spec import ContainerSpec
 
 USERNS_PROBE = r"""
 unshare -r true 2>/dev/null && echo 'unshare -r: allowed'
@@ -106,8 +107,7 @@ def test_every_container_the_engine_makes_carries_the_profile(engine_ready):
 
     engine = connect(Settings())
     try:
-        container = engine.create_container({"image": BASE_IMAGE, "command": ["true"], "host_config": {
-            "network_mode": "none"}})
+        container = engine.create_container(ContainerSpec(BASE_IMAGE, ("true",), network="none"))
         try:
             opts = engine.api.inspect_container(container)["HostConfig"].get("SecurityOpt") or []
         finally:

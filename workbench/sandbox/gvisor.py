@@ -61,10 +61,12 @@ import os
 import platform
 import shutil
 import tempfile
+from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
 
 from workbench.errors import ConfigError, EngineUnavailable
+from workbench.sandbox.spec import ContainerSpec
 
 RUNSC = "runsc"
 DEFAULT_NAMES = ("", "runc")  # the engine's default runtime (runc where Workbench set the engine up)
@@ -148,23 +150,19 @@ def _mapped_ids(userns: str | None, which: str) -> int | None:
     return None
 
 
-def flatten_userns(spec: dict) -> tuple[int, int] | None:
+def flatten_userns(spec: ContainerSpec) -> tuple[ContainerSpec, tuple[int, int] | None]:
     """Under gVisor the container gets no user namespace; its user is the host id the mapping would have
     given it (1000:1000 -> 2000001000:2000001000). Why: runsc's gofer, which does all file access on the
     host, then runs as root as gVisor intends, and can reach a project under a 0700 or 0750 folder (in a
     user namespace it opens mounts as the range's root, which cannot: every home folder and mktemp
     folder); the files code writes still belong to the same account-less uid, and code still never runs
     as a host process (the Sentry holds it, as uid 65534 in a user namespace of its own). Returns the
-    (uid, gid) shift for the container's execs, or None where there was no mapping."""
-    raw = spec.get("raw_host_config") or {}
-    userns = raw.get("UsernsMode")
-    uid_base, gid_base = _mapped_ids(userns, "uidmapping"), _mapped_ids(userns, "gidmapping")
+    spec as changed, and the (uid, gid) shift for the container's execs (None where there was no mapping)."""
+    uid_base, gid_base = _mapped_ids(spec.userns, "uidmapping"), _mapped_ids(spec.userns, "gidmapping")
     if uid_base is None or gid_base is None:
-        return None
-    spec["raw_host_config"] = {k: v for k, v in raw.items() if k != "UsernsMode"}
+        return spec, None
     shift = (uid_base, gid_base)
-    spec["user"] = shifted(spec.get("user") or "0:0", shift)
-    return shift
+    return spec.replace(userns=None, user=shifted(spec.user or "0:0", shift)), shift
 
 
 def shifted(user: str, shift: tuple[int, int] | None) -> str:
@@ -175,7 +173,7 @@ def shifted(user: str, shift: tuple[int, int] | None) -> str:
     return f"{int(uid) + shift[0]}:{int(gid or uid) + shift[1]}"
 
 
-def capabilities(cap_drop: list[str] | None, cap_add: list[str] | None) -> frozenset[str]:
+def capabilities(cap_drop: Iterable[str] | None, cap_add: Iterable[str] | None) -> frozenset[str]:
     """The container's capability set from its host config, as the engine computes it."""
     def norm(names):
         return {n.upper() if n.upper().startswith("CAP_") else f"CAP_{n.upper()}" for n in names or ()}

@@ -62,6 +62,7 @@ from workbench.project import Project
 from workbench.sandbox import policy, runner, workspace
 from workbench.sandbox.diskguard import DiskGuard
 from workbench.sandbox.execution import EventSink, LiveExecution
+from workbench.sandbox.spec import Mount
 from workbench.sandbox.types import ExecutionResult
 
 if TYPE_CHECKING:
@@ -167,9 +168,9 @@ def _write_private(path: Path, data: bytes, owner: tuple[int, int] | None = None
 def identify(engine: Engine, container: str, project: Project, gvisor: bool = False) -> RunnerIdentity:
     """Who the runner of `container` is, from the engine and the host's key record (never from anything
     inside the container). OSError when it is not running or its key is not ours."""
-    state = engine.state(container) or {}
-    pid = state.get("Pid")
-    if not state.get("Running") or not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
+    state = engine.state(container)
+    pid = state.pid if state is not None else None
+    if state is None or not state.running or pid is None:
         raise OSError(f"the session container {container[:12]} is not running")
     started = process_start(pid)
     if started is None:
@@ -353,14 +354,13 @@ class Kernels:
         found = engine.list_containers({policy.LABEL_PROJECT: self.project.id, policy.LABEL_ROLE: ROLE_KERNEL})
         keep = None
         for container in found:
-            labels = container.get("Labels") or {}
-            if keep is None and container.get("State") == "running" and labels.get(policy.LABEL_SPEC) == digest:
+            if keep is None and container.state == "running" and container.labels.get(policy.LABEL_SPEC) == digest:
                 keep = container
             else:
-                engine.remove(container["Id"])
+                engine.remove(container.id)
         if keep is not None:
             try:
-                identity = identify(engine, keep["Id"], self.project, under_gvisor(self.sandbox.settings))
+                identity = identify(engine, keep.id, self.project, under_gvisor(self.sandbox.settings))
                 problem = self._ping(identity)
             except OSError:
                 problem = ""
@@ -369,7 +369,7 @@ class Kernels:
             if problem:
                 self._incidents.append(f"{problem}: the session container was removed and a fresh one started "
                                        f"(every session's variables are gone)")
-            engine.remove(keep["Id"])
+            engine.remove(keep.id)
         return self._start(digest)
 
     def _ping(self, identity: RunnerIdentity, timeout: float = 2.0) -> str | None:
@@ -397,7 +397,7 @@ class Kernels:
             command=[*policy.prlimit_args(sandbox.settings, sandbox.engine.limits_enforced),
                      "python3", f"{policy.CODE_DIR}/{self.runner_script}", "--serve",
                      f"{RUNNER_MOUNT}/{SOCKET_NAME}", "--idle", f"{idle:g}"])
-        spec["host_config"]["binds"][str(folder)] = {"bind": RUNNER_MOUNT, "mode": "rw"}
+        spec = spec.with_mounts(Mount(str(folder), RUNNER_MOUNT))
         container = sandbox.engine.create_container(spec)
         try:
             _write_private(host_key_path(self.project), json.dumps({"container": container,
@@ -423,8 +423,8 @@ class Kernels:
                 return identity
             if problem:  # someone else answers in a container no user code has run in yet: give up
                 break
-            state = sandbox.engine.state(container) or {}
-            if not state.get("Running", True):
+            state = sandbox.engine.state(container)
+            if state is not None and not state.running:
                 break
             time.sleep(0.05)
         sandbox.engine.remove(container)
@@ -676,15 +676,15 @@ def _session_call(project: Project, message: dict[str, Any], timeout: float = 10
     try:
         running = [c for c in engine.list_containers({policy.LABEL_PROJECT: project.id,
                                                       policy.LABEL_ROLE: ROLE_KERNEL})
-                   if c.get("State") == "running"]
+                   if c.state == "running"]
         if not running:
             return None
         try:
-            identity = identify(engine, running[0]["Id"], project, under_gvisor(project.settings()))
+            identity = identify(engine, running[0].id, project, under_gvisor(project.settings()))
             return call(project, identity, message, timeout)
         except RunnerMisbehaved as exc:
             for container in running:
-                engine.remove(container["Id"])
+                engine.remove(container.id)
             raise RunnerMisbehaved(f"{exc}: the warm sessions were ended and their container removed",
                                    "the next execution with --session starts a fresh one") from None
         except (OSError, EOFError):
@@ -722,7 +722,7 @@ def stop_sessions(project: Project) -> bool:
     try:
         found = engine.list_containers({policy.LABEL_PROJECT: project.id, policy.LABEL_ROLE: ROLE_KERNEL})
         for container in found:
-            engine.remove(container["Id"])
+            engine.remove(container.id)
         return bool(found)
     finally:
         engine.close()

@@ -35,7 +35,9 @@ from pathlib import Path
 from typing import Any
 
 from workbench.config import Settings
+from workbench.confined import Confined, Refused
 from workbench.sandbox.image import SANDBOX_UID
+from workbench.sandbox.spec import ContainerSpec, Mount, Ulimit
 
 WORKSPACE = "/workspace"
 CODE_DIR = "/opt/workbench"  # read-only: code files and the runner, written by the host side
@@ -57,6 +59,29 @@ BASE_ENV = {
     "PYTHONDONTWRITEBYTECODE": "1",
     "PIP_DISABLE_PIP_VERSION_CHECK": "1",
 }
+# The conda prefix `workbench install --manager conda` fills. Code's processes see it activated once it
+# exists: its bin on PATH after the venv's, CONDA_PREFIX set (here for one-off executions, and in the
+# warm-session runner's interpreters). The container's own environment (BASE_ENV) never includes it.
+CONDA_PREFIX = f"{WORKSPACE}/.conda"
+
+
+def conda_activated(env: dict[str, str]) -> dict[str, str]:
+    """`env` with the workspace's conda prefix activated (the caller has seen that the prefix exists)."""
+    path = [p for p in env.get("PATH", "").split(":") if p and p != f"{CONDA_PREFIX}/bin"]
+    at = 1 if path[:1] == [f"{WORKSPACE}/.venv/bin"] else 0
+    return {**env, "PATH": ":".join([*path[:at], f"{CONDA_PREFIX}/bin", *path[at:]]),
+            "CONDA_PREFIX": CONDA_PREFIX, "CONDA_DEFAULT_ENV": CONDA_PREFIX, "CONDA_SHLVL": "1"}
+
+
+def execution_env(workspace: Path) -> dict[str, str]:
+    """The environment one execution of code gets: BASE_ENV, with the conda prefix activated when the
+    workspace has one (`.conda/conda-meta` a folder, looked at without following a symlink)."""
+    try:
+        with Confined(workspace) as folder:
+            meta = folder.lstat(".conda/conda-meta")
+    except (Refused, OSError):
+        meta = None
+    return conda_activated(dict(BASE_ENV)) if meta is not None and meta.kind == "dir" else dict(BASE_ENV)
 
 
 def parse_size(text: str | int) -> int:
@@ -170,44 +195,34 @@ def cgroup_pids(settings: Settings) -> int:
 
 
 def container_spec(*, image: str, settings: Settings, workspace: Path, code_dir: Path, labels: dict[str, str],
-                   ident: Identity, limits_enforced: bool, command: list[str]) -> dict[str, Any]:
-    """The create-container arguments for a sandbox container (one-off or warm-session role)."""
+                   ident: Identity, limits_enforced: bool, command: list[str]) -> ContainerSpec:
+    """The container for sandboxed code (one-off or warm-session role): every layer above, in one spec."""
     s = settings.sandbox
     memory = parse_size(s.memory)
-    limits_now = rlimits(settings, limits_enforced)
-    ulimits = [{"Name": "nofile", "Soft": NOFILE, "Hard": NOFILE}] + [
-        {"Name": name, "Soft": value, "Hard": value} for name, value in limits_now.items()]
-    host_config: dict[str, Any] = {
-        "binds": {str(workspace): {"bind": WORKSPACE, "mode": "rw"},
-                  str(code_dir): {"bind": CODE_DIR, "mode": "ro"}},
-        "network_mode": "none",
-        "mem_limit": memory,
-        "memswap_limit": memory,  # no swap on top: an OOM is an OOM
-        "nano_cpus": int(s.cpus * 1e9),
-        "pids_limit": cgroup_pids(settings),
-        "cap_drop": ["ALL"],
-        "security_opt": ["no-new-privileges"],
-        "read_only": True,
-        "tmpfs": {"/tmp": f"rw,nosuid,nodev,size={TMP_SIZE},mode=1777"},
-        "ulimits": [_ulimit(u) for u in ulimits],
-        "init": False,  # our own PID 1 (runner.py --init) reaps orphans
-        "auto_remove": True,  # a container whose PID 1 ended (idle session, project deleted) goes away
-    }
-    raw: dict[str, Any] = {}
-    if ident.userns:
-        raw["UsernsMode"] = ident.userns
-    return {
-        "image": image,
-        "command": command,
-        "user": ident.user,
-        "working_dir": WORKSPACE,
-        "environment": dict(BASE_ENV),
-        "labels": labels,
-        "hostname": "sandbox",
-        "network_disabled": False,  # network_mode="none" does it; this flag is ignored by Podman
-        "host_config": host_config,
-        "raw_host_config": raw,
-    }
+    return ContainerSpec(
+        image=image,
+        command=tuple(command),
+        user=ident.user,
+        userns=ident.userns,
+        workdir=WORKSPACE,
+        env=BASE_ENV,
+        labels=labels,
+        hostname="sandbox",
+        mounts=(Mount(str(workspace), WORKSPACE), Mount(str(code_dir), CODE_DIR, read_only=True)),
+        network="none",
+        memory=memory,
+        memory_swap=memory,  # no swap on top: an OOM is an OOM
+        nano_cpus=int(s.cpus * 1e9),
+        pids=cgroup_pids(settings),
+        cap_drop=("ALL",),
+        security_opt=("no-new-privileges",),
+        read_only_rootfs=True,
+        tmpfs={"/tmp": f"rw,nosuid,nodev,size={TMP_SIZE},mode=1777"},
+        ulimits=(Ulimit("nofile", NOFILE, NOFILE),
+                 *(Ulimit(name, value, value) for name, value in rlimits(settings, limits_enforced).items())),
+        init=False,  # our own PID 1 (runner.py --init) reaps orphans
+        auto_remove=True,  # a container whose PID 1 ended (idle session, project deleted) goes away
+    )
 
 
 def rlimits(settings: Settings, limits_enforced: bool) -> dict[str, int]:
@@ -232,12 +247,6 @@ def _under_hard_limit(which: int, wanted: int) -> int:
     """`wanted`, or this process's hard limit when lower (the engine on this host has the same)."""
     hard = resource.getrlimit(which)[1]
     return wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
-
-
-def _ulimit(spec: dict[str, Any]):
-    from docker.types import Ulimit
-
-    return Ulimit(name=spec["Name"], soft=spec["Soft"], hard=spec["Hard"])
 
 
 def hand_workspace_to(workspace: Path, uid: int, gid: int) -> None:

@@ -168,16 +168,16 @@ class Sandbox:
         found = self.engine.list_containers({policy.LABEL_PROJECT: self.project.id,
                                              policy.LABEL_ROLE: ROLE_EXEC})
         for container in found:
-            owner = (container.get("Labels") or {}).get(policy.LABEL_OWNER, "")
-            if container.get("State") != "running" or not _owner_alive(owner):
-                self.engine.remove(container["Id"])
+            owner = container.labels.get(policy.LABEL_OWNER, "")
+            if container.state != "running" or not _owner_alive(owner):
+                self.engine.remove(container.id)
                 removed += 1
-        seen = {c["Id"] for c in found}
+        seen = {c.id for c in found}
         for container in self.engine.list_containers({policy.LABEL_OWNER: ""}):
-            owner = (container.get("Labels") or {}).get(policy.LABEL_OWNER, "")
-            if (container["Id"] not in seen and container.get("State") in DEAD_STATES
+            owner = container.labels.get(policy.LABEL_OWNER, "")
+            if (container.id not in seen and container.state in DEAD_STATES
                     and owner.rpartition(":")[0] == socket.gethostname() and not _owner_alive(owner)):
-                self.engine.remove(container["Id"])
+                self.engine.remove(container.id)
                 removed += 1
         return removed
 
@@ -198,7 +198,7 @@ class Sandbox:
         """The container, restarted if user code (or anything) stopped it."""
         with self._lock:
             state = self.engine.state(self.container) if self.container else None
-            if not state or not state.get("Running"):
+            if state is None or not state.running:
                 if self.container:
                     self.engine.remove(self.container)
                 self._start_container()
