@@ -102,14 +102,15 @@ class FakeEngine:
 
     endpoint = "fake://in-process"
     version = "fake 1"
-    rootless = True
-    limits_enforced = False
-    is_podman = False
     selinux = False
     runtime = ""
 
-    def __init__(self, images: Iterable[str] = ()):
+    def __init__(self, images: Iterable[str] = (), *, rootless: bool = True, is_podman: bool = True,
+                 limits_enforced: bool = False):
+        """The defaults describe rootless Podman (code runs as you, keep-id), whose limits this fake, like
+        rootless Podman on cgroup v1, does not enforce."""
         self.images = set(images)
+        self.rootless, self.is_podman, self.limits_enforced = rootless, is_podman, limits_enforced
         self.created: list[ContainerSpec] = []
         self.removed: list[str] = []
         self.commits: list[tuple[str, str, str]] = []
