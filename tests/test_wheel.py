@@ -1,5 +1,6 @@
 """The wheel a user installs (`pipx install`, `uv tool install`) carries what the package needs at run time:
-the built-in themes, the in-container runner, and a working `workbench` command in a clean virtualenv."""
+the built-in themes, the in-container code (runner, kernels, relay), and a working `workbench` command in a
+clean virtualenv."""
 
 from __future__ import annotations
 
@@ -27,7 +28,9 @@ def test_wheel_carries_themes_and_runner(wheel):
     names = zipfile.ZipFile(wheel).namelist()
     themes = [n for n in names if n.startswith("workbench/_themes/") and n.endswith(".toml")]
     assert {Path(t).stem for t in themes} >= {"workbench-dark", "workbench-light", "workbench-high-contrast"}
-    assert "workbench/sandbox/runner.py" in names
+    container = {"runner.py", "protocol.py", "interpreters.py", "relay.py", "kernels/python.py", "kernels/shell.sh",
+                 "kernels/r.R"}  # the code that runs inside the containers (workbench/sandbox/container/)
+    assert {f"workbench/sandbox/container/{name}" for name in container} <= set(names)
     assert not any(n.startswith(("tests/", "bench/", "packaging/")) for n in names)
 
 

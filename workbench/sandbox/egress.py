@@ -2,10 +2,10 @@
 
 An install container has `network_mode="none"`, like the container user code runs in: no interface but its
 own loopback, no DNS, no route. Its one link to the outside is a Unix socket, bind-mounted from the host,
-behind which `EgressProxy` runs in Workbench's own process. Inside the container a small relay (`RELAY`, run
-by the image's python3 as the container's first process) listens on the container's own loopback
-(127.0.0.1:3128) and hands every connection to that socket; pip, apt and R are pointed there with
-`http_proxy`/`https_proxy`. The proxy reads each request and lets through only
+behind which `EgressProxy` runs in Workbench's own process. Inside the container a small relay
+(workbench/sandbox/container/relay.py, run by the image's python3 as the container's first process) listens
+on the container's own loopback (127.0.0.1:3128) and hands every connection to that socket; pip, apt and R
+are pointed there with `http_proxy`/`https_proxy`. The proxy reads each request and lets through only
 
     CONNECT host:port HTTP/1.1           TLS to an https source (PyPI, CRAN, an https mirror)
     GET|HEAD http://host:port/... HTTP/1.1   plain http (Debian mirrors, LAN indexes), one request per
@@ -48,6 +48,8 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
+
+from workbench.sandbox import container
 
 RELAY_PORT = 3128  # on the install container's own loopback
 SOCKET_MOUNT = "/mnt/workbench-egress"  # the folder holding the proxy's socket, inside the container
@@ -553,57 +555,14 @@ class EgressProxy:
 
 
 # --- inside the container ------------------------------------------------------------------------
-# Run as `python3 -I -c RELAY SOCKET PORT COMMAND...`: listen on the container's loopback, hand each connection
-# to the proxy's socket, run COMMAND, exit with its status. Kept to the standard library of the image's python3.
-RELAY = r"""
-import signal, socket, subprocess, sys, threading
-path, port, command = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
-def pump(source, sink):
-    try:
-        while True:
-            data = source.recv(65536)
-            if not data:
-                break
-            sink.sendall(data)
-    except OSError:
-        pass
-    try:
-        sink.shutdown(socket.SHUT_WR)
-    except OSError:
-        pass
-warned = []
-def bridge(client):
-    proxy = socket.socket(socket.AF_UNIX)
-    try:
-        proxy.connect(path)
-    except OSError as exc:
-        if not warned:
-            warned.append(1)
-            print("workbench: the install cannot reach Workbench's egress proxy (%s); an engine in another "
-                  "machine or VM cannot share it: use folder sources there" % exc, file=sys.stderr, flush=True)
-        client.close(); proxy.close(); return
-    back = threading.Thread(target=pump, args=(proxy, client), daemon=True)
-    back.start(); pump(client, proxy); back.join(); client.close(); proxy.close()
-def serve(listener):
-    while True:
-        client, _ = listener.accept()
-        threading.Thread(target=bridge, args=(client,), daemon=True).start()
-listener = socket.socket()
-listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-listener.bind(("127.0.0.1", port))
-listener.listen(128)
-threading.Thread(target=serve, args=(listener,), daemon=True).start()
-child = subprocess.Popen(command)
-for number in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-    signal.signal(number, lambda signum, frame: child.send_signal(signum))
-status = child.wait()
-sys.exit(status if status >= 0 else 128 - status)
-"""
+# The relay itself is workbench/sandbox/container/relay.py: it listens on the container's loopback, hands each
+# connection to the proxy's socket, runs COMMAND and exits with its status.
 
 
 def relay_command(command: list[str]) -> list[str]:
     # the image's own interpreter by path: a PATH that reached into the workspace would run a planted python3
-    return ["/usr/bin/python3", "-I", "-c", RELAY, f"{SOCKET_MOUNT}/{SOCKET_NAME}", str(RELAY_PORT), *command]
+    return [container.PYTHON, "-I", "-c", container.source("relay.py"), f"{SOCKET_MOUNT}/{SOCKET_NAME}",
+            str(RELAY_PORT), *command]
 
 
 def proxy_environment() -> dict[str, str]:

@@ -5,8 +5,8 @@ iterator (the CLI or TUI reading live) and the event publisher, which coalesces 
 `FLUSH_INTERVAL` so a flood of small writes makes a few `exec.output` events, not thousands. Only bytes
 within the output cap are published; the digest covers everything.
 
-`Sandbox` (one-off runs through the engine's exec API) and the warm-session client both feed a
-`LiveExecution` through `feed()` / `finish()`; this module knows nothing about containers.
+The execution lifecycle (`workbench.sandbox.lifecycle`) feeds a `LiveExecution` through `feed()` /
+`finish()`, whatever the transport; this module knows nothing about containers.
 """
 
 from __future__ import annotations
@@ -93,7 +93,6 @@ class LiveExecution:
         self.started_at = time.monotonic()
         self.cancelled = False
         self.exit_code: int | None = None
-        self.extra: dict[str, Any] = {}  # facts from the producer (timed_out, state_lost, notes...)
         self.records = {"stdout": StreamRecorder(cap), "stderr": StreamRecorder(cap)}
         self._sink = sink
         self._finalize = finalize
@@ -114,10 +113,9 @@ class LiveExecution:
         self._sink.output(stream, offset, kept)
         self._queue.put(OutputChunk(stream, data, time.monotonic()))
 
-    def finish(self, exit_code: int | None, **extra: Any) -> None:
+    def finish(self, exit_code: int | None) -> None:
         self.ended_at = time.monotonic()
         self.exit_code = exit_code
-        self.extra.update(extra)
         self._done.set()
         self._queue.put(_END)
 
