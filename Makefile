@@ -50,8 +50,10 @@ venv:
 engine:
 	@bash packaging/setup-engine.sh
 
+# The base image, and py-rattler for its conda installs (a wheel cached per version, mounted read-only).
 image: venv engine
 	@$(VENV)/bin/workbench setup
+	@bash packaging/rattler-wheel.sh >/dev/null
 
 models: venv
 	@if [ -f packaging/embedding-model.sh ]; then bash packaging/embedding-model.sh; fi

@@ -12,10 +12,14 @@
 #                (`setup-engine.sh --runsc` installs it from here with no network)
 #   image/       the offline base image as an archive `podman load` accepts
 #   models/      the sentence-embedding GGUF that memory search uses
+#   conda/       the py-rattler wheel conda installs run in their container (packaging/rattler-wheel.sh), and
+#                with CONDA_CHANNEL=DIR a conda channel to install from offline, as conda/channel/ (make one
+#                with packaging/conda-channel.py DIR SPEC...)
 #   install.sh   the installer (packaging/install-bundle.sh)
 #   MANIFEST     one line per file: SHA-256, size, path, version; install.sh checks it before anything
 #
 # Usage: packaging/build-bundle.sh [OUT_DIR]     (default: dist/)
+#        CONDA_CHANNEL=DIR packaging/build-bundle.sh [OUT_DIR]    (also carry that conda channel)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,7 +36,7 @@ arch=$(uname -m)
 name="workbench-bundle-$version-linux-$arch"
 stage="$OUT_DIR/$name"
 rm -rf "$stage"
-mkdir -p "$stage"/{wheels,debs,image,models}
+mkdir -p "$stage"/{wheels,debs,image,models,conda}
 
 step "wheels: Workbench $version"
 "$PY" -m build --wheel --outdir "$stage/wheels" . >/tmp/workbench-bundle-build.log 2>&1 \
@@ -71,6 +75,15 @@ podman save --format docker-archive -o "$stage/image/workbench-base.tar" "$image
   || die "podman save $image failed"
 echo "$image" > "$stage/image/IMAGE"
 
+step "conda: py-rattler for conda installs${CONDA_CHANNEL:+, and the channel $CONDA_CHANNEL}"
+PYTHON="$PY" bash packaging/rattler-wheel.sh --copy-to "$stage/conda" >/dev/null \
+  || die "the py-rattler wheel could not be fetched (see above)"
+if [ -n "${CONDA_CHANNEL:-}" ]; then
+  [ -f "$CONDA_CHANNEL/noarch/repodata.json" ] \
+    || die "CONDA_CHANNEL=$CONDA_CHANNEL is not a conda channel (no noarch/repodata.json)"
+  cp -r "$CONDA_CHANNEL" "$stage/conda/channel"
+fi
+
 step "models: embedding model"
 emb=$("$PY" -c 'from workbench.memory.model import minilm_path; p = minilm_path(); print(p if p.is_file() else "")' 2>/dev/null || true)
 if [ -n "$emb" ] && [ -f "$emb" ]; then
@@ -81,6 +94,7 @@ else step "models: no embedding GGUF cached (run make models)"; fi
 
 cp packaging/install-bundle.sh "$stage/install.sh"
 cp packaging/setup-engine.sh "$stage/setup-engine.sh"
+cp packaging/rattler-wheel.sh "$stage/rattler-wheel.sh"
 chmod +x "$stage/install.sh" "$stage/setup-engine.sh"
 echo "$version" > "$stage/VERSION"
 

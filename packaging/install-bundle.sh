@@ -75,6 +75,17 @@ if ls models/*.gguf >/dev/null 2>&1; then
   step "models copied to $cache/models"
 fi
 
+if ls conda/py_rattler-*.whl >/dev/null 2>&1; then  # conda installs' py-rattler, into the same cache
+  PYTHON="$PREFIX/bin/python" bash ./rattler-wheel.sh conda >/dev/null || die "unpacking py-rattler failed"
+  step "py-rattler for conda installs unpacked under $cache/py-rattler"
+fi
+if [ -f conda/channel/noarch/repodata.json ]; then  # the conda channel the bundle carries
+  mkdir -p "$PREFIX/conda-channel" && cp -r conda/channel/. "$PREFIX/conda-channel/"
+  chmod -R a+rX "$PREFIX/conda-channel"
+  step "conda channel copied to $PREFIX/conda-channel; to install from it, set in config.toml:"
+  step "  [install] conda_channels = [\"file://$PREFIX/conda-channel\"]"
+fi
+
 # --- 5. check -------------------------------------------------------------------------------------
 step "workbench doctor:"
 "$PREFIX/bin/workbench" doctor || die "doctor found a problem (see above)"

@@ -111,6 +111,7 @@ def test_bundle_installs_and_runs_with_no_network(built_bundle, netns, tmp_path)
     assert any(n.startswith("wheels/workbench-") for n in names)
     assert "image/workbench-base.tar" in names
     assert any(n.startswith("models/") and n.endswith(".gguf") for n in names)
+    assert any(n.startswith("conda/py_rattler-") and n.endswith(".whl") for n in names)  # conda installs
     if shutil.which("apt-get"):  # the report's fonts travel too (CJK included)
         assert any(n.startswith("debs/fonts-droid-fallback_") for n in names)
         assert any(n.startswith("debs/fonts-dejavu-core_") for n in names)

@@ -15,6 +15,8 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -22,6 +24,8 @@ from tests.conftest import need
 from tests.sandbox import conda_channel, repos
 from tests.sandbox.conftest import Recorder, run
 from workbench import trust
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _config(project, **install):
@@ -319,3 +323,29 @@ def test_bad_input_is_one_line_and_leaves_the_workspace_and_log_intact(rattler_r
     assert _wb(workbench_cmd, "audit", "verify", "-p", root).returncode == 0
     done = _wb(workbench_cmd, "exec", "-p", root, "--lang", "shell", "-c", "hello-conda")
     assert done.returncode == 0 and done.stdout == b"hello from conda in /workspace/.conda\n", done.stderr.decode()
+
+
+@pytest.mark.engine
+def test_a_channel_made_to_carry_offline_installs_from_its_folder(rattler_ready, project, channel, tmp_path,
+                                                                  workbench_cmd):
+    """packaging/conda-channel.py (the air-gapped recipe): solve against a connected channel (here the test
+    channel served on loopback), download the solution and index the folder with py-rattler's indexer."""
+    served = repos.Served(channel)
+    made = tmp_path / "carried"
+    try:
+        done = subprocess.run([sys.executable, str(ROOT / "packaging" / "conda-channel.py"), str(made),
+                               "--channel", served.url, "greet-conda"], capture_output=True, timeout=300)
+    finally:
+        served.close()
+    assert done.returncode == 0, done.stderr.decode()
+    listed = json.loads((made / "noarch" / "repodata.json").read_text())["packages"]
+    assert set(listed) == {"hello-conda-1.0-0.tar.bz2", "greet-conda-2.1-0.tar.bz2"}
+    assert (made / "linux-64" / "repodata.json").is_file()
+    _config(project, conda_channels=[f"file://{made}"])
+    root = str(project.root)
+    done = _wb(workbench_cmd, "install", "-p", root, "--manager", "conda", "greet-conda")
+    assert done.returncode == 0, done.stderr.decode()
+    assert sorted(done.stdout.decode().splitlines()) == ["installed greet-conda 2.1 (conda)",
+                                                          "installed hello-conda 1.0 (conda)"]
+    done = _wb(workbench_cmd, "exec", "-p", root, "--lang", "shell", "-c", "greet-conda")
+    assert done.returncode == 0 and done.stdout.endswith(b"greet-conda 2.1\n"), done.stderr.decode()
