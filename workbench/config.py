@@ -58,6 +58,9 @@ class InstallSettings(BaseModel):
     pip_find_links: str = ""  # a wheelhouse folder for air-gapped use
     apt_mirror: str = ""
     cran_repo: str = ""
+    # conda channels in priority order, a list or space-separated: `file:///PATH` folders (air-gapped) or URLs;
+    # empty: conda-forge (workbench/sandbox/managers/conda.py)
+    conda_channels: str | list[str] = ""
     # More places an install may reach, space-separated: `host` (TLS on 443 and plain http on 80), `host:443`
     # (TLS), `host:PORT` (plain http), or a URL (`https://host:8443` for TLS on another port).
     allow_hosts: str = ""
