@@ -12,7 +12,8 @@ and doctor. A plug-in that fails to load, or takes a name that is already taken,
 
 The modules: base (the seam), sources (where installs fetch from and may reach), install_container (the
 container an install runs in and its way out through the egress proxy), output (what is kept of its
-output), pip / r / apt (the built-ins). `workbench.sandbox.install.install` is the entry point that runs one.
+output), pip / r / apt / conda (the built-ins). `workbench.sandbox.install.install` is the entry point that
+runs one.
 
 `check(settings)` is what doctor shows about installs: each manager's source findings, then where each may
 reach (`check_egress`).
@@ -27,18 +28,29 @@ from workbench.findings import Finding
 from workbench.registry import Registry
 from workbench.sandbox.managers.apt import AptManager
 from workbench.sandbox.managers.base import Manager, ManagerRun
+from workbench.sandbox.managers.conda import CondaManager
 from workbench.sandbox.managers.pip import PipManager
 from workbench.sandbox.managers.r import RManager
 
 if TYPE_CHECKING:
     from workbench.config import Settings
 
-__all__ = ["MANAGERS", "Manager", "ManagerRun", "check", "check_egress", "reachable"]
+__all__ = ["BUILT_IN", "MANAGERS", "Manager", "ManagerRun", "check", "check_egress", "new_registry", "reachable"]
 
-MANAGERS: Registry[Manager] = Registry("package manager", "workbench.managers")
+GROUP = "workbench.managers"  # the entry-point group plug-ins name
+BUILT_IN: tuple[type[Manager], ...] = (PipManager, RManager, AptManager, CondaManager)
 
-for _built_in in (PipManager(), RManager(), AptManager()):
-    MANAGERS.register(_built_in)
+
+def new_registry() -> Registry[Manager]:
+    """The built-in managers, registered as a plug-in's are; plug-ins load on the first lookup.
+    `MANAGERS` is the one Workbench uses (a test makes its own to load plug-ins afresh)."""
+    registry: Registry[Manager] = Registry("package manager", GROUP)
+    for built_in in BUILT_IN:
+        registry.register(built_in())
+    return registry
+
+
+MANAGERS = new_registry()
 
 
 def reachable(settings: Settings, manager: str) -> str:
