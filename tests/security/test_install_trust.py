@@ -450,7 +450,7 @@ def test_dpkg_status_gives_the_installed_version_of_the_packages_asked_for(tmp_p
 def test_a_source_inside_the_workspace_is_refused_when_the_install_has_a_way_out(tmp_path):
     from workbench.errors import ConfigError
     from workbench.sandbox.egress import Destination
-    from workbench.sandbox.install import _refuse_workspace_sources
+    from workbench.sandbox.managers import MANAGERS
 
     workspace = tmp_path / "workspace"
     (workspace / "wheels").mkdir(parents=True)
@@ -458,10 +458,11 @@ def test_a_source_inside_the_workspace_is_refused_when_the_install_has_a_way_out
     (tmp_path / "link").symlink_to(workspace / "wheels")
     box = SimpleNamespace(project=SimpleNamespace(workspace=workspace))
     way_out = frozenset({Destination("127.0.0.1", 8000)})
+    pip, apt = MANAGERS.get("pip"), MANAGERS.get("apt")
     for inside in (workspace / "wheels", tmp_path / "link"):
         with pytest.raises(ConfigError, match="inside this project's workspace"):
-            _refuse_workspace_sources(box, "pip", {str(inside): {}}, way_out)
-    _refuse_workspace_sources(box, "pip", {str(workspace / "wheels"): {}}, frozenset())  # no way out: harmless
-    _refuse_workspace_sources(box, "pip", {str(tmp_path / "outside"): {}}, way_out)
+            pip.refuse_workspace_sources(box, {str(inside): {}}, way_out)
+    pip.refuse_workspace_sources(box, {str(workspace / "wheels"): {}}, frozenset())  # no way out: harmless
+    pip.refuse_workspace_sources(box, {str(tmp_path / "outside"): {}}, way_out)
     with pytest.raises(ConfigError, match="apt_mirror"):  # apt runs as root: never from the workspace
-        _refuse_workspace_sources(box, "apt", {str(workspace / "wheels"): {}}, frozenset(), always=True)
+        apt.refuse_workspace_sources(box, {str(workspace / "wheels"): {}}, frozenset())

@@ -4,8 +4,8 @@ The venv at /workspace/.venv is code's to write: its bin/python, a .pth or sitec
 site-packages, its own pip, pyvenv.cfg and pip.conf may all be traps, and the install container that runs
 pip can reach the egress proxy. So the container runs the image's /usr/bin/python3 and the image's pip
 (Debian's python3-pip), started so that nothing under /workspace is executed or imported; the venv is only
-where pip reads metadata and writes files. install.py runs `pip_command(...)` in the container; the host then
-reads back what was installed (readback.py).
+where pip reads metadata and writes files. managers/pip.py runs `pip_command(...)` in the container; the host
+then reads back what was installed (readback.py).
 """
 
 from __future__ import annotations
