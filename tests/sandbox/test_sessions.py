@@ -154,3 +154,52 @@ def test_state_survives_between_processes(engine_ready, project, workbench_cmd):
         assert done.stdout == b"42\n", done.stderr
     finally:
         stop_sessions(project)
+
+
+def test_one_off_and_warm_runs_note_the_same(engine_ready, project):
+    """One lifecycle: the same situation gives the same notes whichever transport ran it (over the workspace
+    quota, a symlink out of the workspace recorded as a symlink)."""
+    from tests.sandbox.conftest import make_settings
+    from workbench.sandbox import Sandbox
+    from workbench.sandbox.kernels import stop_sessions
+
+    code = ("import os\n"
+            "for i in range(3):\n"
+            "    open(f'/workspace/TAG-{i}.bin', 'wb').write(b'x' * 400_000)\n"
+            "os.symlink('/etc/passwd', '/workspace/TAG-link')\n")
+    with Sandbox.open(project, settings=make_settings(workspace_quota="1m")) as box:
+        try:
+            one_off, _ = run(box, "python", code.replace("TAG", "a"))
+            warm, _ = run(box, "python", code.replace("TAG", "b"), session="quota")
+        finally:
+            stop_sessions(project)
+    assert one_off.ok and warm.ok, (one_off, warm)
+    assert "the workspace is over its quota of 1m" in one_off.notes
+    assert any("a-link is a symlink to /etc/passwd" in note for note in one_off.notes), one_off.notes
+    assert [note.replace("b-link", "a-link") for note in warm.notes] == list(one_off.notes)
+    assert len(warm.files) == len(one_off.files) == 4
+
+
+def test_programs_planted_in_the_venv_never_run_for_the_sandbox(engine_ready, project):
+    """PID 1 (the runner: python3, under prlimit in the session container) and the programs that set an
+    execution's limits and timeout are the image's, by path: the workspace's .venv/bin comes first on the
+    PATH, and code could put a python3, prlimit or timeout there for every later container to run."""
+    from workbench.sandbox import Sandbox
+    from workbench.sandbox.kernels import stop_sessions
+
+    planted = project.workspace / ".venv" / "bin"
+    planted.mkdir(parents=True)
+    for name in ("python3", "prlimit", "timeout"):
+        (planted / name).write_text(f'#!/bin/sh\necho planted > /workspace/ran-{name}\nexec /usr/bin/{name} "$@"\n')
+        (planted / name).chmod(0o755)
+    show_pid1 = "tr '\\0' ' ' < /proc/1/cmdline"
+    with Sandbox.open(project) as box:
+        try:
+            warm, _ = run(box, "shell", show_pid1, session="planted")
+            one_off, _ = run(box, "shell", show_pid1)
+        finally:
+            stop_sessions(project)
+    assert warm.ok and one_off.ok, (warm, one_off)
+    assert warm.stdout.kept.startswith(b"/usr/bin/python3 /opt/workbench/runner.py --serve"), warm.stdout.kept
+    assert one_off.stdout.kept.startswith(b"/usr/bin/python3 /opt/workbench/runner.py --init"), one_off.stdout.kept
+    assert sorted(p.name for p in project.workspace.glob("ran-*")) == []

@@ -65,13 +65,6 @@ ROLE_KERNEL = "kernel"
 PROTOCOL = 3  # part of the container's spec digest: a container speaking an older protocol is replaced
 IDLE_SECONDS = 1800.0
 WARM_LANGUAGES = ("python", "shell", "r")
-PRLIMIT = "/usr/bin/prlimit"  # by path, as container_code.PYTHON: PID 1 never comes from the workspace
-
-
-def trusted(limits: list[str]) -> list[str]:
-    """`policy.prlimit_args` with prlimit named by its path in the image."""
-    assert limits[:1] == ["prlimit"], limits
-    return [PRLIMIT, *limits[1:]]
 
 
 class Kernels:
@@ -146,7 +139,7 @@ class Kernels:
             image=sandbox.image, settings=sandbox.settings, workspace=self.project.workspace,
             code_dir=sandbox.host_dir, labels=labels, ident=sandbox.identity,
             limits_enforced=sandbox.engine.limits_enforced,
-            command=[*trusted(policy.prlimit_args(sandbox.settings, sandbox.engine.limits_enforced)),
+            command=[*container_code.by_path(policy.prlimit_args(sandbox.settings, sandbox.engine.limits_enforced)),
                      container_code.PYTHON, f"{policy.CODE_DIR}/{self.runner_script}", "--serve",
                      f"{RUNNER_MOUNT}/{SOCKET_NAME}", "--idle", f"{idle:g}"])
         spec = spec.with_mounts(Mount(str(folder), RUNNER_MOUNT))

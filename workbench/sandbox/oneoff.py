@@ -18,6 +18,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from workbench import runtimes
+from workbench.sandbox import container as container_code
 from workbench.sandbox import policy
 from workbench.sandbox.engine import ExecHandle
 from workbench.sandbox.execution import LiveExecution
@@ -40,7 +41,9 @@ log = logging.getLogger(__name__)
 # execution and write into the next one's record. One-off executions of a sandbox run one at a time
 # (`Sandbox.one_at_a_time`), so whatever else is alive in the container is this execution's.
 # (At most about 3 s each; `sleep` may fail to start while the slots are taken, which only shortens a round.)
-WRAPPER = ('id=$0; grace=$1; shift; timeout -k "$grace" "$@" & p=$!; echo $p > /tmp/.wb-$id.pid; '
+# `timeout` and `prlimit` are named by path (container.BY_PATH): one planted in /workspace/.venv/bin, first
+# on the PATH, would drop the limits of every later execution.
+WRAPPER = ('id=$0; grace=$1; shift; /usr/bin/timeout -k "$grace" "$@" & p=$!; echo $p > /tmp/.wb-$id.pid; '
            'wait $p; rc=$?; i=0; while kill -KILL -$p 2>/dev/null && [ $i -lt 60 ]; do i=$((i+1)); '
            'sleep 0.05 2>/dev/null; done; n=0; while kill -KILL -1 2>/dev/null && [ $n -lt 60 ]; do '
            'n=$((n+1)); sleep 0.05 2>/dev/null; done; '
@@ -70,7 +73,7 @@ class OneOffTransport(Transport):
         inside = f"{policy.CODE_DIR}/code/{self.code_file.name}"
         cmd = runtimes.command(request.runtime, file=inside, python=sandbox.python_path(),
                                database=f"{policy.WORKSPACE}/{sandbox.settings.sandbox.sql_database}")
-        limits = policy.prlimit_args(sandbox.settings, sandbox.engine.limits_enforced)
+        limits = container_code.by_path(policy.prlimit_args(sandbox.settings, sandbox.engine.limits_enforced))
         wrapped = ["/bin/sh", "-c", WRAPPER, request.execution_id, str(KILL_GRACE), f"{request.timeout:g}s",
                    *limits, *cmd]
         try:

@@ -28,7 +28,10 @@ from pathlib import Path
 # The image's own interpreter, by path, runs all of this: the engine resolves a bare command through the
 # container's PATH, which reaches into the workspace (/workspace/.venv/bin), where code of an earlier
 # execution could have planted a `python3` of its own (and would then be PID 1, holding the session key).
+# The same holds for the programs that set an execution's limits and timeout before its code runs: one
+# planted in the workspace would drop them for every later execution.
 PYTHON = "/usr/bin/python3"
+BY_PATH = {"prlimit": "/usr/bin/prlimit", "timeout": "/usr/bin/timeout"}
 RUNNER_FILES = ("runner.py", "protocol.py", "interpreters.py", "kernels/python.py", "kernels/shell.sh",
                 "kernels/r.R")
 
@@ -51,6 +54,11 @@ def digest() -> str:
         h.update(f"{name}\0{len(data)}\0".encode())
         h.update(data)
     return h.hexdigest()
+
+
+def by_path(argv: list[str]) -> list[str]:
+    """`argv` with its program named by its path in the image where it is one of BY_PATH."""
+    return [BY_PATH.get(argv[0], argv[0]), *argv[1:]] if argv else argv
 
 
 def install(target: Path) -> Path:
