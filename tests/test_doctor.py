@@ -70,8 +70,11 @@ def test_doctor_names_a_bad_allow_hosts_entry(monkeypatch):
 
 
 def test_report_fonts_are_reported(monkeypatch):
-    from workbench.doctor import check_report_fonts
     from workbench.report import fonts
+
+    def check_report_fonts():
+        (finding,) = fonts.check(load_settings())
+        return finding
 
     monkeypatch.setattr(fonts, "find_fallback", lambda: None)
     finding = check_report_fonts()
@@ -79,3 +82,63 @@ def test_report_fonts_are_reported(monkeypatch):
         assert finding.status == "warn" and "no CJK font" in finding.detail and "fonts-droid-fallback" in finding.fix
     monkeypatch.setattr(fonts, "find_dejavu", lambda: None)
     assert check_report_fonts().status == "warn" and "Latin-1" in check_report_fonts().detail
+
+
+# --- doctor only collects: each subsystem checks its own parts ------------------------------------------
+def test_every_subsystem_answers_with_findings():
+    """Each registered check is a subsystem module's check(settings) that returns Findings (the engine
+    one included: with no engine it says so in a finding)."""
+    from workbench.doctor import CHECKS
+    from workbench.findings import Finding
+
+    settings = load_settings()
+    assert [c.name for c in CHECKS][:3] == ["engine", "model", "embeddings"]
+    for check in CHECKS:
+        findings = check.run(settings)
+        assert findings and all(isinstance(f, Finding) for f in findings), check
+
+
+def test_a_check_that_raises_is_one_failed_finding(monkeypatch, tmp_path):
+    from workbench import doctor
+    from workbench.doctor import Check
+
+    checks = doctor.CHECKS.copy()
+    checks.register(Check("broken part", "workbench.no_such_module"), origin="a test")
+    checks.register(Check("raising part", "workbench.findings", "Finding"), origin="a test")  # Finding(settings) raises
+    monkeypatch.setattr(doctor, "CHECKS", checks)
+    report = run_doctor(load_settings(), tmp_path)
+    broken, raising = report.get("broken part"), report.get("raising part")
+    assert broken.status == "fail" and "ModuleNotFoundError" in broken.detail
+    assert raising.status == "fail" and "the check itself failed: TypeError" in raising.detail
+    assert not report.ok
+    assert report.get("disk") is not None and report.get("report fonts") is not None  # the others still ran
+
+
+def test_doctor_imports_no_subsystem():
+    """doctor.py names each subsystem's check module; it imports none of their functions itself."""
+    import ast
+    from pathlib import Path
+
+    import workbench.doctor
+
+    tree = ast.parse(Path(workbench.doctor.__file__).read_text())
+    imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    imported |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    workbench_imports = {name for name in imported if name and name.startswith("workbench")}
+    assert workbench_imports <= {"workbench.config", "workbench.findings", "workbench.registry",
+                                 "workbench.project", "workbench"}, workbench_imports
+
+
+def test_project_findings_say_trust(tmp_path):
+    from workbench import trust
+    from workbench.doctor import project_findings
+    from workbench.project import Project
+
+    assert project_findings(tmp_path) == []  # not a project: nothing to say
+    project = Project.init(tmp_path / "p")
+    (found,) = project_findings(project.root)
+    assert found.name == "trust" and found.status == "ok" and "is trusted" in found.detail
+    trust.revoke(project)
+    found = project_findings(project.root)
+    assert found[0].status == "warn" and found[0].detail.startswith("restricted: ")
+    assert f"workbench trust -p {project.root}" in found[0].fix

@@ -17,7 +17,8 @@ from __future__ import annotations
 import json
 import os
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -173,6 +174,20 @@ class Project:
 OWN_ENTRIES = (WORKSPACE_DIR, STATE_DIR, f"{STATE_DIR}/{MANIFEST}", f"{STATE_DIR}/audit.db", f"{STATE_DIR}/state.db",
                f"{STATE_DIR}/memory", f"{STATE_DIR}/config.toml", f"{STATE_DIR}/sandbox",
                f"{STATE_DIR}/memory-index.db")
+
+
+@contextmanager
+def own_change_of(path: Path) -> Iterator[None]:
+    """`workbench.trust.own_change` for the project whose `.workbench/` holds `path` (its config file or
+    state.db); nothing when `path` is not inside a project's state folder."""
+    root = path.parent.parent if path.parent.name == STATE_DIR else None
+    if root is None or not (path.parent / MANIFEST).is_file():
+        yield
+        return
+    from workbench import trust
+
+    with trust.own_change(Project.open(root)):
+        yield
 
 
 def _refuse_links(root: Path) -> None:

@@ -30,20 +30,34 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from workbench import paths
 from workbench.config import PROJECT_CONFIG
 from workbench.confined import Confined, Refused
 from workbench.errors import WorkbenchError
-
-if TYPE_CHECKING:
-    from workbench.project import Project
+from workbench.findings import Finding
 
 RECORD_FILE = "trusted-projects.json"
 RECORD_VERSION = 1
 CONFIG_CAP = 256 * 1024  # a project config larger than this is not a config: untrusted as a whole
 SCHEDULE_FIELDS = ("name", "cron", "timezone", "kind", "task", "language", "code", "timeout", "missed", "approval")
+
+
+class Project(Protocol):
+    """What trust reads of a project: `workbench.project.Project` is one. Trust names only this shape, never
+    that module: a project asks trust whether its own config applies, so the import goes one way."""
+
+    @property
+    def root(self) -> Path: ...
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def state_db(self) -> Path: ...
+
+    def settings_and_ignored(self) -> tuple[Any, list[str]]: ...
 
 
 def record_path() -> Path:
@@ -246,15 +260,17 @@ def own_change(project: Project) -> Iterator[None]:
         trust(project)
 
 
-@contextlib.contextmanager
-def own_change_of(path: Path) -> Iterator[None]:
-    """`own_change` for the project whose `.workbench/` holds `path` (its config file or state.db); nothing
-    when `path` is not inside a project's state folder."""
-    root = path.parent.parent if path.parent.name == ".workbench" else None
-    if root is None or not (path.parent / "project.json").is_file():
-        yield
-        return
-    from workbench.project import Project
-
-    with own_change(Project.open(root)):
-        yield
+def check(project: Project) -> list[Finding]:
+    """`workbench doctor -p`'s "trust" findings: trusted, or restricted and why, what changed, which project
+    settings are ignored and which schedules will not run until the user trusts it."""
+    found = state(project)
+    if found.trusted:
+        return [Finding("trust", "ok", f"{project.root} is trusted on this machine")]
+    _settings, ignored = project.settings_and_ignored()
+    findings = [Finding("trust", "warn", f"restricted: {found.reason}",
+                        f"read what it asks for, then: workbench trust -p {project.root}")]
+    findings += [Finding("trust", "warn", f"changed: {change}") for change in found.changes]
+    findings += [Finding("trust", "warn", f"ignored: {line}") for line in ignored]
+    if found.schedules:
+        findings.append(Finding("trust", "warn", f"schedules that will not run: {', '.join(found.schedules)}"))
+    return findings

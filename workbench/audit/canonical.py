@@ -43,7 +43,8 @@ MAX_DEPTH = 64
 _sha256 = hashlib.sha256
 
 
-def _text(value: str) -> str:
+def utf8_text(value: str) -> str:
+    """`value` as text UTF-8 can encode: lone surrogates become visible backslash escapes."""
     try:
         value.encode("utf-8")
         return value
@@ -58,7 +59,7 @@ def jsonable(value: Any, _depth: int = 0) -> Any:
     if isinstance(value, int):
         return int(value)
     if isinstance(value, str):
-        return _text(str(value))
+        return utf8_text(str(value))
     if isinstance(value, float):
         if math.isfinite(value):
             return float(value)
@@ -68,7 +69,7 @@ def jsonable(value: Any, _depth: int = 0) -> Any:
     if isinstance(value, bytes | bytearray | memoryview):
         return {"$bytes": base64.b64encode(bytes(value)).decode("ascii")}
     if isinstance(value, Mapping):
-        return {_text(k) if isinstance(k, str) else _key(k): jsonable(v, _depth + 1) for k, v in value.items()}
+        return {utf8_text(k) if isinstance(k, str) else _key(k): jsonable(v, _depth + 1) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [jsonable(v, _depth + 1) for v in value]
     if isinstance(value, set | frozenset):
@@ -86,13 +87,13 @@ def jsonable(value: Any, _depth: int = 0) -> Any:
         text = repr(value)
     except Exception:  # a broken __repr__ must not break the log
         text = f"<unrepresentable {type(value).__name__}>"
-    return {"$repr": _text(text)}
+    return {"$repr": utf8_text(text)}
 
 
 def _key(key: Any) -> str:
     if key is None or isinstance(key, bool | int | float):
         return json.dumps(key)
-    return _text(str(key))
+    return utf8_text(str(key))
 
 
 def canonical_json(value: Any) -> str:

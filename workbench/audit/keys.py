@@ -42,6 +42,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from workbench import paths
 from workbench.audit.errors import SigningKeyError
+from workbench.findings import Finding
 
 SERVICE = "workbench"
 KEY_ENTRY = "audit-signing-key"
@@ -231,6 +232,22 @@ def _usable_keyring() -> tuple[Any | None, str]:
     if chained is not None and not chained:
         return None, "no keyring backend is available"
     return backend, ""
+
+
+def check(settings=None) -> list[Finding]:  # noqa: ANN001 - doctor passes the settings; the keyring needs none
+    """Doctor's "keyring" finding: where the signing key lives (a file when there is no OS keyring)."""
+    try:
+        import keyring
+        from keyring.backends import fail
+
+        backend = keyring.get_keyring()
+    except Exception as exc:  # noqa: BLE001 - a broken keyring is a warning with its fix
+        return [Finding("keyring", "warn", f"keyring unusable: {exc}", "install a Secret Service (gnome-keyring)")]
+    if isinstance(backend, fail.Keyring):
+        return [Finding("keyring", "warn", "no OS keyring backend: the audit signing key lives in a 0600 file in "
+                        "the user data folder instead", "install and unlock a Secret Service such as "
+                        "gnome-keyring (apt-get install gnome-keyring)")]
+    return [Finding("keyring", "ok", f"{type(backend).__module__}.{type(backend).__name__}")]
 
 
 def _backend_name(backend: Any) -> str:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from workbench.audit import hooks, merkle
-from workbench.audit.canonical import _text, entry_leaf_data, payload_text
+from workbench.audit.canonical import entry_leaf_data, payload_text, utf8_text
 from workbench.audit.checkpoint import Checkpoint, check_origin
 from workbench.audit.errors import AuditError
 from workbench.audit.keys import KeyInfo, KeyStore
@@ -156,8 +156,8 @@ class AuditLog:
         """Append one event; returns its 0-based sequence number."""
         self._check_open()
         time = iso_utc(event.time)
-        fields = (_text(event.kind), _text(event.session_id), _text(event.actor), _text(event.user),
-                  _text(event.id))
+        fields = (utf8_text(event.kind), utf8_text(event.session_id), utf8_text(event.actor),
+                  utf8_text(event.user), utf8_text(event.id))
         payload = payload_text(event.payload)
         store = self.store
         with self._writing():

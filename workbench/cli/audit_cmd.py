@@ -18,14 +18,8 @@ from workbench.audit.export import ExportFilter, verify_export, write_export
 from workbench.audit.log import HeadSigning, sign_head
 from workbench.audit.store import AuditStore
 from workbench.audit.verify import verify_store
-from workbench.cli.common import one_line, open_project, project_option, say
-from workbench.errors import UsageError, WorkbenchError
-
-
-class VerificationFailed(WorkbenchError):
-    """The log (or export) does not verify."""
-
-    exit_code = 1
+from workbench.cli.common import VerificationFailed, one_line, open_project, project_option, say
+from workbench.errors import UsageError
 
 
 def parse_time(value: str | None, option: str) -> datetime | None:

@@ -7,15 +7,22 @@ from typing import Any
 
 import click
 
-from workbench.errors import NotAvailableYet
+from workbench.errors import NotAvailableYet, WorkbenchError
 from workbench.inert import one_line, visible
 from workbench.project import Project
 
-__all__ = ["not_available", "one_line", "open_project", "project_option", "say"]
+__all__ = ["VerificationFailed", "not_available", "one_line", "open_project", "project_option", "say"]
 
 project_option = click.option(
     "-p", "--project", "project_dir", type=click.Path(file_okay=True, dir_okay=True, path_type=Path),
     default=Path("."), show_default="current folder", help="The project folder.")
+
+
+class VerificationFailed(WorkbenchError):
+    """The log (or export, or a witness's cosignature) does not verify: `audit verify` and the witness
+    checks it runs both exit 1 with it."""
+
+    exit_code = 1
 
 
 def open_project(project_dir: Path, create: bool = False) -> Project:

@@ -10,7 +10,7 @@ import click
 
 from workbench.cli.common import one_line, say
 from workbench.config import load_settings
-from workbench.doctor import run_doctor
+from workbench.doctor import project_findings, run_doctor
 from workbench.errors import EngineUnavailable
 from workbench.project import STATE_DIR
 
@@ -26,27 +26,6 @@ def _settings_for(project_dir: Path):
     return Project.open(root).settings(), root
 
 
-def _trust_findings(root: Path):
-    from workbench import trust
-    from workbench.doctor import Finding
-    from workbench.project import Project
-
-    if not (root / STATE_DIR).is_dir():
-        return []
-    project = Project.open(root)
-    state = trust.state(project)
-    if state.trusted:
-        return [Finding("trust", "ok", f"{project.root} is trusted on this machine")]
-    _settings, ignored = project.settings_and_ignored()
-    findings = [Finding("trust", "warn", f"restricted: {state.reason}",
-                        f"read what it asks for, then: workbench trust -p {project.root}")]
-    findings += [Finding("trust", "warn", f"changed: {change}") for change in state.changes]
-    findings += [Finding("trust", "warn", f"ignored: {line}") for line in ignored]
-    if state.schedules:
-        findings.append(Finding("trust", "warn", f"schedules that will not run: {', '.join(state.schedules)}"))
-    return findings
-
-
 @click.command()
 @click.option("-p", "--project", "project_dir", type=click.Path(path_type=Path), default=Path("."),
               help="Read this project's settings too (default: current folder, when it is a project).")
@@ -57,7 +36,7 @@ def doctor(project_dir: Path) -> None:
     """
     settings, root = _settings_for(project_dir)
     report = run_doctor(settings, root)
-    for finding in [*report.findings, *_trust_findings(root)]:
+    for finding in [*report.findings, *project_findings(root)]:
         say(finding.line())
     sys.exit(0 if report.ok else 1)
 
@@ -111,7 +90,7 @@ def setup(project_dir: Path, with_runsc: bool) -> None:
     """Build the offline base image (cached, so a second run takes seconds) and check the model."""
     if with_runsc:
         _setup_runsc()
-    settings, root = _settings_for(project_dir)
+    settings, _root = _settings_for(project_dir)
     from workbench.sandbox import image
 
     started = time.monotonic()
@@ -124,10 +103,11 @@ def setup(project_dir: Path, with_runsc: bool) -> None:
         image.ensure_base_image(settings, progress)
     except EngineUnavailable:
         raise
-    report = run_doctor(settings, root)
-    model = report.get("model")
-    if model is not None:
-        say(model.line())
+    from workbench.doctor import CHECKS, guarded
+
+    model = guarded("model", lambda: CHECKS.get("model").run(settings))  # doctor's model check, alone
+    for finding in model:
+        say(finding.line())
     say(f"setup done in {time.monotonic() - started:.1f}s")
-    if model is not None and model.status == "fail":
+    if any(finding.status == "fail" for finding in model):
         sys.exit(1)

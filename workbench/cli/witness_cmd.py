@@ -245,7 +245,7 @@ def verify_witnesses(store, require_witness: bool) -> None:  # noqa: ANN001 - an
     or, with `require_witness`, when the newest checkpoint has none from a registered witness."""
     from workbench.audit.cosign import witness_report
     from workbench.audit.verify import Failure, parse_checkpoints
-    from workbench.cli.audit_cmd import VerificationFailed
+    from workbench.cli.common import VerificationFailed
 
     origin = store.meta("origin") or ""
     with store.snapshot():

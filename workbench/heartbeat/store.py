@@ -93,9 +93,9 @@ class ScheduleStore:
     def _own_change(self):
         """Workbench's own change to the schedules keeps a trusted project trusted (workbench.trust): this
         store is the one way Workbench writes them, so it is where trust follows them."""
-        from workbench import trust
+        from workbench.project import own_change_of
 
-        return trust.own_change_of(self.db_path)
+        return own_change_of(self.db_path)
 
     # --- schedules -------------------------------------------------------------------------------
     def add(self, schedule: Schedule, now: datetime) -> None:

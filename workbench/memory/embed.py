@@ -17,7 +17,8 @@ from typing import Protocol
 import numpy as np
 
 from workbench.errors import WorkbenchError
-from workbench.memory.model import EmbeddingModel, find_embedding_model
+from workbench.findings import Finding
+from workbench.memory.model import EmbeddingModel, describe, find_embedding_model
 
 MIN_SIMILARITY = 0.2  # expected notes scored 0.26-0.63 on the test set
 CONTEXT = 512  # all-MiniLM-L6-v2's limit; longer notes are truncated (the start carries the gist)
@@ -128,13 +129,11 @@ def default_embedder(settings=None) -> LlamaEmbedder | None:
     return embedder_for(model) if model is not None else None
 
 
-def doctor_finding(settings=None) -> tuple[str, str, str, str | None]:
-    """(name, status, detail, fix) for `workbench doctor`: which embedding model, and how well it ranks.
+def check(settings=None) -> list[Finding]:  # noqa: ANN001 - a workbench.config.Settings
+    """Doctor's "embeddings" finding: which embedding model, and how well it ranks.
 
     Warns rather than fails without the sentence model: memory still works, with the chat model's weaker
     embeddings or full-text search only.
     """
-    from workbench.memory.model import describe
-
     good, detail, fix = describe(settings)
-    return "embeddings", "ok" if good else "warn", detail, fix
+    return [Finding("embeddings", "ok" if good else "warn", detail, fix or "")]
