@@ -110,7 +110,7 @@ class Registry(Generic[T]):
             parts = list(parts) if isinstance(parts, list | tuple) else [parts]
         except Exception as exc:
             self._problems.append(f"{origin}: failed to load: {type(exc).__name__}: {' '.join(str(exc).split())}")
-            log.warning("plug-in %s failed to load", entry_point.value, exc_info=True)
+            log.debug("plug-in %s failed to load", entry_point.value, exc_info=True)  # the traceback for --debug
             return
         for part in parts:
             self.register(part, origin=origin)
