@@ -57,8 +57,6 @@ __all__ = ["Action", "Finish", "Install", "Malformed", "ReadFile", "RunCode", "S
            "parse", "run_tool", "signature", "to_json", "to_payload", "validate"]
 
 MAX_PACKAGES = 20
-FALLBACK_MANAGERS = (("pip", "a venv in the workspace"), ("r", "an R library in the workspace"),
-                     ("apt", "the project's image"))
 
 Action = Think | RunCode | Install | ReadFile | WriteFile | SaveNote | SearchMemory | Finish | ToolCall
 
@@ -72,12 +70,11 @@ class Malformed:
 
 
 def manager_descriptions() -> tuple[tuple[str, str], ...]:
-    """(name, what it installs into) for each package manager, from their registry."""
-    try:
-        from workbench.sandbox.managers import MANAGERS
-    except ImportError:  # the managers' registry is not in this tree yet
-        return FALLBACK_MANAGERS
-    return tuple((manager.name, getattr(manager, "description", "")) for manager in MANAGERS.items())
+    """(name, what it installs into) for each package manager, from their registry (asked when needed:
+    importing this module loads no plug-in)."""
+    from workbench.sandbox.managers import MANAGERS
+
+    return tuple((manager.name, manager.description) for manager in MANAGERS.items())
 
 
 def manager_names() -> tuple[str, ...]:

@@ -13,9 +13,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from workbench import events
 from workbench.config import Settings
 from workbench.doctor import DoctorReport, run_doctor
 from workbench.events import Event
+from workbench.heartbeat.scheduler import LockHeld as LockHeld  # screens catch it: a scheduler runs elsewhere
 from workbench.project import Project
 
 Approve = Callable[[Any], bool]
@@ -69,13 +71,14 @@ class AuditSummary:
 
 def summarize_payload(kind: str, payload: dict[str, Any]) -> str:
     """A short one-line description of an entry's payload for the audit table."""
-    if kind == "exec.output":
-        return f"{payload.get('stream', '?')}: {len(str(payload.get('text', '')))} chars"
-    if kind == "exec.started":
-        first = next((line for line in str(payload.get("code", "")).splitlines() if line.strip()), "")
-        return f"{payload.get('language', '?')}: {first}"[:80]
-    if kind == "exec.finished":
-        return f"exit {payload.get('exit_code')} in {float(payload.get('duration') or 0):.2f}s"
+    typed = events.decode(kind, payload)  # through the event contract: any version, never raises
+    if isinstance(typed, events.ExecOutput):
+        return f"{typed.stream or '?'}: {len(typed.text)} chars"
+    if isinstance(typed, events.ExecStarted):
+        first = next((line for line in typed.code.splitlines() if line.strip()), "")
+        return f"{typed.language or '?'}: {first}"[:80]
+    if isinstance(typed, events.ExecFinished):
+        return f"exit {typed.exit_code} in {typed.duration or 0.0:.2f}s"
     for key in ("task", "thought", "answer", "message", "path", "outcome", "trigger"):
         if payload.get(key):
             return str(payload[key]).replace("\n", " ")[:80]
@@ -205,7 +208,7 @@ class Services:
 
     def install_reach(self, settings: Settings, manager: str) -> str:
         """Where an install with `manager` may reach, in words (a WorkbenchError for a bad allow_hosts)."""
-        from workbench.sandbox.install import reachable
+        from workbench.sandbox.managers import reachable
 
         return reachable(settings, manager)
 
