@@ -62,11 +62,6 @@ KNOWN_LONG: dict[str, str] = {
     "workbench.report.model": "H1",
     "workbench.sandbox.container.runner": "H2",
     "workbench.tui.screens.main": "H1",
-    "workbench.sandbox.egress": "H7",
-    "workbench.audit.keys": "H7",
-    "workbench.audit.log": "H7",
-    "workbench.audit.witness": "H7",
-    "workbench.confined": "H7",
 }
 
 

@@ -16,6 +16,9 @@ between two steps (a rename race) is refused too, since each step holds the dire
 
 Errors are `Refused` (a `WorkbenchError`): one line saying what the path is and that it was not followed or
 not opened, e.g. "x is a symlink to /etc/shadow: not followed".
+
+Long because every host-side operation on a sandbox-owned folder lives on `Confined`, so that one file is
+where the fd-held, no-follow discipline is reviewed, and no caller reaches a path any other way.
 """
 
 from __future__ import annotations

@@ -27,7 +27,8 @@ from workbench.audit.cosign import (
     signed_message,
 )
 from workbench.audit.keys import ED25519_ALG, SigningKey
-from workbench.audit.witness import _proof_from_frontier, check_url
+from workbench.audit.merkle import consistency_proof_from_frontier
+from workbench.audit.witness import check_url
 from workbench.audit.witness_server import SIZE_TYPE, WitnessHTTPServer, WitnessService, make_handler
 
 ORIGIN = "test.local/audit/protocol"
@@ -210,7 +211,7 @@ def test_proof_from_compact_range_equals_the_full_tree_proof():
         for old in range(0, new + 1):
             frontier = merkle.CompactRange()
             frontier.extend(all_leaves[:old])
-            assert _proof_from_frontier(frontier, all_leaves[old:new], old, new) == levels.consistency_proof(old)
+            assert consistency_proof_from_frontier(frontier, all_leaves[old:new], old, new) == levels.consistency_proof(old)
 
 
 def test_http_answers(service):

@@ -26,7 +26,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from workbench.audit.checkpoint import SIGNATURE_PREFIX
-from workbench.audit.keys import ED25519_ALG, PublicKey, SigningKey, b64, unb64
+from workbench.audit.ed25519 import ED25519_ALG, PublicKey, SigningKey, b64, unb64
 
 COSIGNATURE_ALG = b"\x04"  # signed-note signature type: timestamped Ed25519 cosignature
 COSIGNATURE_HEADER = "cosignature/v1\n"

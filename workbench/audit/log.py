@@ -6,6 +6,9 @@ every `checkpoint_every` entries, at the end of each session (``session.finished
 
 Sequence numbers are 0-based: entry ``seq`` is leaf ``seq`` of the Merkle tree, and a checkpoint of size
 n covers entries 0..n-1.
+
+Long because `AuditLog` is the one writer of ``audit.db``: appending, checkpointing, logging keys and
+announcing to witnesses share its lock and transaction, and the chain's invariants are reviewed in one place.
 """
 
 from __future__ import annotations

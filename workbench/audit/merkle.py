@@ -153,6 +153,47 @@ class TreeLevels:
         return [*self._subproof(m - k, start + k, end, False), self.subtree(start, start + k)]
 
 
+def _subtree(leaves: list[bytes], offset: int, start: int, end: int) -> bytes:
+    """MTH of leaves [start, end) (absolute indexes) given `leaves` from index `offset` on."""
+    if end - start == 1:
+        return leaves[start - offset]
+    k = 1 << ((end - start - 1).bit_length() - 1)
+    return node_hash(_subtree(leaves, offset, start, start + k), _subtree(leaves, offset, start + k, end))
+
+
+def consistency_proof_from_frontier(frontier: CompactRange, leaves: list[bytes], old: int, new: int) -> list[bytes]:
+    """RFC 6962 PROOF(old, D[0:new]) from the compact range at `old` and the leaves [old, new).
+
+    Every node of the proof inside [0, old) is one of the compact range's perfect subtrees (the proof
+    walks down to the old tree's right edge, taking whole left siblings), and every other node lies
+    within [old, new).
+    """
+    old_nodes = {}
+    start = 0
+    for node in frontier.nodes:
+        width = 1 << ((old - start).bit_length() - 1)
+        old_nodes[(start, start + width)] = node
+        start += width
+
+    def node(a: int, b: int) -> bytes:
+        if b <= old:
+            return old_nodes[(a, b)]
+        return _subtree(leaves, old, a, b)
+
+    def subproof(m: int, a: int, b: int, complete: bool) -> list[bytes]:
+        n = b - a
+        if m == n:
+            return [] if complete else [node(a, b)]
+        k = 1 << ((n - 1).bit_length() - 1)
+        if m <= k:
+            return [*subproof(m, a, a + k, complete), node(a + k, b)]
+        return [*subproof(m - k, a + k, b, False), node(a, a + k)]
+
+    if old in (0, new):
+        return []
+    return subproof(old, 0, new, True)
+
+
 def verify_inclusion(leaf: bytes, index: int, size: int, proof: Sequence[bytes], root: bytes) -> bool:
     """RFC 9162 2.1.3.2: does `proof` show leaf hash `leaf` at `index` in the tree of `size` with `root`?"""
     if not 0 <= index < size:

@@ -66,47 +66,6 @@ MAX_PROOF = 63  # tlog-witness: a client sends at most 63 proof lines
 
 
 # --- consistency proofs from the log file --------------------------------------------------------
-def _subtree(leaves: list[bytes], offset: int, start: int, end: int) -> bytes:
-    """MTH of leaves [start, end) (absolute indexes) given `leaves` from index `offset` on."""
-    if end - start == 1:
-        return leaves[start - offset]
-    k = 1 << ((end - start - 1).bit_length() - 1)
-    return merkle.node_hash(_subtree(leaves, offset, start, start + k), _subtree(leaves, offset, start + k, end))
-
-
-def _proof_from_frontier(frontier: merkle.CompactRange, leaves: list[bytes], old: int, new: int) -> list[bytes]:
-    """RFC 6962 PROOF(old, D[0:new]) from the compact range at `old` and the leaves [old, new).
-
-    Every node of the proof inside [0, old) is one of the compact range's perfect subtrees (the proof
-    walks down to the old tree's right edge, taking whole left siblings), and every other node lies
-    within [old, new).
-    """
-    old_nodes = {}
-    start = 0
-    for node in frontier.nodes:
-        width = 1 << ((old - start).bit_length() - 1)
-        old_nodes[(start, start + width)] = node
-        start += width
-
-    def node(a: int, b: int) -> bytes:
-        if b <= old:
-            return old_nodes[(a, b)]
-        return _subtree(leaves, old, a, b)
-
-    def subproof(m: int, a: int, b: int, complete: bool) -> list[bytes]:
-        n = b - a
-        if m == n:
-            return [] if complete else [node(a, b)]
-        k = 1 << ((n - 1).bit_length() - 1)
-        if m <= k:
-            return [*subproof(m, a, a + k, complete), node(a + k, b)]
-        return [*subproof(m - k, a + k, b, False), node(a, a + k)]
-
-    if old in (0, new):
-        return []
-    return subproof(old, 0, new, True)
-
-
 def consistency_proof(db_path: Path, old: int, new: int) -> list[bytes]:
     """The proof that the log's tree of size `old` is a prefix of its tree of size `new`."""
     if not 0 <= old <= new:
@@ -131,7 +90,7 @@ def consistency_proof(db_path: Path, old: int, new: int) -> list[bytes]:
     if len(leaves) != new - start:
         raise WitnessError(f"the log has fewer than {new} entries: it cannot prove checkpoint size {new}")
     if frontier is not None:
-        return _proof_from_frontier(frontier, leaves, old, new)
+        return merkle.consistency_proof_from_frontier(frontier, leaves, old, new)
     return merkle.TreeLevels(leaves).consistency_proof(old)
 
 

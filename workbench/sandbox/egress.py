@@ -35,6 +35,9 @@ always go to the host:port named in their URL, whatever their Host header says (
 engine (`DOCKER_HOST=ssh://...`), or one inside a VM (Podman machine, Docker Desktop), cannot mount a socket
 from this machine, as it cannot mount the workspace: there, installs from a URL fail with a line saying so,
 and folder sources are the way. The relay needs python3 in the image (the base image has it).
+
+Long because the proxy is one trust boundary: parsing a request head, checking it against the allowlist,
+rebuilding it and chaining to an upstream proxy are read together, as one attacker-facing parser.
 """
 
 from __future__ import annotations
