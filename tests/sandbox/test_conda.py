@@ -205,8 +205,7 @@ def _watch_install_containers(box, monkeypatch):
     create = box.engine.create_container
 
     def recording(spec):
-        labels = spec.labels if hasattr(spec, "labels") else spec.get("labels", {})
-        if labels.get(LABEL_ROLE) == "install":
+        if spec.labels.get(LABEL_ROLE) == "install":
             specs.append(spec)
         return create(spec)
 
@@ -215,7 +214,7 @@ def _watch_install_containers(box, monkeypatch):
 
 
 def _network(spec) -> str:
-    return spec.network if hasattr(spec, "network") else spec["host_config"]["network_mode"]
+    return spec.network
 
 
 def _installed(recorder):
@@ -227,6 +226,7 @@ def _installed(recorder):
 def test_install_from_a_folder_channel_and_use_it_later(rattler_ready, project, channel, monkeypatch,
                                                          workbench_cmd):
     from workbench.sandbox import Sandbox
+    from workbench.sandbox.managers import conda
 
     _config(project, conda_channels=[f"file://{channel}"])
     recorder = Recorder()
@@ -236,6 +236,11 @@ def test_install_from_a_folder_channel_and_use_it_later(rattler_ready, project, 
         assert result.ok, result.output
         assert {(p.name, p.version, p.manager) for p in result.installed} == {("hello-conda", "1.0", "conda")}
         assert specs and all(_network(s) == "none" for s in specs) and result.reached == ()  # no way out
+        assert specs[-1].mount_at(conda.RATTLER_MOUNT).read_only  # py-rattler, from the host's cache
+        assert specs[-1].mount_at(str(channel)).read_only
+        cache = specs[-1].mount_at(conda.CACHE_MOUNT)  # scratch on the host's disk, gone afterwards
+        assert not cache.read_only and not os.path.exists(cache.source)
+        assert not cache.source.startswith(str(project.root))
         check, _ = run(box, "shell", "hello-conda")
         assert check.stdout.kept == b"hello from conda in /workspace/.conda\n", check.stderr.text()
     where = f"file://{channel}/"
@@ -283,7 +288,7 @@ def test_install_from_a_channel_on_the_host_loopback_goes_through_the_proxy(ratt
             result = box.install("conda", ["greet-conda"])
             assert result.ok, result.output
             assert specs and all(_network(s) == "none" for s in specs)
-            assert specs[-1].mount_at(SOCKET_MOUNT) is not None if hasattr(specs[-1], "mount_at") else True
+            assert specs[-1].mount_at(SOCKET_MOUNT) is not None  # the proxy's socket: its one way out
             assert result.reached == (f"127.0.0.1:{served.port}",) and result.refused == ()
             check, _ = run(box, "shell", "greet-conda")
             assert check.stdout.kept.endswith(b"greet-conda 2.1\n"), check.stderr.text()

@@ -5,13 +5,15 @@ own `/usr/bin/python3 -I -c <this file> ...`: nothing under /workspace is import
 is not in the image: the host mounts the unpacked wheel it keeps in its cache read-only (at RATTLER_SITE
 unless --rattler says where).
 
-    conda_install.py [--rattler DIR] --prefix /workspace/.conda --channel URL [--channel URL ...] -- SPEC...
+    conda_install.py [--rattler DIR] [--cache DIR] --prefix /workspace/.conda --channel URL... -- SPEC...
 
 The environment is solved as a whole: the specs asked for before (each package record's
 `requested_specs`, written by earlier installs) plus the new ones (a new spec for a name replaces the
 old), with what is installed now preferred (`locked_packages`), so an install adds to the prefix instead of
 replacing it. Link scripts (post-link, pre-unlink) are never run: they are package code, and this
-container may have a way out. Packages are cached in the container's /tmp only.
+container may have a way out. Repodata and packages are cached for this install only (--cache: a scratch
+folder the host mounts and removes afterwards; a channel's repodata and a big environment are more than
+the container's small /tmp holds).
 
 What it prints is progress for a person, never the record: the host reads the prefix's conda-meta/*.json
 back itself after the container ended. A failure ends with one line starting `conda:` and a non-zero exit
@@ -43,6 +45,7 @@ def fail(code: int, line: str) -> None:
 def arguments(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="conda_install.py")
     parser.add_argument("--rattler", default=RATTLER_SITE, help="the folder py-rattler is imported from")
+    parser.add_argument("--cache", default=CACHE, help="where repodata and packages are cached for this install")
     parser.add_argument("--prefix", required=True)
     parser.add_argument("--channel", action="append", required=True)
     parser.add_argument("specs", nargs="+")
@@ -115,7 +118,7 @@ async def install(rattler, options: argparse.Namespace) -> None:
     specs = wanted_specs(rattler, records, options.specs)
     channels = [rattler.Channel(url) for url in options.channel]
     say(f"solving {', '.join(specs)} from {', '.join(options.channel)}")
-    gateway = rattler.Gateway(cache_dir=os.path.join(CACHE, "repodata"))
+    gateway = rattler.Gateway(cache_dir=os.path.join(options.cache, "repodata"))
     try:
         solved = await rattler.solve(
             sources=channels, specs=specs, gateway=gateway,
@@ -130,7 +133,7 @@ async def install(rattler, options: argparse.Namespace) -> None:
     for record in solved:
         say(f"{record.name.normalized} {record.version} {record.build} from {record.channel}")
     await rattler.install(
-        solved, target_prefix=options.prefix, cache_dir=os.path.join(CACHE, "pkgs"), installed_packages=records,
+        solved, target_prefix=options.prefix, cache_dir=os.path.join(options.cache, "pkgs"), installed_packages=records,
         execute_link_scripts=False, show_progress=False,
         requested_specs=[requested(rattler.MatchSpec(spec)) for spec in specs], reporter=reporter(rattler))
     say(f"linked into {options.prefix}")

@@ -24,9 +24,12 @@ exists: policy.execution_env, and the warm-session runner's interpreters.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import shutil
+import tempfile
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
@@ -41,7 +44,7 @@ from workbench.inert import one_line
 from workbench.sandbox import policy, readback
 from workbench.sandbox.errors import InstallFailed, SourceUnreachable
 from workbench.sandbox.managers.base import InstallingSandbox, Manager, ManagerRun, Progress
-from workbench.sandbox.managers.install_container import run_container
+from workbench.sandbox.managers.install_container import host_uid, run_container
 from workbench.sandbox.managers.sources import (
     LOCATION,
     allowed_for,
@@ -60,6 +63,7 @@ PREFIX = ".conda"  # in the workspace
 PREFIX_INSIDE = policy.CONDA_PREFIX
 RATTLER_VERSION = "0.28.0"  # py-rattler; packaging/rattler-wheel.sh fetches the same
 RATTLER_MOUNT = "/opt/workbench-rattler"
+CACHE_MOUNT = "/mnt/workbench-conda-cache"  # a host scratch folder for one install: repodata and packages
 SCRIPT = Path(__file__).resolve().parent.parent / "container" / "conda_install.py"
 IMAGE_PYTHON = "/usr/bin/python3"  # the image's own interpreter, never one in the workspace
 RECORD_CAP = 16 * 1024 * 1024  # a conda-meta record lists every file of its package: a few MB for the biggest
@@ -215,8 +219,26 @@ def changed(before: dict[str, CondaPackage], after: dict[str, CondaPackage]) -> 
 # --- the manager -------------------------------------------------------------------------------------
 def conda_command(urls: list[str], packages: list[str]) -> list[str]:
     script = SCRIPT.read_text(encoding="utf-8")
-    return [IMAGE_PYTHON, "-I", "-c", script, "--rattler", RATTLER_MOUNT, "--prefix", PREFIX_INSIDE,
-            *(arg for url in urls for arg in ("--channel", url)), "--", *packages]
+    return [IMAGE_PYTHON, "-I", "-c", script, "--rattler", RATTLER_MOUNT, "--cache", CACHE_MOUNT,
+            "--prefix", PREFIX_INSIDE, *(arg for url in urls for arg in ("--channel", url)), "--", *packages]
+
+
+@contextlib.contextmanager
+def scratch(sandbox: InstallingSandbox):
+    """A host folder for one install's caches, on disk rather than in the container's /tmp (a tmpfs that
+    counts against its memory): writable by the container's user only, removed afterwards."""
+    folder = tempfile.mkdtemp(prefix="workbench-conda-")
+    try:
+        uid = host_uid(sandbox, sandbox.identity.user)
+        if uid not in (-1, os.getuid()):
+            if os.getuid() == 0:
+                owner = sandbox.workspace_owner()
+                os.chown(folder, uid, owner[1] if owner else -1)
+            else:  # a rootful engine run by another user (rare): open, in a folder nobody can guess
+                os.chmod(folder, 0o1777)
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 class CondaManager(Manager):
@@ -275,9 +297,11 @@ class CondaManager(Manager):
         refuse_workspace_sources(workspace, SETTING, mounts, allowed)
         mounts[str(rattler_site())] = {"bind": RATTLER_MOUNT, "mode": "ro"}
         before = prefix_packages(workspace)
-        run = run_container(sandbox, image=sandbox.image, command=conda_command(urls, packages),
-                            user=sandbox.identity.user, allowed=allowed, mounts=mounts, workspace=True,
-                            hardened=True, progress=progress)
+        with scratch(sandbox) as cache:
+            run = run_container(sandbox, image=sandbox.image, command=conda_command(urls, packages),
+                                user=sandbox.identity.user, allowed=allowed,
+                                mounts={**mounts, cache: {"bind": CACHE_MOUNT, "mode": "rw"}}, workspace=True,
+                                hardened=True, progress=progress)
         after = prefix_packages(workspace)
         new = changed(before.packages, after.packages)
         return ManagerRun(run.exit_code, run.output, {name: p.version for name, p in new.items()}, run.attempts,
