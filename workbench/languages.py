@@ -25,6 +25,7 @@ language keeps working.
 from __future__ import annotations
 
 import re
+import weakref
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -51,12 +52,11 @@ class Language:
     argv: tuple[str, ...]
     description: str = ""
     aliases: tuple[str, ...] = ()
-    # An interpreter that keeps state between cells (`workbench exec --session`): it reads one cell per
-    # line on the fd in $WB_IN (a file path, or a JSON {"code"} line for `warm_inline`) and answers
-    # {"status": N} on the fd in $WB_OUT (see workbench.sandbox.runner). () means no warm sessions.
-    # "{kernel}" stands for the runner's own kernel program for this language (built-ins only).
+    # The interpreter of warm sessions (`workbench exec --session`), which keeps state between cells:
+    # () none; ("{kernel}",) the runner's own for this language (workbench/sandbox/container/kernels: python,
+    # shell, r); otherwise the argv of a program that reads one cell per line on the fd in $WB_IN (the path
+    # of a file with this language's extension) and answers {"status": N} on the fd in $WB_OUT.
     warm: tuple[str, ...] = ()
-    warm_inline: bool = False
     apt: tuple[str, ...] = ()  # Debian packages the project image needs first (installed on first use)
     highlight: str = ""  # the syntax highlighter's name for it (pygments / tree-sitter), "" for plain text
 
@@ -112,15 +112,16 @@ class LanguageRegistry(Registry[Language]):
 LANGUAGES = LanguageRegistry("language", "workbench.languages", aliases=lambda language: language.aliases)
 register = LANGUAGES.register
 
+RUNNER_KERNEL = ("{kernel}",)
+
 PYTHON = register(Language(
     "python", ".py", ("{python}", "-u", "{file}"), "Python 3 (the project venv when present)",
-    aliases=("py", "python3"), warm=("{python}", "-u", "-c", "{kernel}"), warm_inline=True, highlight="python"))
+    aliases=("py", "python3"), warm=RUNNER_KERNEL, highlight="python"))
 R = register(Language(
     "r", ".R", ("Rscript", "--no-save", "--no-restore", "{file}"), "R via Rscript", aliases=("R",),
-    warm=("R", "--no-save", "--no-restore", "--quiet", "--slave", "-e", "{kernel}"), highlight="r"))
+    warm=RUNNER_KERNEL, highlight="r"))
 SHELL = register(Language(
-    "shell", ".sh", ("bash", "{file}"), "bash", aliases=("bash", "sh"),
-    warm=("bash", "--noprofile", "--norc", "-c", "{kernel}"), highlight="bash"))
+    "shell", ".sh", ("bash", "{file}"), "bash", aliases=("bash", "sh"), warm=RUNNER_KERNEL, highlight="bash"))
 SQL = register(Language(
     "sql", ".sql", ("sqlite3", "-bail", "-header", "-box", "{database}", ".read {file}"),
     "SQLite on the workspace database, output as a table", aliases=("sqlite",), highlight="sql"))
@@ -246,10 +247,19 @@ def missing_packages(sandbox: Any, language: Language) -> list[str]:
     return [package for package in language.apt if package not in installed]
 
 
+# (sandbox, image) pairs known to hold a language's apt packages: asked of dpkg once per sandbox and image.
+_READY: weakref.WeakKeyDictionary[Any, set[tuple[str, tuple[str, ...]]]] = weakref.WeakKeyDictionary()
+
+
 def prepare(sandbox: Any, language: str) -> Language:
     """The language for an execution in `sandbox`, its apt packages installed first when the project image
     lacks them (through `Sandbox.install("apt", ...)`, which records `package.installed`)."""
     found = get(language, sandbox.settings)
+    if not found.apt:
+        return found
+    ready = _READY.setdefault(sandbox, set())
+    if (sandbox.image, found.apt) in ready:
+        return found
     missing = missing_packages(sandbox, found)
     if missing:
         from workbench.sandbox.errors import InstallFailed
@@ -260,4 +270,5 @@ def prepare(sandbox: Any, language: str) -> Language:
             raise InstallFailed(f"the packages {found.name} needs ({' '.join(missing)}) did not install "
                                 f"(exit {result.exit_code}): {one_line(tail)}",
                                 f"check [install] apt_mirror, or the apt list of [languages.{found.name}]")
+    ready.add((sandbox.image, found.apt))
     return found

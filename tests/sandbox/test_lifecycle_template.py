@@ -80,9 +80,9 @@ def box(project):
 
 
 def execute(box, transport, session=None, timeout=5.0):
-    from workbench import runtimes
+    from workbench import languages
 
-    request = Request(f"x{time.monotonic_ns()}", runtimes.get("python"), "print(1)", timeout, session)
+    request = Request(f"x{time.monotonic_ns()}", languages.get("python"), "print(1)", timeout, session)
     return Execution(box, request, transport).start()
 
 

@@ -1,4 +1,4 @@
-"""Sandbox pieces that need no engine: runtimes, output accounting, workspace diffs, engine discovery."""
+"""Sandbox pieces that need no engine: languages, output accounting, workspace diffs, engine discovery."""
 
 from __future__ import annotations
 
@@ -7,23 +7,23 @@ import socket
 
 import pytest
 
-from workbench import runtimes
+from workbench import languages
 from workbench.config import Settings
 from workbench.errors import UsageError
 
 
 def test_every_language_has_a_command():
     for name in ("python", "r", "shell", "sql"):
-        argv = runtimes.command(runtimes.get(name), file="/opt/x", python="/workspace/.venv/bin/python",
-                                database="/workspace/data.db")
+        argv = languages.get(name).command(file="/opt/x", python="/workspace/.venv/bin/python",
+                                           database="/workspace/data.db")
         assert "/opt/x" in " ".join(argv)
-    assert runtimes.get("bash").name == "shell" and runtimes.get("py").name == "python"
-    assert runtimes.command(runtimes.get("python"), file="f", python="/venv/python")[0] == "/venv/python"
+    assert languages.get("bash").name == "shell" and languages.get("py").name == "python"
+    assert languages.get("python").command(file="f", python="/venv/python")[0] == "/venv/python"
 
 
 def test_unknown_language_names_the_choices():
     with pytest.raises(UsageError, match="python, r, shell, sql"):
-        runtimes.get("cobol")
+        languages.get("cobol")
 
 
 def test_recorder_keeps_the_cap_and_hashes_everything():

@@ -27,7 +27,7 @@ import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from workbench import runtimes
+from workbench import languages
 from workbench.errors import EngineUnavailable, UsageError
 from workbench.project import Project
 from workbench.sandbox import container as container_code
@@ -64,7 +64,6 @@ __all__ = ["RunnerIdentity", "RunnerMisbehaved", "connect", "parse_outcome", "pr
 ROLE_KERNEL = "kernel"
 PROTOCOL = 3  # part of the container's spec digest: a container speaking an older protocol is replaced
 IDLE_SECONDS = 1800.0
-WARM_LANGUAGES = ("python", "shell", "r")
 
 
 class Kernels:
@@ -227,9 +226,10 @@ class Kernels:
             self.discard(identity)
             raise
 
-    def execute(self, runtime: runtimes.Runtime, code: str, *, timeout: float, session: str) -> LiveExecution:
-        if runtime.name not in WARM_LANGUAGES:
-            raise UsageError(f"{runtime.name} has no warm sessions (choose {', '.join(WARM_LANGUAGES)}, "
+    def execute(self, runtime: languages.Language, code: str, *, timeout: float, session: str) -> LiveExecution:
+        if not runtime.warm:
+            warm = [lang.name for lang in languages.for_settings(self.sandbox.settings).items() if lang.warm]
+            raise UsageError(f"{runtime.name} has no warm sessions (choose {', '.join(warm)}, "
                              "or run it without --session)")
         if not session or len(session) > 64 or not session.replace("-", "").replace("_", "").isalnum():
             raise UsageError("a session name is 1-64 letters, digits, - or _")

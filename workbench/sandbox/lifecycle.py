@@ -26,7 +26,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from workbench import events
-from workbench.runtimes import Runtime
+from workbench.languages import Language
 from workbench.sandbox import policy, workspace
 from workbench.sandbox.diskguard import DiskGuard
 from workbench.sandbox.execution import EventSink, LiveExecution
@@ -41,7 +41,7 @@ class Request:
     """What to run: the same for every transport."""
 
     execution_id: str
-    runtime: Runtime
+    runtime: Language
     code: str
     timeout: float
     session: str | None = None  # the warm session's name; None for a one-off execution

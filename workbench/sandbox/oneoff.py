@@ -1,7 +1,7 @@
 """One-off executions: the transport over the engine's exec API (one process tree per execution).
 
 Each one-off execution writes its code to a file in the read-only code folder (/opt/workbench/code inside,
-`.workbench/sandbox/code` on the host) and runs the language's command from `workbench.runtimes` under
+`.workbench/sandbox/code` on the host) and runs the language's command from `workbench.languages` under
 `timeout` in its own process group (WRAPPER), so a timeout or cancel kills every process it forked. Its
 stdout and stderr stream live and apart (docker-py `exec_create` / `exec_start(stream, demux)` /
 `exec_inspect`: `exec_run(stream=True)` loses the exit code). What the exit code means (timeout, an OOM
@@ -17,7 +17,6 @@ from collections.abc import Iterator
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from workbench import runtimes
 from workbench.sandbox import container as container_code
 from workbench.sandbox import policy
 from workbench.sandbox.engine import ExecHandle
@@ -71,8 +70,8 @@ class OneOffTransport(Transport):
     def launch(self) -> None:
         sandbox, request = self.sandbox, self.request
         inside = f"{policy.CODE_DIR}/code/{self.code_file.name}"
-        cmd = runtimes.command(request.runtime, file=inside, python=sandbox.python_path(),
-                               database=f"{policy.WORKSPACE}/{sandbox.settings.sandbox.sql_database}")
+        cmd = request.runtime.command(file=inside, python=sandbox.python_path(),
+                                      database=f"{policy.WORKSPACE}/{sandbox.settings.sandbox.sql_database}")
         limits = container_code.by_path(policy.prlimit_args(sandbox.settings, sandbox.engine.limits_enforced))
         wrapped = ["/bin/sh", "-c", WRAPPER, request.execution_id, str(KILL_GRACE), f"{request.timeout:g}s",
                    *limits, *cmd]

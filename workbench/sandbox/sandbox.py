@@ -26,7 +26,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from workbench import events, runtimes
+from workbench import events, languages
 from workbench.config import Settings
 from workbench.errors import EngineUnavailable, UsageError
 from workbench.events import EventBus
@@ -235,7 +235,7 @@ class Sandbox:
     # --- executing ------------------------------------------------------------------------------
     def execute(self, language: str, code: str, *, timeout: float | None = None,
                 session: str | None = None) -> LiveExecution:
-        runtime = runtimes.get(language)
+        runtime = languages.prepare(self, language)  # the project's [languages] too; apt packages first
         timeout = float(timeout if timeout is not None else self.settings.sandbox.timeout)
         if timeout <= 0:
             raise UsageError("the timeout must be a positive number of seconds")
