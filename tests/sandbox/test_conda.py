@@ -77,6 +77,25 @@ def test_channels_come_in_priority_order(value, expected):
     assert channels(_settings(conda_channels=value)) == expected
 
 
+@pytest.mark.parametrize("spec", ["numpy", "numpy>=1.26,<2", "python=3.12", "numpy=1.26.4=py312h_0",
+                                  "r-base==4.3.*", "_libgcc_mutex", "hello-conda!=1.1"])
+def test_conda_specs_pass(spec):
+    from workbench.sandbox.managers import MANAGERS
+
+    assert MANAGERS.get("conda").check_packages([spec]) == [spec]
+
+
+@pytest.mark.parametrize("spec", ["--channel=x", "conda-forge::numpy", "numpy 1.26", "numpy;rm -rf /",
+                                  "https://x/y.conda", "numpy[build=py312]", "", "numpy>=1.26,"])
+def test_anything_but_a_conda_spec_is_one_line(spec):
+    from workbench.errors import UsageError
+    from workbench.sandbox.managers import MANAGERS
+
+    with pytest.raises(UsageError) as caught:
+        MANAGERS.get("conda").check_packages([spec])
+    assert "not a conda package spec" in caught.value.one_line()
+
+
 def test_a_folder_channel_is_mounted_read_only_and_opens_no_way_out(channel):
     from workbench.sandbox.managers import MANAGERS
     from workbench.sandbox.managers.conda import channel_mounts, channel_problem

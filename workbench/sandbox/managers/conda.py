@@ -18,8 +18,11 @@ What was installed is read back by the host afterwards, from the prefix's `conda
 `workbench.confined` (no symlink followed, regular files only, every read bounded), never from what the
 container printed: name, version, build and channel go into `package.installed`.
 
-Later executions and warm sessions see the prefix as activated (its bin on PATH, CONDA_PREFIX set) when it
-exists: policy.execution_env, and the warm-session runner's interpreters.
+Later executions and warm sessions see the prefix as activated (its bin on PATH after the venv's,
+CONDA_PREFIX set) when it exists: policy.execution_env for one-off executions, and the warm-session
+runner's interpreters as each starts (one already running keeps its environment until `workbench session
+restart`). Its `python3`, `R` or `bash`, when installed, are then the ones code runs, as after
+`conda activate`.
 """
 
 from __future__ import annotations
@@ -32,13 +35,14 @@ import shutil
 import tempfile
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from workbench import paths
 from workbench.confined import Confined, Refused
-from workbench.errors import ConfigError
+from workbench.errors import ConfigError, UsageError
 from workbench.findings import Finding
 from workbench.inert import one_line
 from workbench.sandbox import policy, readback
@@ -70,6 +74,10 @@ RECORD_CAP = 16 * 1024 * 1024  # a conda-meta record lists every file of its pac
 BUILD = re.compile(r"^[A-Za-z0-9_.+-]{0,200}$")
 CHANNEL = re.compile(r"^[A-Za-z0-9+.-]+://[^\s\x00-\x1f\x7f]{0,500}$|^[A-Za-z0-9_.-]{0,200}$")
 PROBE_TIMEOUT = 2.0
+# A conda match spec as we pass it on: a name, then version constraints (`>=1.26,<2`, `=1.26`, `1.26.*` after
+# `=`), then optionally `=BUILD` (`numpy=1.26.4=py312h_0`). No channel prefix, brackets, spaces or options.
+_CONSTRAINT = r"(==|=|>=|<=|>|<|!=|~=)[A-Za-z0-9.*+_!-]+"
+CONDA_SPEC = re.compile(rf"^[A-Za-z0-9_][A-Za-z0-9._-]*({_CONSTRAINT}(,{_CONSTRAINT})*(=[A-Za-z0-9_.*+-]+)?)?$")
 
 
 # --- channels --------------------------------------------------------------------------------------
@@ -247,6 +255,17 @@ class CondaManager(Manager):
     sources = (SETTING,)
     target = "workspace"
     source_labels = {SETTING: "conda channel"}
+
+    def check_packages(self, packages: Sequence[str]) -> list[str]:
+        """Names with conda's version constraints and build strings; nothing else (no options, channels,
+        URLs or shell)."""
+        if not packages:
+            raise UsageError("name at least one package")
+        bad = [p for p in packages if not CONDA_SPEC.match(p)]
+        if bad:
+            raise UsageError(f"not a conda package spec: {bad[0]!r} (a name and version constraints only, e.g. "
+                             "numpy>=1.26,<2 or python=3.12)")
+        return list(packages)
 
     def locations(self, settings: Settings, setting: str) -> list[str]:
         return configured_channels(settings) if setting == SETTING else super().locations(settings, setting)
