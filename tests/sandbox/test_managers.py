@@ -95,7 +95,7 @@ def test_a_plugin_manager_is_listed_and_picked_by_install(registry, monkeypatch,
                                                                                              "echo"))
     kinds = [kind for kind, _ in box.events]
     assert kinds == ["package.install_started", "package.installed", "package.installed"]
-    assert box.events[1][1] == {"name": "wbdemo-a", "version": "1.0", "manager": "echo", "channel": "test"}
+    assert box.events[1][1].encode() == {"name": "wbdemo-a", "version": "1.0", "manager": "echo", "channel": "test"}
     # doctor's install findings name it too (it has no sources: it may reach nothing)
     egress = next(f for f in check(Settings()) if f.name == "install egress")
     assert "echo nothing (local folders only)" in egress.detail

@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 class Installing(InstallingSandbox, Protocol):
     """The sandbox an install runs for (`workbench.sandbox.Sandbox`; not imported, it imports this)."""
 
-    def _emit(self, kind: str, payload: dict[str, Any]) -> None: ...
+    def _emit(self, kind: str, payload: Any) -> None: ...  # an events.Payload
 
 __all__ = ["check_packages", "check_sources", "install", "reachable"]
 
@@ -72,22 +72,22 @@ def install(sandbox: Installing, manager: PackageManager, packages: Sequence[str
     chosen.preflight(sandbox.settings)
     extra_allowed(sandbox.settings)  # a malformed allow_hosts stops here, before any container
     started = time.monotonic()
-    sandbox._emit("package.install_started", {"manager": name, "packages": wanted})
+    sandbox._emit(events.PACKAGE_INSTALL_STARTED, events.PackageInstallStarted(manager=name, packages=tuple(wanted)))
     run = chosen.install(sandbox, wanted, progress)
     installed = tuple(InstalledPackage(package, version, name) for package, version in sorted(run.versions.items()))
     reached, refused, unreachable = egress_summary(run.attempts)
     if run.attempts:
         # Before package.installed, so the log reads: what the install reached, then what it installed.
-        sandbox._emit(events.INSTALL_EGRESS, {
-            "manager": name, "reached": list(reached), "refused": list(refused),
-            "unreachable": list(unreachable),
-            "requests": len(run.attempts),
-            "refusals": [f"{a.method} {a.destination}: {a.detail}" for a in run.attempts if not a.allowed][:50]})
+        sandbox._emit(events.INSTALL_EGRESS, events.InstallEgress(
+            manager=name, reached=reached, refused=refused, unreachable=unreachable, requests=len(run.attempts),
+            refusals=tuple(f"{a.method} {a.destination}: {a.detail}" for a in run.attempts if not a.allowed)[:50]))
     for package in installed:
-        sandbox._emit(events.PACKAGE_INSTALLED, {"name": package.name, "version": package.version,
-                                                 "manager": name, **run.details.get(package.name, {})})
+        more = run.details.get(package.name, {})  # a conda package's build and channel
+        sandbox._emit(events.PACKAGE_INSTALLED, events.PackageInstalled(
+            name=package.name, version=package.version, manager=name, build=more.get("build"),
+            channel=more.get("channel")))
     for note in run.notes:  # what the read-back left out (a symlinked site-packages, a name that is markup)
-        sandbox._emit(events.ERROR, {"where": f"{name} install", "message": note})
+        sandbox._emit(events.ERROR, events.Error(where=f"{name} install", message=note))
     output = run.output  # already bounded: its first and last OUTPUT_CAP bytes
     if run.notes:
         output += "".join(f"\nworkbench: {note}" for note in run.notes)
