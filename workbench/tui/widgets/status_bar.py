@@ -10,8 +10,8 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widgets import Static
 
-from workbench.doctor import DoctorReport
 from workbench.inert import one_line
+from workbench.tui.services import DoctorReport  # the core through the TUI's one seam
 
 
 class StatusBar(Static):
