@@ -373,3 +373,36 @@ def test_a_channel_made_to_carry_offline_installs_from_its_folder(rattler_ready,
                                                           "installed hello-conda 1.0 (conda)"]
     done = _wb(workbench_cmd, "exec", "-p", root, "--lang", "shell", "-c", "greet-conda")
     assert done.returncode == 0 and done.stdout.endswith(b"greet-conda 2.1\n"), done.stderr.decode()
+
+
+@pytest.mark.engine
+def test_records_code_planted_before_an_install_are_not_reported_as_installed(rattler_ready, project, channel):
+    """Code writes the workspace, conda-meta included; what an install reports is what changed across it,
+    read by the host, so a record planted beforehand is never in the log. A record that is not one (a
+    symlink out) stops the install in one line before anything changes."""
+    from workbench.sandbox import Sandbox
+
+    _config(project, conda_channels=[str(channel)])
+    meta = project.workspace / ".conda" / "conda-meta"
+    fake = _record("fake-pkg", "9.9", fn="fake-pkg-9.9-0.tar.bz2", subdir="noarch", build_number=0, depends=[],
+                   url="file:///srv/channel/noarch/fake-pkg-9.9-0.tar.bz2",
+                   paths_data={"paths": [], "paths_version": 1})
+    recorder = Recorder()
+    with Sandbox.open(project, bus=recorder.bus) as box:
+        planted, _ = run(box, "shell", "mkdir -p .conda/conda-meta && cd .conda/conda-meta && "
+                         "ln -s /etc/passwd passwd-1.0-0.json")
+        assert planted.ok, planted.stderr.text()
+        refused = box.install("conda", ["hello-conda"])
+        assert refused.exit_code != 0 and refused.installed == ()
+        said = [line for line in refused.output.splitlines() if line.startswith("conda: the prefix")]
+        assert len(said) == 1 and "passwd-1.0-0.json" in said[0] and "remove them" in said[0], refused.output
+        assert sorted(p.name for p in meta.iterdir()) == ["passwd-1.0-0.json"]  # nothing changed
+        (meta / "passwd-1.0-0.json").unlink()
+        planted, _ = run(box, "python", f"open('.conda/conda-meta/fake-pkg-9.9-0.json', 'w').write({fake!r})")
+        assert planted.ok, planted.stderr.text()
+        result = box.install("conda", ["hello-conda"])
+        assert result.ok, result.output
+    assert [p.name for p in result.installed] == ["hello-conda"]
+    assert {name for name, *_ in _installed(recorder)} == {"hello-conda"}
+    notes = [e.payload["message"] for e in recorder.of("error")]
+    assert any("passwd-1.0-0.json" in note and "not followed" in note for note in notes)

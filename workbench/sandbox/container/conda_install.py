@@ -29,7 +29,7 @@ import sys
 
 RATTLER_SITE = "/opt/workbench-rattler"
 CACHE = "/tmp/workbench-conda"
-EXIT_FAILED, EXIT_NO_RATTLER, EXIT_CHANNEL, EXIT_UNSOLVABLE = 1, 2, 3, 4
+EXIT_FAILED, EXIT_NO_RATTLER, EXIT_CHANNEL, EXIT_UNSOLVABLE, EXIT_PREFIX = 1, 2, 3, 4, 5
 
 
 def say(line: str) -> None:
@@ -53,20 +53,28 @@ def arguments(argv: list[str]) -> argparse.Namespace:
 
 
 def installed_records(rattler, prefix: str) -> list:
-    """What the prefix holds now (conda-meta/*.json); an entry rattler cannot read is said and skipped."""
+    """What the prefix holds now (conda-meta/*.json). A record py-rattler cannot read (code writes the
+    workspace) stops the install before anything changes: py-rattler reads the prefix again after linking,
+    and would fail half-way."""
     meta = os.path.join(prefix, "conda-meta")
     try:
         names = sorted(os.listdir(meta))
     except (FileNotFoundError, NotADirectoryError):
         return []
-    records = []
+    records, unreadable = [], []
     for name in names:
         if not name.endswith(".json"):
             continue
+        path = os.path.join(meta, name)
         try:
-            records.append(rattler.PrefixRecord.from_path(os.path.join(meta, name)))
-        except Exception as exc:  # code in the sandbox writes the workspace: a bad record is not ours to fix
-            say(f"skipping conda-meta/{name}: {exc}")
+            if os.path.islink(path) or not os.path.isfile(path):
+                raise ValueError("not a regular file")
+            records.append(rattler.PrefixRecord.from_path(path))
+        except Exception as exc:
+            unreadable.append(f"conda-meta/{name} ({' '.join(str(exc).split())[:200]})")
+    if unreadable:
+        fail(EXIT_PREFIX, f"the prefix {prefix} holds {len(unreadable)} record(s) that are not package records: "
+                          f"{'; '.join(unreadable[:3])}; remove them (or the prefix) and install again")
     return records
 
 
