@@ -57,7 +57,6 @@ KNOWN_PRIVATE: dict[tuple[str, str], str] = {}
 # Long modules without their reason yet: module -> who is splitting it or stating why.
 KNOWN_LONG: dict[str, str] = {
     "workbench.agent.loop": "H1",
-    "workbench.audit.verify": "H8",
     "workbench.report.model": "H1",
     "workbench.sandbox.container.runner": "H2",
     "workbench.tui.screens.main": "H1",
@@ -277,8 +276,44 @@ def private_uses_in(source: str, me: str, package: str) -> list[tuple[str, str, 
     return found
 
 
+def _private_names_defined(tree: ast.AST) -> set[str]:
+    """The private names a module defines: functions, classes, variables, attributes it assigns."""
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            names.add(node.name)
+        elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store):
+            names.add(node.attr)
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            names.add(node.id)
+    return {name for name in names if _private(name)}
+
+
+def private_attributes_of_others(sources: dict[str, str]) -> list[tuple[str, str, int]]:
+    """`thing._name` where the module never defines `_name` but another Workbench module does: reaching
+    into another module's object (`sandbox._kernels` outside the sandbox). `self`/`cls` are the module's own."""
+    trees = {me: ast.parse(text) for me, text in sources.items()}
+    defined = {me: _private_names_defined(tree) for me, tree in trees.items()}
+    owners: dict[str, list[str]] = {}
+    for me, names in defined.items():
+        for name in names:
+            owners.setdefault(name, []).append(me)
+    found = []
+    for me, tree in trees.items():
+        for node in ast.walk(tree):
+            if (isinstance(node, ast.Attribute) and _private(node.attr) and node.attr not in defined[me]
+                    and node.attr in owners
+                    and not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"))):
+                found.append((me, f"{' or '.join(sorted(owners[node.attr]))}.{node.attr} ({ast.unparse(node)})",
+                              node.lineno))
+    return found
+
+
 def all_private_uses() -> list[tuple[str, str, int]]:
-    return [use for path in sorted(PACKAGE.rglob("*.py")) for use in private_uses(path)]
+    paths = sorted(PACKAGE.rglob("*.py"))
+    sources = {_module_name(path): path.read_text(encoding="utf-8") for path in paths}
+    return ([use for path in paths for use in private_uses(path)]
+            + private_attributes_of_others(sources))
 
 
 def test_no_private_names_across_modules():
@@ -295,6 +330,15 @@ def test_private_name_check_sees_both_forms():
     found = {name for _me, name, _line in private_uses_in(source, "workbench.sandbox.fake", "workbench.sandbox")}
     assert found == {"workbench.doctor._reachable", "workbench.sandbox.policy._ulimit",
                      "workbench.sandbox.image._tag", "workbench.audit.log._private"}
+
+
+def test_private_attribute_of_another_modules_object_is_seen():
+    sources = {"workbench.sandbox.sandbox": "class Sandbox:\n    def __init__(self):\n        self._kernels = None\n",
+               "workbench.tui.app": "def f(sandbox):\n    return sandbox._kernels, sandbox.public, os._exit\n",
+               "workbench.sandbox.other": "class K:\n    def g(self):\n        return self._kernels\n"}
+    found = private_attributes_of_others(sources)
+    assert [(me, line) for me, _name, line in found] == [("workbench.tui.app", 2)]
+    assert "workbench.sandbox.sandbox._kernels" in found[0][1]
 
 
 # --- long modules -----------------------------------------------------------------------------------
