@@ -19,8 +19,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import need
-
 # A PEP 517 backend that packs the folder's modules and its [project] entry points into a wheel.
 BACKEND = """
     import base64, hashlib, pathlib, tomllib, zipfile
@@ -191,10 +189,8 @@ def test_doctor_lists_the_plugin_and_one_line_per_bad_one(plugin_path, workbench
 
 
 @pytest.mark.engine
-def test_the_plugins_language_runs_in_the_sandbox_and_python_still_does(plugin_path, workbench_cmd, project):
-    from workbench.sandbox.engine import probe
-
-    need(probe(project.settings()).reachable, "a container engine (packaging/setup-engine.sh)")
+def test_the_plugins_language_runs_in_the_sandbox_and_python_still_does(engine_ready, plugin_path, workbench_cmd,
+                                                                        project):
     base = [*workbench_cmd, "exec", "-p", str(project.root)]
     done = _run([*base, "--lang", "pyiso", "-c", "import sys; print(sys.flags.isolated, 6 * 7)"], plugin_path,
                 timeout=300)
