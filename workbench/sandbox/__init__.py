@@ -8,7 +8,8 @@
 
 Modules: `engine` (the engine seam and `probe` for doctor), `image` (the offline base image), `policy`
 (isolation settings), `sandbox` (containers and one-off runs), `execution` (live chunks, results,
-events), `install` (pip / R / apt), `kernels` + `runner` (warm sessions).
+events), `install` (the install step) with `managers` (pip / R / apt / conda and plug-ins' package
+managers, one registry), `kernels` + `runner` (warm sessions).
 """
 
 from workbench.sandbox.engine import EngineProbe, probe
