@@ -11,7 +11,7 @@ are pointed there with `http_proxy`/`https_proxy`. The proxy reads each request 
     GET|HEAD http://host:port/... HTTP/1.1   plain http (Debian mirrors, LAN indexes), one request per
                                              connection, no body, its Host header rewritten to the URL's
 
-where host:port is in the allowlist built from the configured sources (install.py says which), and each
+where host:port is in the allowlist built from the configured sources (each package manager says which), and each
 allowed place is reached one way only, the way its source says (`Destination.tls`): an https source by
 CONNECT alone, a plain-http one by GET/HEAD alone. A tunnel carries whatever bytes the client likes, so a
 CONNECT to a plain-http mirror would let a POST body reach it; it is refused. Anything else (another host,
