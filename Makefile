@@ -66,6 +66,7 @@ bundle: setup
 
 lint:
 	$(VENV)/bin/ruff check workbench tests bench
+	$(VENV)/bin/lint-imports --no-cache
 
 clean:
 	rm -rf $(VENV) $(DEMO) .pytest_cache

@@ -49,8 +49,6 @@ KNOWN_CYCLES: dict[tuple[str, str], str] = {
 }
 # Ignored by the import contracts:
 KNOWN_CONTRACT_BREACHES: dict[tuple[str, str], str] = {
-    ("workbench.tui.screens.approval", "workbench.agent.actions"): "H4/H5: approval.describe's to_payload, through "
-    "services",
 }
 # Private names used across modules: (the module that uses it, "imported module.name").
 KNOWN_PRIVATE: dict[tuple[str, str], str] = {}

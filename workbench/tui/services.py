@@ -69,6 +69,13 @@ class AuditSummary:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def action_payload(action: Any) -> dict[str, Any]:
+    """An agent action as the plain dict its `llm.action` event carries (what the approval dialog shows)."""
+    from workbench.agent.actions import to_payload
+
+    return to_payload(action)
+
+
 def summarize_payload(kind: str, payload: dict[str, Any]) -> str:
     """A short one-line description of an entry's payload for the audit table."""
     typed = events.decode(kind, payload)  # through the event contract: any version, never raises

@@ -26,9 +26,9 @@ def describe(action: Any) -> dict[str, Any]:
     if isinstance(action, dict):
         return dict(action)
     try:
-        from workbench.agent.actions import to_payload
+        from workbench.tui.services import action_payload
 
-        return to_payload(action)
+        return action_payload(action)
     except Exception:
         data = getattr(action, "__dict__", None)
         return dict(data) if data else {"action": str(action)}
