@@ -7,9 +7,9 @@
         result = execution.result()
 
 Modules: `engine` (the engine seam and `probe` for doctor: it takes a typed `spec.ContainerSpec`;
-`docker_engine` implements it over docker-py, `fake_engine` in-process for tests), `image` (the offline
-base image), `policy` (isolation settings), `sandbox` (containers and one-off runs), `execution` (live
-chunks, results, events), `install` (the install step) with `managers` (pip / R / apt / conda and plug-ins' package
+`docker_engine` implements it over docker-py, `fake_engine` in-process for tests), `image` (the offline base
+image), `policy` (isolation settings), `sandbox` (containers and one-off runs), `execution` (live chunks,
+results, events), `install` (the install step) with `managers` (pip / R / apt / conda and plug-ins' package
 managers, one registry), `kernels` + `runner` (warm sessions).
 """
 
