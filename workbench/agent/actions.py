@@ -163,20 +163,22 @@ def to_json(action: Action) -> str:
 
 def approval_of(action: Action) -> str:
     """Which approval setting asks before `action` runs: "executions", "installs" or "none"."""
-    tool = TOOLS.get(action.name) if action.name in TOOLS else None
-    return tool.approval if tool is not None else "executions"
+    if isinstance(action, ToolCall):
+        return action.approval
+    return TOOLS.get(action.name).approval
 
 
 def is_effect(action: Action) -> bool:
     """Whether `action`'s result is what a `finish` is checked against (see `Tool.effect`)."""
-    tool = TOOLS.get(action.name) if action.name in TOOLS else None
-    return tool.effect if tool is not None else True
+    if isinstance(action, ToolCall):
+        return action.effect
+    return TOOLS.get(action.name).effect
 
 
-def run_tool(call: ToolCall, context: ToolContext) -> tuple[str, bool]:
+def run_tool(call: ToolCall, context: ToolContext, vocabulary: Vocabulary | None = None) -> tuple[str, bool]:
     """Carry out a plug-in tool's call: (observation, ok)."""
-    tool = TOOLS.get(call.name)
-    if tool.run is None:
+    tool = (vocabulary or Vocabulary.of()).tool(call.name)
+    if tool is None or tool.run is None:
         return f"{call.name}: this tool cannot be carried out here", False
     text, ok = tool.run(context, call)
     return str(text), bool(ok)
@@ -278,7 +280,7 @@ def validate(data: Any, raw: str = "", vocabulary: Vocabulary | None = None) -> 
     except _Invalid as exc:
         return Malformed(raw, str(exc))
     if tool.make is None:
-        return ToolCall(thought, tool.name, tuple(values.items()))
+        return ToolCall(thought, tool.name, tuple(values.items()), tool.approval, tool.effect)
     return tool.make(thought, **values)
 
 

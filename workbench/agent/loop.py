@@ -312,7 +312,8 @@ class AgentLoop:
             elif isinstance(action, A.SearchMemory):
                 text, ok = self._search_memory(action.query)
             elif isinstance(action, A.ToolCall):  # a plug-in's tool: it carries itself out
-                text, ok = A.run_tool(action, A.ToolContext(self.sandbox, self.workspace, self.emit, step))
+                text, ok = A.run_tool(action, A.ToolContext(self.sandbox, self.workspace, self.emit, step),
+                                      self.vocabulary)
             else:
                 text, ok = self._write_file(action.path, action.content)
         except Exception as exc:  # the sandbox failed, not the code: tell the model and the log

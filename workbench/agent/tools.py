@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -39,11 +39,14 @@ class Param:
 
 @dataclass(frozen=True)
 class ToolCall:
-    """An action of a plug-in tool: its name and the validated values of its fields."""
+    """An action of a plug-in tool: its name and the validated values of its fields; `approval` and
+    `effect` are its tool's (see `Tool`), carried so the loop need not look the tool up again."""
 
     thought: str
     name: str
     arguments: tuple[tuple[str, Any], ...] = ()
+    approval: str = field(default="executions", compare=False)
+    effect: bool = field(default=True, compare=False)
 
     def get(self, key: str, default: Any = None) -> Any:
         return dict(self.arguments).get(key, default)
