@@ -109,3 +109,42 @@ def test_under_gvisor_the_user_namespace_becomes_the_mapped_ids():
     assert spec.userns is not None  # the caller's spec is unchanged
     same, none = flatten_userns(ContainerSpec("img", user="1000:1000", userns="keep-id"))
     assert none is None and same.userns == "keep-id"
+
+
+@pytest.mark.engine
+def test_the_engine_makes_the_container_the_spec_describes(engine_ready, tmp_path):
+    """End to end through docker-py: what the engine records for a sandbox container is what the spec says."""
+    from workbench.sandbox import BASE_IMAGE
+    from workbench.sandbox.engine import connect
+
+    settings = Settings(sandbox={"memory": "512m", "cpus": 1.0, "pids": 64})
+    engine = connect(settings)
+    try:
+        ident = policy.identity(engine.rootless, engine.is_podman)
+        spec = policy.container_spec(image=BASE_IMAGE, settings=settings, workspace=tmp_path, code_dir=tmp_path,
+                                     labels={"io.workbench.conformance": "spec"}, ident=ident,
+                                     limits_enforced=engine.limits_enforced, command=["sleep", "60"])
+        spec = spec.replace(mounts=(Mount(str(tmp_path), policy.WORKSPACE),
+                                    Mount(str(tmp_path), policy.CODE_DIR, read_only=True)))
+        container = engine.create_container(spec)
+        try:
+            made = engine.api.inspect_container(container)
+        finally:
+            engine.remove(container)
+    finally:
+        engine.close()
+    host, config = made["HostConfig"], made["Config"]
+    assert host["NetworkMode"] == "none" and host["ReadonlyRootfs"] is True
+    dropped = {c.upper().removeprefix("CAP_") for c in host["CapDrop"]}  # Podman lists what ALL took away
+    assert ("ALL" in dropped or {"CHOWN", "DAC_OVERRIDE", "KILL", "NET_RAW", "SETUID", "SETGID"} <= dropped)
+    assert not host.get("CapAdd")
+    assert "no-new-privileges" in " ".join(host.get("SecurityOpt") or [])
+    assert "/tmp" in (host.get("Tmpfs") or {})
+    assert {u["Name"].lower().removeprefix("rlimit_"): u["Hard"] for u in host["Ulimits"]}["nofile"] == policy.NOFILE
+    if engine.limits_enforced:
+        assert host["Memory"] == 512 * 1024 ** 2 and host["PidsLimit"] == policy.cgroup_pids(settings)
+    assert config["User"] == ident.user and config["WorkingDir"] == policy.WORKSPACE
+    assert config["Labels"]["io.workbench.conformance"] == "spec"
+    assert f"LC_ALL={policy.BASE_ENV['LC_ALL']}" in config["Env"]
+    assert any(b.startswith(f"{tmp_path}:{policy.CODE_DIR}:") and "ro" in b.split(":")[2].split(",")
+               for b in host["Binds"]), host["Binds"]
