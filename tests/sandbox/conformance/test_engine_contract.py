@@ -236,3 +236,23 @@ def test_a_mounted_folder_is_shared_with_the_host(engine, spec, tmp_path):
         engine.remove(container)
     assert (joined(chunks, "out"), code) == (b"from the host", 0), chunks
     assert (shared / "out.txt").read_text() == "from-inside\n"
+
+
+# --- the shape of the seam -------------------------------------------------------------------------------
+@pytest.mark.parametrize("implementation", ["DockerEngine", "FakeEngine"])
+def test_every_implementation_has_the_protocols_methods_and_parameters(implementation):
+    import inspect
+
+    from workbench.sandbox import docker_engine, fake_engine
+    from workbench.sandbox.engine import Engine
+
+    cls = getattr(docker_engine if implementation == "DockerEngine" else fake_engine, implementation)
+    wanted = {name for name, value in vars(Engine).items() if callable(value) and not name.startswith("_")}
+    assert wanted >= {"create_container", "exec_stream", "list_containers", "state"}
+    for name in sorted(wanted):
+        method = getattr(cls, name, None)
+        assert callable(method), f"{implementation} lacks {name}"
+        have = inspect.signature(method).parameters
+        for parameter in inspect.signature(getattr(Engine, name)).parameters.values():
+            assert parameter.name in have, f"{implementation}.{name} lacks the parameter {parameter.name}"
+            assert have[parameter.name].kind == parameter.kind, f"{implementation}.{name}({parameter.name})"
