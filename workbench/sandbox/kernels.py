@@ -62,7 +62,7 @@ __all__ = ["RunnerIdentity", "RunnerMisbehaved", "connect", "parse_outcome", "pr
            "runner_dir", "under_gvisor"]
 
 ROLE_KERNEL = "kernel"
-PROTOCOL = 3  # part of the container's spec digest: a container speaking an older protocol is replaced
+PROTOCOL = 4  # part of the container's spec digest: a container speaking an older protocol is replaced
 IDLE_SECONDS = 1800.0
 
 

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from workbench import languages
 from workbench.errors import EngineUnavailable
 from workbench.inert import one_line
 from workbench.sandbox.container import protocol
@@ -58,9 +59,12 @@ class WarmTransport(Transport):
         try:
             self.channel, self.identity = self.kernels.open_channel()
             self.noted = self.kernels.take_incidents()
-            self.channel.send_json({"op": "exec", "session": self.session, "language": request.runtime.name,
-                                    "code": request.code, "timeout": request.timeout,
-                                    "python": sandbox.python_path()})
+            message = {"op": "exec", "session": self.session, "language": request.runtime.name,
+                       "code": request.code, "timeout": request.timeout, "python": sandbox.python_path()}
+            if request.runtime.warm != languages.RUNNER_KERNEL:  # a configured interpreter, started as given
+                message |= {"argv": languages.fill(request.runtime.warm, python=sandbox.python_path()),
+                            "extension": request.runtime.extension}
+            self.channel.send_json(message)
             self.channel.settimeout(None)  # the lifecycle's watchdog bounds the wait (`backstop`)
         except RunnerMisbehaved as exc:
             self.noted = self.noted or self.kernels.take_incidents()

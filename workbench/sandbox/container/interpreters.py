@@ -70,14 +70,20 @@ def oom_kills() -> int:
 class Kernel:
     """One live interpreter."""
 
-    def __init__(self, session: str, language: str, python: str, cwd: str = "/workspace"):
+    def __init__(self, session: str, language: str, python: str, cwd: str = "/workspace",
+                 argv: list[str] | None = None, extension: str | None = None):
+        """`argv`: a configured interpreter ([languages.NAME] warm) given cells as files ending in `extension`;
+        None: the runner's own kernel for `language`."""
         self.session, self.language, self.python = session, language, python
         self.executions = 0
         self.last_used = time.monotonic()
         self.lock = threading.Lock()
         self.running = False  # a cell is in progress: a sweep spares this interpreter's process tree
         self.closed = False
-        argv, self.cell_ext = kernel_command(language, python)
+        if argv is not None and not (isinstance(argv, list) and argv and all(isinstance(a, str) for a in argv)
+                                     and isinstance(extension, str)):
+            raise ValueError(f"a bad interpreter command for {language}")
+        argv, self.cell_ext = (list(argv), extension) if argv else kernel_command(language, python)
         req_r, self.req_w = os.pipe()
         self.rep_r, rep_w = os.pipe()
         env = conda_activated(dict(os.environ, WB_IN=str(req_r), WB_OUT=str(rep_w)))

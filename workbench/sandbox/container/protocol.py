@@ -19,6 +19,7 @@ Wire format, over that unix socket (never a network): the client sends <b"N"><4 
 then both sides send frames of <1 byte kind><4 bytes big-endian length><payload><32-byte tag>.
 Kinds: b"J" a JSON object, b"O" stdout bytes, b"E" stderr bytes. A client sends one JSON request:
   {"op": "exec", "session", "language", "code", "timeout", "python"}  -> O/E frames, then a J "done" frame
+      (+ "argv", "extension" for a configured interpreter: the runner starts argv and hands it cell files)
       {"done": true, "exit_code", "timed_out", "interrupted", "state_lost", "killed_by", "background_killed"}
       (while it runs the client may send {"op": "interrupt"}; closing the socket interrupts too)
   {"op": "list"}                                  -> {"sessions": [{name, language, state, executions, idle}]}

@@ -214,7 +214,8 @@ class Server:
                 time.sleep(0.01)
         return len(killed)
 
-    def kernel_for(self, session: str, language: str, python: str) -> tuple[Kernel, bool]:
+    def kernel_for(self, session: str, language: str, python: str, argv: list[str] | None = None,
+                   extension: str | None = None) -> tuple[Kernel, bool]:
         """(the kernel, whether it had to be (re)started after dying: state lost)."""
         with self.kernels_lock:
             kernel = self.kernels.get((session, language))
@@ -224,14 +225,15 @@ class Server:
                 lost = True
                 kernel = None
             if kernel is None:
-                kernel = Kernel(session, language, python)
+                kernel = Kernel(session, language, python, argv=argv, extension=extension)
                 self.kernels[(session, language)] = kernel
             return kernel, lost
 
     def execute(self, conn: Channel, request: dict) -> None:
         session, language = request["session"], request["language"]
         try:
-            kernel, lost_before = self.kernel_for(session, language, request.get("python") or "python3")
+            kernel, lost_before = self.kernel_for(session, language, request.get("python") or "python3",
+                                                  request.get("argv"), request.get("extension"))
         except (ValueError, OSError) as exc:
             conn.send_json({"done": True, "error": str(exc), "exit_code": None})
             return
