@@ -261,11 +261,11 @@ def test_no_single_mutation_goes_unnoticed(tmp_path_factory, n, every, mutation,
 
 
 def test_the_parallel_verifier_finds_the_same_first_problem(log, monkeypatch):
-    from workbench.audit import verify as verify_module
+    from workbench.audit import entry_scan
 
-    monkeypatch.setattr(verify_module, "PARALLEL_MIN", 1)
-    monkeypatch.setattr(verify_module, "MAX_WORKERS", 3)
-    monkeypatch.setattr(verify_module.os, "cpu_count", lambda: 3)
+    monkeypatch.setattr(entry_scan, "PARALLEL_MIN", 1)
+    monkeypatch.setattr(entry_scan, "MAX_WORKERS", 3)
+    monkeypatch.setattr(entry_scan.os, "cpu_count", lambda: 3)
     assert verify_path(log).ok
     sql(log, "UPDATE entries SET payload = replace(payload, 'MARKER_0015', 'MARKER_0016') WHERE seq = 15")
     sql(log, "UPDATE entries SET time = '2001-01-01T00:00:00.000000+00:00' WHERE seq = 12")

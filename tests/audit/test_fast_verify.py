@@ -14,6 +14,7 @@ import pytest
 from conftest import event, sql, verify_path
 
 from workbench.audit import AuditLog, KeyStore, scan
+from workbench.audit import entry_scan as entry_scan_module
 from workbench.audit import verify as verify_module
 from workbench.audit.canonical import entry_leaf_data
 from workbench.audit.merkle import leaf_hash
@@ -25,13 +26,13 @@ ODD = ['say "hi"', "back\\slash", "tab\there", "nul\x00", "\u2028line", "é中�
 @pytest.fixture
 def many_workers(monkeypatch):
     """Blocks of 4 entries, parallel from 1 entry, 3 workers: a small log exercises the whole machinery."""
-    monkeypatch.setattr(verify_module, "BLOCK", 4)
-    monkeypatch.setattr(verify_module, "PARALLEL_MIN", 1)
-    monkeypatch.setattr(verify_module, "MAX_WORKERS", 3)
-    monkeypatch.setattr(verify_module.os, "cpu_count", lambda: 3)
+    monkeypatch.setattr(entry_scan_module, "BLOCK", 4)
+    monkeypatch.setattr(entry_scan_module, "PARALLEL_MIN", 1)
+    monkeypatch.setattr(entry_scan_module, "MAX_WORKERS", 3)
+    monkeypatch.setattr(entry_scan_module.os, "cpu_count", lambda: 3)
 
 
-class ReferenceScan(verify_module.EntryScan):
+class ReferenceScan(entry_scan_module.EntryScan):
     """The reference: every row through `scan_entries`, no blocks, no workers."""
 
     def __init__(self, store, want):
@@ -114,10 +115,10 @@ def test_an_escaped_quote_rewritten_as_a_backslash_and_quote_is_caught(log_path,
 def test_a_worker_that_cannot_run_leaves_its_share_to_this_process(log_path, many_workers, monkeypatch):
     odd_log(log_path)
     good = verify_path(log_path)
-    monkeypatch.setattr(verify_module.sys, "executable", "/nonexistent/python")
+    monkeypatch.setattr(entry_scan_module.sys, "executable", "/nonexistent/python")
     again = verify_path(log_path)
     assert again.ok and again.root == good.root
-    monkeypatch.setattr(verify_module.sys, "executable", "/bin/false")  # starts, answers nothing
+    monkeypatch.setattr(entry_scan_module.sys, "executable", "/bin/false")  # starts, answers nothing
     again = verify_path(log_path)
     assert again.ok and again.root == good.root
 

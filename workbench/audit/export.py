@@ -9,21 +9,29 @@ export carries everything needed, one JSON object per line:
    (``name+keyhash+base64key``, named after the origin: what signed-note tools such as Go's
    ``note.NewVerifier`` take);
 2. every checkpoint of the log up to the head: ``{"type": "checkpoint", "id", "time", "note",
-   "consistency": [hex...]}``, where ``consistency`` is the RFC 6962 proof that the tree at this
-   checkpoint is a prefix of the head (the last checkpoint, whose size is ``tree_size``);
+   "consistency": [hex...], "cosigners": [vkey...]}``, where ``consistency`` is the RFC 6962 proof that
+   the tree at this checkpoint is a prefix of the head (the last checkpoint, whose size is ``tree_size``),
+   and ``note`` is the checkpoint's signed note with the witnesses' cosignature lines (C2SP
+   tlog-cosignature) after the log's own signature, as a tlog-proof file carries it; ``cosigners`` names
+   the witness key stored beside each cosignature (a convenience, not a reason to trust it: a verifier
+   trusts the witness keys it registered, ``workbench audit witness add``, or is given);
 3. the entries: ``{"type": "entry", "seq", "time", "kind", "session_id", "actor", "user", "event_id",
    "payload", "prev", "hash"}`` plus, when the export is filtered (``complete`` false), ``"inclusion":
    [hex...]``, the RFC 6962 audit path of the entry in the head tree. ``payload`` is the JSON object;
    its canonical encoding reproduces the stored text (``payload_text`` is given instead if it would not).
 
 A complete export is verified by recomputing the chain and the tree; a filtered one entry by entry
-against the signed head root, plus the chain links between consecutive entries.
+against the signed head root, plus the chain links between consecutive entries. Either way every
+cosignature line is checked against the trusted witness keys (and the listed cosigners): one that does
+not verify over its checkpoint fails the export; `VerifyResult.cosignatures` says who cosigned what, so
+``verify --export FILE --require-witness`` can insist on the newest checkpoint being cosigned.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+import time as clock
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,9 +40,12 @@ from typing import IO, Any
 from workbench.audit import merkle
 from workbench.audit.canonical import canonical_json, entry_leaf_data
 from workbench.audit.checkpoint import Checkpoint
+from workbench.audit.cosign import Cosigned, WitnessReport, trusted_witness_keys
+from workbench.audit.cosignature import FUTURE_SLACK_S, Cosignature, WitnessKey
 from workbench.audit.errors import AuditError
 from workbench.audit.keys import PublicKey, unb64
 from workbench.audit.log import AuditLog, entry_filter
+from workbench.audit.proof import cosigned_notes
 from workbench.audit.store import GENESIS
 from workbench.audit.verify import (
     Failure,
@@ -80,6 +91,7 @@ def export_lines(log: AuditLog, flt: ExportFilter = ExportFilter()) -> Iterator[
         head = checkpoints[-1]
         levels = merkle.TreeLevels(store.leaf_hashes(0, head.size))
         keys = store.key_rows()
+        notes = cosigned_notes(store, checkpoints)
         where, params = entry_filter(flt.since, flt.until, flt.session, None)
         where = f"{where} {'AND' if where else 'WHERE'} seq < ?"
         rows = store.entry_rows(where, (*params, head.size)).fetchall()
@@ -89,10 +101,10 @@ def export_lines(log: AuditLog, flt: ExportFilter = ExportFilter()) -> Iterator[
                  "vkey": result.vkey, "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
                  "keys": [{"fingerprint": fp, "public_key": pub, "vkey": _vkey(pub, log.origin), "added": added,
                            "rotation": json.loads(rot) if rot else None} for fp, pub, added, rot in keys]})
-    for cp in checkpoints:
+    for cp, (note, cosigners) in zip(checkpoints, notes, strict=True):
         proof = levels.consistency_proof(cp.size)
-        yield _dump({"type": "checkpoint", "id": cp.id, "time": cp.time, "note": cp.to_note(),
-                     "consistency": [h.hex() for h in proof]})
+        yield _dump({"type": "checkpoint", "id": cp.id, "time": cp.time, "note": note,
+                     "consistency": [h.hex() for h in proof], "cosigners": cosigners})
     for seq, time, kind, sid, actor, user, eid, payload, prev, digest in rows:
         line: dict[str, Any] = {"type": "entry", "seq": seq, "time": time, "kind": kind, "session_id": sid,
                                 "actor": actor, "user": user, "event_id": eid}
@@ -133,15 +145,18 @@ def _dump(data: dict[str, Any]) -> str:
 
 
 # --- offline verification --------------------------------------------------------------------------
-def verify_export(path: Path, pinned: list[PublicKey] | None = None,
-                  reference: Checkpoint | None = None) -> VerifyResult:
-    """Verify an export file on its own (no project, no database)."""
+def verify_export(path: Path, pinned: list[PublicKey] | None = None, reference: Checkpoint | None = None,
+                  witnesses: Sequence[WitnessKey] | None = None) -> VerifyResult:
+    """Verify an export file on its own (no project, no database).
+
+    `witnesses`: witness keys to trust besides the ones this user registered for the log's origin.
+    """
     try:
         handle = path.open(encoding="utf-8")
     except OSError as exc:
         raise AuditError(f"cannot read the export {path}: {exc.strerror or exc}") from exc
     with handle:
-        return verify_export_lines(handle, pinned, reference)
+        return verify_export_lines(handle, pinned, reference, witnesses)
 
 
 def _records(lines: Iterable[str]) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -158,10 +173,11 @@ def _records(lines: Iterable[str]) -> Iterator[tuple[int, dict[str, Any]]]:
 
 
 def verify_export_lines(lines: Iterable[str], pinned: list[PublicKey] | None = None,
-                        reference: Checkpoint | None = None) -> VerifyResult:
+                        reference: Checkpoint | None = None,
+                        witnesses: Sequence[WitnessKey] | None = None) -> VerifyResult:
     result = VerifyResult(ok=False, entries=0, root="", fingerprint="", pinned=bool(pinned))
     try:
-        _verify_records(_records(lines), pinned or [], reference, result)
+        _verify_records(_records(lines), pinned or [], reference, result, witnesses)
         result.ok = True
     except Failure as exc:
         result.first_error = str(exc)
@@ -171,7 +187,8 @@ def verify_export_lines(lines: Iterable[str], pinned: list[PublicKey] | None = N
 
 
 def _verify_records(records: Iterator[tuple[int, dict[str, Any]]], pinned: list[PublicKey],
-                    reference: Checkpoint | None, result: VerifyResult) -> None:
+                    reference: Checkpoint | None, result: VerifyResult,
+                    witnesses: Sequence[WitnessKey] | None = None) -> None:
     number, header = next(records, (0, {}))
     if header.get("type") != "header" or header.get("format") != FORMAT:
         raise Failure(f"the export does not start with a {FORMAT} header")
@@ -182,6 +199,7 @@ def _verify_records(records: Iterator[tuple[int, dict[str, Any]]], pinned: list[
                  json.dumps(k["rotation"]) if k.get("rotation") else None) for k in header["keys"]]
     keys = trusted(parse_key_rows(key_rows), pinned, True)
     checkpoints: list[tuple[int, Checkpoint, list[bytes]]] = []
+    cosigners: dict[int, list[WitnessKey]] = {}  # export line -> the witness keys it lists
     entries: list[tuple[int, dict[str, Any]]] = []
     for number, record in records:
         if record["type"] == "checkpoint":
@@ -191,6 +209,7 @@ def _verify_records(records: Iterator[tuple[int, dict[str, Any]]], pinned: list[
                 raise Failure(f"export line {number} (checkpoint #{record.get('id')}): {exc.message}") from exc
             cp = Checkpoint(cp.origin, cp.size, cp.root, cp.signatures, cp.extensions, record.get("id"))
             checkpoints.append((number, cp, [bytes.fromhex(h) for h in record.get("consistency", [])]))
+            cosigners[number] = _listed_witnesses(number, record.get("cosigners") or [])
         elif record["type"] == "entry":
             entries.append((number, record))
         else:
@@ -213,6 +232,9 @@ def _verify_records(records: Iterator[tuple[int, dict[str, Any]]], pinned: list[
     if reference is not None:
         _check_reference(reference, origin, keys, head, checkpoints)
         result.consistent_with = reference.size
+    witness_keys = list(witnesses or [])
+    witness_keys += [k for k in trusted_witness_keys(origin) if k not in witness_keys]
+    result.cosignatures = check_cosignatures(checkpoints, cosigners, witness_keys, result.warnings)
     if complete:
         _verify_complete(entries, checkpoints, tree_size)
     else:
@@ -225,6 +247,58 @@ def _verify_records(records: Iterator[tuple[int, dict[str, Any]]], pinned: list[
     result.vkey = signer.vkey(origin) if signer else ""
     if not pinned:
         result.warnings.append("no key pinned: compare the fingerprint with the signer's, or pass --pubkey")
+
+
+# --- the witnesses' cosignatures in an export -------------------------------------------------------
+def _listed_witnesses(number: int, vkeys: Any) -> list[WitnessKey]:
+    if not isinstance(vkeys, list):
+        raise Failure(f"export line {number}: its cosigners are not a list of witness keys")
+    try:
+        return [WitnessKey.parse(str(vkey)) for vkey in vkeys]
+    except ValueError as exc:
+        raise Failure(f"export line {number}: a cosigner's witness key is malformed ({exc})") from exc
+
+
+def check_cosignatures(checkpoints: list[tuple[int, Checkpoint, list[bytes]]], listed: dict[int, list[WitnessKey]],
+                       trusted: Sequence[WitnessKey], warnings: list[str] | None = None) -> WitnessReport:
+    """Check every cosignature line of the exported checkpoint notes; who cosigned what, as a report.
+
+    A line claimed by a trusted witness key (by name and key ID) is ``verified`` when it verifies over its
+    checkpoint; one claimed only by a key the export lists beside it is ``unregistered`` (good, but that
+    key is nobody this machine trusts: it does not satisfy ``--require-witness``). A claimed line that does
+    not verify, or carries a time in the future, fails the export: it was copied from another checkpoint,
+    forged or damaged. Lines no key claims cannot be checked; `warnings` says how many there were.
+    """
+    report = WitnessReport(newest=checkpoints[-1][1] if checkpoints else None, registered=len(trusted))
+    unchecked = 0
+    for number, cp, _proof in checkpoints:
+        body = cp.body()
+        found: list[Cosigned] = []
+        for sig in cp.signatures:
+            line = sig.line()
+            try:
+                cosignature = Cosignature.from_line(line)
+            except ValueError:
+                continue  # not shaped like a cosignature: the log's own signature
+            claims = [(key, True) for key in trusted] + [(key, False) for key in listed.get(number, [])]
+            claimed = [(key, ours) for key, ours in claims
+                       if key.name == cosignature.name and key.key_id == cosignature.key_id]
+            if not claimed:
+                unchecked += 1
+                continue
+            key, ours = claimed[0]
+            if not key.verify(cosignature, body) or cosignature.timestamp > clock.time() + FUTURE_SLACK_S:
+                raise Failure(f"export line {number}: {cp.label()}: the cosignature of witness {cosignature.name} "
+                              "does not verify (it was copied from another checkpoint, forged or damaged)")
+            if all(c.vkey != key.vkey() for c in found):
+                found.append(Cosigned(cosignature.name, key.vkey(), cosignature.timestamp,
+                                      "verified" if ours else "unregistered", line))
+        if found:
+            report.by_checkpoint[cp.size] = found
+    if unchecked and warnings is not None:
+        warnings.append(f"{unchecked} cosignature line(s) by witness keys neither trusted here nor listed in the "
+                        "export were not checked")
+    return report
 
 
 def _check_reference(reference: Checkpoint, origin: str, keys: list[PublicKey], head: Checkpoint,

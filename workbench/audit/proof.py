@@ -36,6 +36,7 @@ from typing import Any
 from workbench.audit import merkle
 from workbench.audit.canonical import entry_leaf_data
 from workbench.audit.checkpoint import Checkpoint
+from workbench.audit.cosign import check_stored, cosigned_note, stored_cosignatures, trusted_witness_keys
 from workbench.audit.errors import AuditError, CheckpointFormatError
 from workbench.audit.keys import PublicKey
 from workbench.audit.store import ENTRY_COLUMNS, AuditStore
@@ -189,12 +190,38 @@ def signer_vkey(store: AuditStore, checkpoint: Checkpoint) -> str:
 
 def cosigned(store: AuditStore, checkpoint: Checkpoint) -> tuple[str, int]:
     """The checkpoint's note with the witness cosignatures the log holds for it, and how many."""
+    note, cosigners = cosigned_notes(store, [checkpoint])[0]
+    return note, len(cosigners)
+
+
+def cosigned_notes(store: AuditStore, checkpoints: list[Checkpoint]) -> list[tuple[str, list[str]]]:
+    """For each checkpoint, its note with the cosignature lines the log holds for it appended, and the
+    vkeys of those witnesses (one line per witness). Only cosignatures that verify over that very
+    checkpoint go in: by a witness this user registered for the log, or by the key stored beside it.
+
+    One read of the cosignatures table for all of them (an export carries every checkpoint). A damaged
+    table, or none, gives the notes as the log signed them: a proof of the log itself never depends on it.
+    """
+    plain: list[tuple[str, list[str]]] = [(cp.to_note(), []) for cp in checkpoints]
+    if not checkpoints:
+        return plain
     try:
-        from workbench.audit.cosign import cosignatures_for, cosigned_note
-    except ImportError:  # witnesses are optional: the note as signed by the log
-        return checkpoint.to_note(), 0
-    try:
-        found = [c for c in cosignatures_for(store, checkpoint) if c.status in ("verified", "unregistered")]
-        return cosigned_note(checkpoint, found), len(found)
+        origin = checkpoints[0].origin
+        keys = trusted_witness_keys(origin)
+        rows: dict[tuple[int, str], list[Any]] = {}
+        for row in stored_cosignatures(store):
+            if row.origin == origin:
+                rows.setdefault((row.size, row.body), []).append(row)
+        out = []
+        for cp in checkpoints:
+            body = cp.body()
+            found, seen = [], set()
+            for row in rows.get((cp.size, body), []):
+                checked = check_stored(row, body, keys)
+                if checked.status in ("verified", "unregistered") and checked.vkey not in seen:
+                    seen.add(checked.vkey)  # a witness that cosigned twice (pushed again): its first line
+                    found.append(checked)
+            out.append((cosigned_note(cp, found), [c.vkey for c in found]))
+        return out
     except Exception:  # noqa: BLE001 - a broken cosignature table must not stop a proof of the log itself
-        return checkpoint.to_note(), 0
+        return plain

@@ -97,8 +97,12 @@ def audit() -> None:
 @click.option("--require-witness", is_flag=True, help="Fail unless a registered witness cosigned the newest checkpoint.")
 @click.option("--proof", "proof_file", type=click.Path(dir_okay=False, path_type=Path),
               help="Check this C2SP tlog-proof file (from `audit prove --out`) offline instead of a project.")
+@click.option("--witness", "witness_vkeys", multiple=True, metavar="VKEY",
+              help="With --export: trust this witness key (its vkey) for cosignatures, besides the ones "
+                   "registered here; repeatable.")
 def verify(project_dir: Path, pubkeys: tuple[Path, ...], checkpoint_file: Path | None,
-           export_file: Path | None, require_witness: bool = False, proof_file: Path | None = None) -> None:
+           export_file: Path | None, require_witness: bool = False, proof_file: Path | None = None,
+           witness_vkeys: tuple[str, ...] = ()) -> None:
     """Recompute the chain and the tree and check every signature; exit 1 naming the first problem."""
     pinned = read_pubkeys(pubkeys)
     reference = read_checkpoint(checkpoint_file)
@@ -106,12 +110,18 @@ def verify(project_dir: Path, pubkeys: tuple[Path, ...], checkpoint_file: Path |
         _verify_proof(proof_file, pinned)
         return
     if export_file is not None:
-        if require_witness:  # witness cosignatures live in the project's log file, not (yet) in exports
-            raise UsageError("--require-witness checks a project's log, not an --export file")
         if not export_file.is_file():
             raise UsageError(f"no export file at {export_file}")
-        _report(verify_export(export_file, pinned or None, reference))
+        result = verify_export(export_file, pinned or None, reference, _witness_keys(witness_vkeys))
+        _report(result)
+        from workbench.cli.witness_cmd import show_witness_report  # the export's checkpoints' cosignatures
+
+        if result.cosignatures is not None:
+            show_witness_report(result.cosignatures, require_witness)
         return
+    if witness_vkeys:
+        raise UsageError("--witness trusts a witness key for an --export file; for a project, register it: "
+                         "workbench audit witness add -p DIR URL VKEY")
     store = AuditStore(_project_log_path(project_dir), create=False, readonly=True)
     try:
         _report(verify_store(store, pinned=pinned or None, reference=reference, key_store=KeyStore()))
@@ -193,6 +203,19 @@ def _verify_proof(path: Path, pinned: list[PublicKey]) -> None:
                                                             "cosignatures) not checked here" if others else ""))
     if not pinned:
         say("warning: checked against this machine's own key(s); pass --pubkey with the key you trust")
+
+
+def _witness_keys(vkeys: tuple[str, ...]):  # noqa: ANN202 - list[WitnessKey]
+    """The witness keys given with --witness (bad input: one line, exit 2)."""
+    from workbench.audit.cosign import WitnessKey
+
+    keys = []
+    for vkey in vkeys:
+        try:
+            keys.append(WitnessKey.parse(vkey))
+        except ValueError as exc:
+            raise UsageError(f"bad witness verifier key {vkey[:60]!r}: {exc}") from exc
+    return keys
 
 
 def _write_atomically(out: Path, text: str) -> None:

@@ -254,6 +254,13 @@ def verify_witnesses(store, require_witness: bool) -> None:  # noqa: ANN001 - an
         except Failure as exc:
             raise VerificationFailed(str(exc)) from exc
         report = witness_report(store, checkpoints, origin)
+    show_witness_report(report, require_witness)
+
+
+def show_witness_report(report, require_witness: bool) -> None:  # noqa: ANN001 - a cosign.WitnessReport
+    """Print who cosigned what (a project's log or an export's); fail as `verify_witnesses` says."""
+    from workbench.cli.common import VerificationFailed
+
     if report.first_error:
         raise VerificationFailed(report.first_error)
     for line in report.lines():
