@@ -23,6 +23,7 @@ from workbench.config import Settings
 from workbench.doctor import DoctorReport, Finding
 from workbench.events import EventBus
 from workbench.heartbeat.scheduler import RunOutcome
+from workbench.sandbox import policy
 from workbench.sandbox.types import ExecutionResult, FileChange, SandboxInfo, StreamSummary
 from workbench.tui.services import AuditSummary, EntryRow, Services, SessionRow
 
@@ -52,7 +53,7 @@ def _summary(data: bytes) -> StreamSummary:
 class HostExecution:
     """Runs Python on the host in the workspace and publishes exec.* events like the real sandbox."""
 
-    def __init__(self, sandbox: HostSandbox, language: str, code: str):
+    def __init__(self, sandbox: HostSandbox, language: str, code: str, timeout: float | None = None):
         self.execution_id = uuid.uuid4().hex[:16]
         self.sandbox, self.language, self.code = sandbox, language, code
         self.cancelled = False
@@ -60,7 +61,12 @@ class HostExecution:
         before = {p: p.stat().st_mtime_ns for p in sandbox.workspace.rglob("*") if p.is_file()}
         self._before = before
         self._started = time.monotonic()
-        sandbox.emit(events.EXEC_STARTED, {"execution_id": self.execution_id, "language": language, "code": code})
+        # The real sandbox's exec.started, through the same payload class: a one-off run (no warm session)
+        # and the limits it ran under (those of the settings, with this run's timeout; nothing enforced here).
+        timeout = float(timeout if timeout is not None else sandbox.settings.sandbox.timeout)
+        sandbox.emit(events.EXEC_STARTED, events.ExecStarted(
+            execution_id=self.execution_id, language=language, code=code, session=None,
+            limits=policy.limits(sandbox.settings) | {"timeout": timeout, "enforced": False}))
         self.process = subprocess.Popen([sys.executable, "-u", "-c", code], cwd=sandbox.workspace,
                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
         self._readers = [threading.Thread(target=self._pump, args=(name, stream), daemon=True)
@@ -73,8 +79,8 @@ class HostExecution:
     def _pump(self, name: str, stream) -> None:
         for chunk in iter(lambda: stream.read1(65536), b""):
             self._out[name] += chunk
-            self.sandbox.emit(events.EXEC_OUTPUT, {"execution_id": self.execution_id, "stream": name,
-                                                   "text": chunk.decode("utf-8", "backslashreplace")})
+            self.sandbox.emit(events.EXEC_OUTPUT, events.ExecOutput(
+                execution_id=self.execution_id, stream=name, text=chunk.decode("utf-8", "backslashreplace")))
 
     def __iter__(self):
         return iter(())
@@ -98,17 +104,17 @@ class HostExecution:
                 self.execution_id, self.language, self.code, None if self.cancelled else code,
                 time.monotonic() - self._started, False, "user" if self.cancelled else None,
                 _summary(bytes(self._out["stdout"])), _summary(bytes(self._out["stderr"])), files)
-            self.sandbox.emit(events.EXEC_FINISHED, self._result.to_payload())
+            self.sandbox.emit(events.EXEC_FINISHED, events.ExecFinished.decode(self._result.to_payload()))
             return self._result
 
 
 class HostSandbox:
-    def __init__(self, workspace: Path, emit):
-        self.workspace, self.emit = workspace, emit
+    def __init__(self, workspace: Path, emit, settings: Settings):
+        self.workspace, self.emit, self.settings = workspace, emit, settings
         self.info = SandboxInfo("fake 1.0", "host", True, True, "host-python")
 
     def execute(self, language: str, code: str, *, timeout: float | None = None, session: str | None = None):
-        return HostExecution(self, language, code)
+        return HostExecution(self, language, code, timeout)
 
     def install(self, manager, packages):
         raise NotImplementedError
@@ -123,11 +129,11 @@ class FakeSession:
         self.actor = "user:tester"
         self.bus = EventBus()
         self.audit = None
-        self.sandbox = HostSandbox(project.workspace, lambda kind, payload: self.emit(kind, payload))
+        self.sandbox = HostSandbox(project.workspace, lambda kind, payload: self.emit(kind, payload), settings)
         self.sandbox_started = False
         self.closed = False
 
-    def emit(self, kind: str, payload: dict[str, Any] | None = None, actor: str | None = None):
+    def emit(self, kind: str, payload: events.Payload | dict[str, Any] | None = None, actor: str | None = None):
         return self.bus.emit(kind, self.session_id, actor or self.actor, payload or {})
 
     def close(self, outcome: str = "finished") -> None:
@@ -217,13 +223,14 @@ def flood(session, total: int = 100 * 1024 * 1024, chunk: int = 64 * 1024, pause
     text = line * (chunk // len(line))
 
     def run() -> None:
-        session.emit(events.EXEC_STARTED, {"execution_id": "flood", "language": "python", "code": "flood"})
+        session.emit(events.EXEC_STARTED, events.ExecStarted(execution_id="flood", language="python", code="flood"))
         sent = 0
         while sent < total:
-            session.emit(events.EXEC_OUTPUT, {"execution_id": "flood", "stream": "stdout", "text": text})
+            session.emit(events.EXEC_OUTPUT, events.ExecOutput(execution_id="flood", stream="stdout", text=text))
             sent += len(text)
             time.sleep(pause)
-        session.emit(events.EXEC_FINISHED, {"execution_id": "flood", "exit_code": 0, "duration": 1.0})
+        session.emit(events.EXEC_FINISHED, events.ExecFinished(execution_id="flood", language="python", exit_code=0,
+                                                               duration=1.0, timed_out=False))
 
     thread = threading.Thread(target=run, daemon=True)
     thread.start()

@@ -22,112 +22,32 @@ goes on.
 
 from __future__ import annotations
 
-import hashlib
-import posixpath
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any
 
 from workbench import events
 from workbench.agent import actions as A
 from workbench.agent import prompts
+from workbench.agent.budgets import Budgets, Memory, Policy, memory_budget
+from workbench.agent.file_tools import WorkspaceFiles
 from workbench.agent.llm import LLM, LLMError, Message
+from workbench.agent.outcome import Reason, RunOutcome, StepRecord
 from workbench.agent.repair import hints_for
 from workbench.agent.session_note import compose_session_note
-from workbench.confined import KIND_WORDS, Confined, Entry, Refused
-from workbench.inert import one_line
 from workbench.sandbox.types import ExecutionResult, OutputChunk, SandboxAPI
 
-Emit = Callable[[str, dict[str, Any]], Any]
+Emit = Callable[[str, Any], Any]  # (kind, payload dataclass): a session's emit, or a bus's bound to a session
 Approve = Callable[[A.Action], bool]
-
-LLM_REQUEST = "llm.request"
-LLM_MALFORMED = "llm.malformed"
-AGENT_OBSERVATION = "agent.observation"
-AGENT_APPROVAL = "agent.approval"
-FILE_REFUSED = "file.refused"  # a file tool would not touch a path (a symlink, a FIFO, a device): what and why
-
-Reason = Literal["finished", "gave_up", "unverified", "max_steps", "max_tokens", "wall_clock", "stopped",
-                 "stuck", "model_error"]
-
-
-@dataclass(frozen=True)
-class Budgets:
-    """Limits of one run. `reply_tokens` caps each reply so a looping small model cannot run away."""
-
-    max_steps: int = 12
-    max_tokens: int = 60_000  # model work: prompt tokens evaluated plus tokens generated
-    wall_clock: float = 900.0  # seconds
-    reply_tokens: int = 512
-    exec_timeout: float = 120.0  # seconds per execution (never more than the wall clock left)
-
-
-@dataclass(frozen=True)
-class Policy:
-    """Which actions need a human yes: `ask` for executions and file writes, `ask` for installs."""
-
-    executions: Literal["auto", "ask"] = "auto"
-    installs: Literal["auto", "ask"] = "ask"
-
-    def needs_approval(self, action: A.Action) -> bool:
-        asks = A.approval_of(action)  # each tool says which setting asks for it (workbench.agent.tools)
-        if asks == "installs":
-            return self.installs == "ask"
-        if asks == "executions":
-            return self.executions == "ask"
-        return False
-
-
-class Memory(Protocol):
-    """What the loop needs from memory (`workbench.memory.MemoryStore` has it)."""
-
-    def retrieve_for_task(self, task: str, token_budget: int, *, k: int = ...,
-                          count_tokens: Callable[[str], int] | None = ...) -> str: ...
-
-    def add(self, text: str, title: str | None = ..., tags: Iterable[str] = ...,
-            session: str | None = ...) -> Any: ...
-
-    def search(self, query: str, k: int = ...) -> list[tuple[Any, float]]: ...
-
-
-def memory_budget(context_length: int) -> int:
-    """Tokens for retrieved notes when the settings do not say: an eighth of the context, at most 1,500."""
-    return max(0, min(1500, context_length // 8))
-
-
-@dataclass(frozen=True)
-class StepRecord:
-    index: int
-    action: A.Action | A.Malformed
-    observation: str
-    ok: bool | None  # None for actions that are not executions (think, finish, malformed)
-    error: str = ""  # for a failed action: its error in one line (the session note quotes it)
-
-
-@dataclass(frozen=True)
-class RunOutcome:
-    """How a run ended: `success` only when the model claimed it *and* the claim was verified."""
-
-    success: bool
-    answer: str
-    steps: int
-    reason: Reason
-    tokens: int = 0
-    seconds: float = 0.0
-    history: tuple[StepRecord, ...] = field(default_factory=tuple)
-    detail: str = ""  # why it ended, in words, when the model did not say (stuck, model error)
-    note_id: str | None = None  # the session note written to memory at the end, if any
 
 
 # Stuck detection: the same failing action this many times ends the run; one fewer earns a warning.
 STUCK_REPEATS = 3
 MAX_MALFORMED_IN_A_ROW = 3
-READ_LIMIT = 64 * 1024  # bytes read_file reads at most: a sparse 8 GB file costs 64 KB, and the model sees 6,000 chars
-LIST_LIMIT = 200  # names a listing walks to at most, however many the code made
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 
 
@@ -155,6 +75,7 @@ class AgentLoop:
         self.memory_tokens = memory_tokens
         self._step = 0  # the step being acted on, for the events the tools emit
         self._error = ""
+        self.files = WorkspaceFiles(workspace, emit, lambda: self._step)
 
     # --- the run ---------------------------------------------------------------------------------------
     def run(self, task: str) -> RunOutcome:
@@ -170,11 +91,11 @@ class AgentLoop:
         self._verify_rejections = 0
         self._error = ""  # the one-line error of the action being observed, set by the tool that failed
         self._step = 0
-        self.emit(events.TASK_STARTED, {
-            "task": task, "model": getattr(self.llm, "name", "?"),
-            "budgets": {"max_steps": self.budgets.max_steps, "max_tokens": self.budgets.max_tokens,
-                        "wall_clock": self.budgets.wall_clock, "reply_tokens": self.budgets.reply_tokens},
-            "policy": {"executions": self.policy.executions, "installs": self.policy.installs}})
+        self.emit(events.TASK_STARTED, events.TaskStarted(
+            task=task, model=getattr(self.llm, "name", "?"),
+            budgets={"max_steps": self.budgets.max_steps, "max_tokens": self.budgets.max_tokens,
+                     "wall_clock": self.budgets.wall_clock, "reply_tokens": self.budgets.reply_tokens},
+            policy={"executions": self.policy.executions, "installs": self.policy.installs}))
         notes = self._recall(task)
         self._messages: list[Message] = [{"role": "system", "content": prompts.system_prompt(self.vocabulary)},
                                          {"role": "user", "content": prompts.task_message(task, notes)}]
@@ -182,16 +103,15 @@ class AgentLoop:
         note_id = self._remember_session(task, outcome)
         if note_id is not None:
             outcome = replace(outcome, note_id=note_id)
-        self.emit(events.TASK_FINISHED, {"success": outcome.success, "reason": outcome.reason,
-                                         "answer": outcome.answer, "detail": outcome.detail, "steps": outcome.steps,
-                                         "tokens": outcome.tokens, "seconds": round(outcome.seconds, 3),
-                                         "note": note_id})
+        self.emit(events.TASK_FINISHED, events.TaskFinished(
+            success=outcome.success, reason=outcome.reason, answer=outcome.answer, detail=outcome.detail,
+            steps=outcome.steps, tokens=outcome.tokens, seconds=round(outcome.seconds, 3), note=note_id))
         return outcome
 
     # --- memory: recall before the first step, a session note after the last ------------------------------
     def _memory_failed(self, what: str, exc: BaseException) -> None:
         message = exc.one_line() if hasattr(exc, "one_line") else f"{type(exc).__name__}: {exc}"
-        self.emit(events.ERROR, {"where": "memory", "what": what, "message": message})
+        self.emit(events.ERROR, events.Error(where="memory", what=what, message=message))
 
     def _recall(self, task: str) -> str:
         """Notes relevant to the task, within the budget; "" when there are none or memory failed."""
@@ -247,21 +167,22 @@ class AgentLoop:
                 return self._end(reason)
             step = len(self._history) + 1
             self._fit_context()
-            self.emit(LLM_REQUEST, {"step": step, "messages": len(self._messages),
-                                    "max_tokens": self.budgets.reply_tokens})
+            self.emit(events.LLM_REQUEST, events.LlmRequest(step=step, messages=len(self._messages),
+                                                            max_tokens=self.budgets.reply_tokens))
             try:
                 reply = self.llm.complete(self._messages, max_tokens=self.budgets.reply_tokens,
                                           grammar=self.vocabulary.grammar, stop=self.stop)
             except Exception as exc:  # a model failure ends the run with a reason, never a traceback
                 message = exc.one_line() if isinstance(exc, LLMError) else f"{type(exc).__name__}: {exc}"
-                self.emit(events.ERROR, {"step": step, "where": "llm", "message": message})
+                self.emit(events.ERROR, events.Error(step=step, where="llm", message=message))
                 return self._end("model_error", detail=message)
             self._tokens += reply.tokens_used
             usage = {"prompt_tokens": reply.prompt_tokens, "evaluated_tokens": reply.evaluated_tokens,
                      "completion_tokens": reply.completion_tokens, "seconds": round(reply.seconds, 4),
                      "finish_reason": reply.finish_reason}
             if reply.finish_reason == "cancelled":
-                self.emit(LLM_MALFORMED, {"step": step, "raw": reply.text, "error": "stopped by the user", **usage})
+                self.emit(events.LLM_MALFORMED, events.LlmMalformed(step=step, raw=reply.text,
+                                                                    error="stopped by the user", **usage))
                 return self._end("stopped")
             action = A.parse(reply.text, self.vocabulary)
             self._messages.append({"role": "assistant", "content": reply.text.strip()})
@@ -269,7 +190,7 @@ class AgentLoop:
                 error = action.error
                 if reply.finish_reason == "length":
                     error += f" (the reply hit the {self.budgets.reply_tokens}-token limit: be shorter)"
-                self.emit(LLM_MALFORMED, {"step": step, "raw": reply.text, "error": error, **usage})
+                self.emit(events.LLM_MALFORMED, events.LlmMalformed(step=step, raw=reply.text, error=error, **usage))
                 self._malformed_in_a_row += 1
                 self._observe(step, action, f"Your reply was not a valid action: {error}. Reply with exactly "
                               "one JSON object as described.", ok=None)
@@ -277,8 +198,8 @@ class AgentLoop:
                     return self._end("stuck", detail=f"{self._malformed_in_a_row} malformed replies in a row")
                 continue
             self._malformed_in_a_row = 0
-            self.emit(events.LLM_ACTION, {"step": step, "thought": action.thought, "action": A.to_payload(action),
-                                          "raw": reply.text, **usage})
+            self.emit(events.LLM_ACTION, events.LlmAction(step=step, thought=action.thought,
+                                                          action=A.to_payload(action), raw=reply.text, **usage))
             ended = self._act(step, action)
             if ended is not None:
                 return ended
@@ -293,7 +214,8 @@ class AgentLoop:
             return self._finish(step, action)
         if self.policy.needs_approval(action):
             approved = bool(self.approve(action)) if self.approve is not None else False
-            self.emit(AGENT_APPROVAL, {"step": step, "action": A.to_payload(action), "approved": approved})
+            self.emit(events.AGENT_APPROVAL, events.AgentApproval(step=step, action=A.to_payload(action),
+                                                                  approved=approved))
             if not approved:
                 self._error = "not approved by the user"
                 return self._after(step, action, signature, "The user did not approve this action. Choose "
@@ -306,7 +228,7 @@ class AgentLoop:
             elif isinstance(action, A.Install):
                 text, ok = self._install(action)
             elif isinstance(action, A.ReadFile):
-                text, ok = self._read_file(action.path)
+                text, ok = self._file_tool(self.files.read, action.path)
             elif isinstance(action, A.SaveNote):
                 text, ok = self._save_note(action)
             elif isinstance(action, A.SearchMemory):
@@ -315,10 +237,10 @@ class AgentLoop:
                 text, ok = A.run_tool(action, A.ToolContext(self.sandbox, self.workspace, self.emit, step),
                                       self.vocabulary)
             else:
-                text, ok = self._write_file(action.path, action.content)
+                text, ok = self._file_tool(self.files.write, action.path, action.content)
         except Exception as exc:  # the sandbox failed, not the code: tell the model and the log
             message = exc.one_line() if hasattr(exc, "one_line") else f"{type(exc).__name__}: {exc}"
-            self.emit(events.ERROR, {"step": step, "where": action.name, "message": message})
+            self.emit(events.ERROR, events.Error(step=step, where=action.name, message=message))
             text, ok = f"{action.name} could not be carried out: {message}", False
             self._error = message
         if A.is_effect(action):
@@ -340,14 +262,15 @@ class AgentLoop:
         return None
 
     def _observe(self, step: int, action: A.Action | A.Malformed, text: str, ok: bool | None,
-                 extra: dict[str, Any] | None = None) -> None:
+                 verified: bool | None = None) -> None:
         error, self._error = self._error, ""
         if ok is False and not error:
             error = text.strip().splitlines()[0] if text.strip() else "failed"
         self._history.append(StepRecord(step, action, text, ok, error[:300]))
         self._messages.append({"role": "user", "content": prompts.observation_message(step, text)})
         name = action.name if not isinstance(action, A.Malformed) else "malformed"
-        self.emit(AGENT_OBSERVATION, {"step": step, "action": name, "ok": ok, "text": text, **(extra or {})})
+        self.emit(events.AGENT_OBSERVATION, events.AgentObservation(step=step, action=name, ok=ok, text=text,
+                                                                    verified=verified))
 
     # --- finishing ---------------------------------------------------------------------------------------
     def _finish(self, step: int, action: A.Finish) -> RunOutcome | None:
@@ -356,11 +279,11 @@ class AgentLoop:
             return self._end("gave_up", action.answer)
         problem = self._verify(action.answer)
         if problem is None:
-            self._observe(step, action, "finished: verified against the executions", None, {"verified": True})
+            self._observe(step, action, "finished: verified against the executions", None, verified=True)
             return self._end("finished", action.answer, success=True)
         self._verify_rejections += 1
         if self._verify_rejections > 1:
-            self._observe(step, action, f"finished without verification: {problem}", None, {"verified": False})
+            self._observe(step, action, f"finished without verification: {problem}", None, verified=False)
             return self._end("unverified", action.answer)
         self._observe(step, action, f"Not finished yet: {problem}. Run code that prints the result, then finish "
                       "with that result (or finish with success false).", None, {"verified": False})
@@ -430,138 +353,15 @@ class AgentLoop:
         hits = self.memory.search(query, k=5)
         return prompts.memory_search_observation(query, [(n.id, n.title, n.body) for n, _ in hits]), True
 
-    # The file tools. Code in the sandbox owns every name in the workspace, so each path goes through
-    # `workbench.confined`: walked one component at a time from a directory fd with O_NOFOLLOW, regular
-    # files only, every read bounded. What is refused (a symlink, a FIFO, a device) becomes a one-line
-    # observation and a `file.refused` event, never an open.
-    def _resolve(self, path: str) -> str:
-        """The workspace-relative path the model meant ("" for the workspace itself); never outside it."""
-        if self.workspace is None:
-            raise _ToolError("file tools are not available in this session")
-        relative = path.strip()
-        if relative == "/workspace" or relative.startswith("/workspace/"):
-            relative = relative[len("/workspace"):].lstrip("/")
-        elif relative.startswith("/"):
-            raise _ToolError(f"{one_line(path)} is outside /workspace")
-        if "\0" in relative:
-            raise _ToolError(f"{one_line(path)}: a path may not hold a NUL byte")
-        relative = posixpath.normpath(relative) if relative else ""
-        if relative == ".":
-            relative = ""
-        if relative == ".." or relative.startswith(("../", "/")):
-            raise _ToolError(f"{one_line(path)} is outside /workspace")
-        return relative
-
-    def _confined(self) -> Confined:
-        assert self.workspace is not None
-        return Confined(self.workspace)
-
-    def _refused(self, tool: str, path: str, reason: str, entry: Entry | None = None) -> str:
-        """Put a refusal on the record (`file.refused`) and return its observation."""
-        self._error = one_line(reason)
-        payload: dict[str, Any] = {"step": self._step, "tool": tool, "path": one_line(path), "message": self._error}
-        if entry is not None:
-            payload["kind"] = entry.kind
-            if entry.target is not None:
-                payload["target"] = one_line(entry.target)
-        self.emit(FILE_REFUSED, payload)
-        return prompts.refused_observation(tool, reason)
-
-    def _walk_listing(self, under: str = "") -> tuple[list[str], int]:
-        """Names below `under` for the model, breadth first (shallow names first, each folder sorted), so
-        the first names the model reads are the top of the tree: folders as `name/`, symlinks as `name ->
-        target` (never entered), special files with their kind. Hidden entries (the venv, the R library)
-        are left out and not entered. Returns the names and, when it stopped early, the cap it hit."""
-        found: list[str] = []
-        with self._confined() as folder:
-            queue = [under]
-            while queue:
-                entries = folder.listdir(queue.pop(0))
-                for entry in entries:
-                    name = entry.path.rsplit("/", 1)[-1]
-                    if name.startswith("."):
-                        continue
-                    shown = one_line(entry.path)
-                    if entry.kind == "dir":
-                        found.append(shown + "/")
-                        queue.append(entry.path)
-                    elif entry.kind == "symlink":
-                        found.append(f"{shown} -> {one_line(entry.target or '?')}")
-                    elif entry.kind == "file":
-                        found.append(shown)
-                    else:
-                        found.append(f"{shown} ({KIND_WORDS.get(entry.kind, entry.kind)})")
-                    if len(found) >= LIST_LIMIT:
-                        return found, LIST_LIMIT
-        return found, 0
+    # The file tools live in `file_tools`; what they refuse becomes this step's error line.
+    def _file_tool(self, tool: Callable[[str], tuple[str, bool]], *args: str) -> tuple[str, bool]:
+        text, ok = tool(*args)
+        if self.files.error:
+            self._error, self.files.error = self.files.error, ""
+        return text, ok
 
     def _list_workspace(self) -> list[str]:
-        """The workspace's names for hints (a folder swapped for a symlink meanwhile lists as empty)."""
-        if self.workspace is None:
-            return []
-        try:
-            return self._walk_listing()[0]
-        except (Refused, OSError):
-            return []
-
-    def _listing(self, under: str) -> str:
-        paths, capped = self._walk_listing(under)
-        where = f"/workspace/{under}" if under else "/workspace"
-        return prompts.listing(paths, where=where, capped=capped)
-
-    def _read_file(self, path: str) -> tuple[str, bool]:
-        tool = f"read_file {one_line(path)}"
-        try:
-            relative = self._resolve(path)
-        except _ToolError as exc:
-            return f"{tool}: {exc}", False
-        try:
-            with self._confined() as folder:
-                entry = folder.lstat(relative)
-                if entry is None:
-                    return f"{tool}: no such file; {self._listing('')}", False
-                if entry.kind == "dir":
-                    return self._listing(relative), True
-                if entry.kind != "file":  # said without opening it: a FIFO would hang, a device never ends
-                    verb = "followed" if entry.kind == "symlink" else "opened"
-                    return self._refused("read_file", relative, f"{entry.describe()}: not {verb}", entry), False
-                read = folder.read(relative, READ_LIMIT)
-        except Refused as exc:  # a symlink above it, or the file swapped between the look and the open
-            return self._refused("read_file", relative, str(exc)), False
-        except FileNotFoundError:
-            return f"{tool}: no such file; {self._listing('')}", False
-        except OSError as exc:
-            return f"{tool}: {exc.strerror or exc}", False
-        text = read.data.decode("utf-8", errors="replace")
-        return prompts.file_observation(path, text, read.size, read_limit=READ_LIMIT if read.truncated else None), True
-
-    def _write_file(self, path: str, content: str) -> tuple[str, bool]:
-        tool = f"write_file {one_line(path)}"
-        try:
-            relative = self._resolve(path)
-        except _ToolError as exc:
-            return f"{tool}: {exc}", False
-        if not relative:
-            return f"{tool}: that is the workspace folder itself; name a file in it", False
-        data = content.encode("utf-8")
-        try:
-            with self._confined() as folder:
-                before = folder.lstat(relative)
-                # A temporary file created here with O_EXCL, then renamed over the name: a planted
-                # `.NAME.wb-tmp` symlink is never written through, and a symlink at the name is replaced.
-                folder.write(relative, data)
-        except Refused as exc:
-            return self._refused("write_file", relative, str(exc)), False
-        except OSError as exc:
-            return f"{tool}: {exc.strerror or exc}", False
-        replaced = before.describe() if before is not None and before.kind != "file" else ""
-        payload: dict[str, Any] = {"path": one_line(relative), "change": "modified" if before else "created",
-                                   "sha256": hashlib.sha256(data).hexdigest(), "size": len(data),
-                                   "by": "agent.write_file"}
-        if replaced:
-            payload["replaced"] = one_line(replaced)
-        self.emit(events.FILE_CHANGED, payload)
-        return prompts.written_observation(relative, len(data), replaced), True
+        return self.files.names()
 
     # --- the context window ----------------------------------------------------------------------------
     def _fit_context(self) -> None:
@@ -600,10 +400,6 @@ def _error_line(result: ExecutionResult) -> str:
         if lines:
             return f"exit code {result.exit_code}: {lines[-1]}"
     return f"exit code {result.exit_code}"
-
-
-class _ToolError(Exception):
-    pass
 
 
 def summarize(outcome: RunOutcome) -> str:

@@ -66,7 +66,7 @@ def open_memory(session: Any, actor: str) -> Any:
                                        actor=actor, settings=session.settings)
     except Exception as exc:  # memory is a help; the run goes on without it
         message = exc.one_line() if hasattr(exc, "one_line") else f"{type(exc).__name__}: {exc}"
-        session.emit(events.ERROR, {"where": "memory", "what": "open the project's memory", "message": message},
+        session.emit(events.ERROR, events.Error(where="memory", what="open the project's memory", message=message),
                      actor=actor)
         return None
 

@@ -8,12 +8,8 @@ two, packages installed, files written); the answer is the model's last word.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from workbench.agent import actions as A
-
-if TYPE_CHECKING:
-    from workbench.agent.loop import RunOutcome
+from workbench.agent.outcome import RunOutcome
 
 TAGS = ("session", "agent")
 MAX_ITEMS = 8  # of each list: a note is read by the next session's prompt, so it stays short

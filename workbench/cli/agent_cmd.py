@@ -21,6 +21,7 @@ from typing import Any
 
 import click
 
+from workbench import events
 from workbench.cli.common import one_line, open_project, project_option, say
 from workbench.errors import UsageError, WorkbenchError
 from workbench.inert import visible
@@ -55,7 +56,7 @@ class StepPrinter:
         self.echo = echo
         self._lock = threading.Lock()
         self._output_open = False
-        self._finished: dict[str, Any] | None = None  # the last exec.finished payload (files, artifacts)
+        self._finished: events.ExecFinished | None = None  # the last execution's record (files, artifacts)
 
     def say(self, text: str, **style: Any) -> None:
         """One of Workbench's lines: made visible first, then styled (see `workbench.cli.common.say`)."""
@@ -63,30 +64,31 @@ class StepPrinter:
         self.echo(click.style(line, **style) if style else line)
 
     def on_event(self, event) -> None:
-        payload = event.payload
+        payload = event.decoded()  # through the event contract (workbench.events)
         with self._lock:
-            if event.kind == "llm.action":
-                self._end_output()
-                action = payload["action"]
-                self.say(f"\nstep {payload['step']} · {one_line(self._title(action))}", bold=True)
-                if payload.get("thought"):
-                    self.say(_indent(f"thought: {payload['thought']}", "  "))
-                if action["action"] == "run_code":
-                    self.say("  code:")
-                    self.say(_indent(action["code"]))
-                elif action["action"] == "write_file":
-                    self.say(f"  content: {len(action['content'])} characters")
-            elif event.kind == "llm.malformed":
-                self._end_output()
-                self.say(f"\nstep {payload['step']} · malformed reply: {payload['error']}", fg="yellow")
-            elif event.kind == "agent.approval" and not payload["approved"]:
-                self.say("  not approved", fg="yellow")
-            elif event.kind == "agent.observation":
-                self._end_output()
-                self._observation(payload)
-                self._finished = None
-            elif event.kind == "exec.finished":
-                self._finished = dict(payload)
+            match payload:
+                case events.LlmAction():
+                    self._end_output()
+                    action = payload.action if isinstance(payload.action, dict) else {"action": payload.action_name()}
+                    self.say(f"\nstep {payload.step} · {one_line(self._title(action))}", bold=True)
+                    if payload.thought:
+                        self.say(_indent(f"thought: {payload.thought}", "  "))
+                    if action["action"] == "run_code":
+                        self.say("  code:")
+                        self.say(_indent(action["code"]))
+                    elif action["action"] == "write_file":
+                        self.say(f"  content: {len(action['content'])} characters")
+                case events.LlmMalformed():
+                    self._end_output()
+                    self.say(f"\nstep {payload.step} · malformed reply: {payload.error}", fg="yellow")
+                case events.AgentApproval() if not payload.approved:
+                    self.say("  not approved", fg="yellow")
+                case events.AgentObservation():
+                    self._end_output()
+                    self._observation(payload)
+                    self._finished = None
+                case events.ExecFinished():
+                    self._finished = payload
 
     @staticmethod
     def _title(action: dict[str, Any]) -> str:
@@ -101,9 +103,9 @@ class StepPrinter:
             return f"finish ({'success' if action['success'] else 'gave up'})"
         return name
 
-    def _observation(self, payload: dict[str, Any]) -> None:
-        text: str = payload["text"]
-        if payload["action"] == "run_code":
+    def _observation(self, payload: events.AgentObservation) -> None:
+        text = payload.text
+        if payload.action == "run_code":
             # The output was printed live; show the status line, files, notes and hints only. The files and
             # artifacts come from the execution's record, one name per item made inert, so a file named
             # "x\nhint: ..." or with an escape cannot forge or hide a line here.
@@ -117,7 +119,7 @@ class StepPrinter:
             text = "\n".join(keep)
         elif len(text) > 1200:
             text = text[:1200] + "\n[...]"
-        colour = {True: "green", False: "red"}.get(payload.get("ok"))
+        colour = {True: "green", False: "red"}.get(payload.ok)  # type: ignore[call-overload]
         self.say(_indent(f"result: {text}", "  "), fg=colour)
 
     def on_chunk(self, chunk) -> None:
@@ -136,10 +138,10 @@ class StepPrinter:
             self._output_open = False
 
 
-def files_lines(finished: dict[str, Any], limit: int = 20) -> list[str]:
+def files_lines(finished: events.ExecFinished, limit: int = 20) -> list[str]:
     """The "files changed:" and "artifacts:" lines of an execution, from its exec.finished payload."""
     lines = []
-    files = [f for f in finished.get("files") or () if isinstance(f, dict)]
+    files = [f for f in finished.files if isinstance(f, dict)]
     if files:
         shown = ", ".join(f"{one_line(f.get('change', 'changed'))} {one_line(f.get('path', '?'))}"
                           + (f" ({f['size']:,} bytes)" if isinstance(f.get("size"), int) else "")
@@ -147,7 +149,7 @@ def files_lines(finished: dict[str, Any], limit: int = 20) -> list[str]:
                           for f in files[:limit])
         more = f" and {len(files) - limit} more" if len(files) > limit else ""
         lines.append(f"files changed: {shown}{more}")
-    artifacts = [a for a in finished.get("artifacts") or () if isinstance(a, dict)]
+    artifacts = [a for a in finished.artifacts if isinstance(a, dict)]
     if artifacts:
         lines.append("artifacts: " + ", ".join(f"{one_line(a.get('path', '?'))} ({one_line(a.get('mime', '?'))})"
                                                for a in artifacts[:limit]))

@@ -182,23 +182,24 @@ class Payload:
     def encode(self) -> dict[str, Any]:
         """The canonical dict: what the audit log stores and what the bus publishes."""
         out: dict[str, Any] = {}
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if f.metadata.get("omit") and value == _default_of(f):
+        for name, _, default, omit in _plan(type(self)):
+            value = getattr(self, name)
+            if omit and value == default:
                 continue
-            out[f.name] = _plain(value)
+            out[name] = _plain(value) if isinstance(value, tuple | list | dict | MappingProxyType) else value
         return out
 
     @classmethod
     def decode(cls: type[P], data: Mapping[str, Any] | None) -> P:
         """Read a payload of any version; never raises (see the module docstring)."""
-        data = data if isinstance(data, Mapping) else {}
+        if not isinstance(data, Mapping):
+            data = {}
         values: dict[str, Any] = {}
-        for f in dataclasses.fields(cls):
-            if f.name in data:
-                coerced = f.metadata.get("coerce", _raw)(data[f.name])
-                if coerced is not None or _default_of(f) is None:
-                    values[f.name] = coerced
+        for name, coerce, default, _ in _plan(cls):
+            if name in data:
+                coerced = coerce(data[name])
+                if coerced is not None or default is None:
+                    values[name] = coerced
         return cls(**values)
 
     @classmethod
@@ -226,6 +227,16 @@ def _default_of(f: dataclasses.Field) -> Any:
 
 
 _NAMES: dict[type, frozenset[str]] = {}
+_PLANS: dict[type, tuple[tuple[str, Callable[[Any], Any], Any, bool], ...]] = {}
+
+
+def _plan(cls: type) -> tuple[tuple[str, Callable[[Any], Any], Any, bool], ...]:
+    """Each field's (name, coerce, default, omit), worked out once per class: decode runs per log entry."""
+    found = _PLANS.get(cls)
+    if found is None:
+        found = _PLANS[cls] = tuple((f.name, f.metadata.get("coerce", _raw), _default_of(f), bool(f.metadata.get("omit")))
+                                    for f in dataclasses.fields(cls))
+    return found
 _REQUIRED: dict[type, frozenset[str]] = {}
 
 

@@ -67,6 +67,7 @@ class ExecOutput(Payload):
     text: str = C.text()
     offset: int | None = C.integer(since=2, omit=True)
     bytes: int | None = C.integer(since=2, omit=True)
+    data: str | None = C.text(None, legacy=True)  # what the first logs called `text`
 
 
 @declare

@@ -54,7 +54,5 @@ class Error(Payload):
     schedule: str | None = C.text(None, omit=True)
     outcome: str | None = C.text(None, omit=True)
     detail: str | None = C.text(None, omit=True)
-
-    def summary(self) -> str:
-        """The error in one line, whichever fields it has."""
-        return self.message or self.detail or self.outcome or ""
+    error: str | None = C.text(None, legacy=True)  # the first logs' name for `message`
+    text: str | None = C.text(None, legacy=True)  # likewise

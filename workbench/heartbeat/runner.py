@@ -41,8 +41,8 @@ def _run(session: WorkSession, schedule: Schedule) -> RunOutcome:
     else:
         outcome = _run_task(session, schedule)
     if outcome.outcome != "succeeded":
-        session.emit(events.ERROR, {"source": "heartbeat", "schedule": schedule.name,
-                                    "outcome": outcome.outcome, "detail": outcome.detail})
+        session.emit(events.ERROR, events.Error(source="heartbeat", schedule=schedule.name, outcome=outcome.outcome,
+                                                detail=outcome.detail))
         if schedule.kind == "script":  # an agent run already ends with its own session note
             _remember_failure(session, schedule, outcome)
     return outcome
@@ -76,5 +76,6 @@ def _remember_failure(session: WorkSession, schedule: Schedule, outcome: RunOutc
                   title=f"heartbeat {schedule.name} {outcome.outcome}", tags=("heartbeat", "failure"),
                   session=session.session_id)
     except Exception as exc:  # memory is a courtesy here; the audit log already holds the failure
-        session.emit(events.ERROR, {"source": "heartbeat", "schedule": schedule.name,
-                                    "detail": f"could not write the failure note: {type(exc).__name__}: {exc}"})
+        session.emit(events.ERROR, events.Error(
+            source="heartbeat", schedule=schedule.name,
+            detail=f"could not write the failure note: {type(exc).__name__}: {exc}"))

@@ -23,9 +23,17 @@ from typing import Any
 
 import numpy as np
 
+from workbench import events
 from workbench.confined import Entry
 from workbench.errors import UsageError, WorkbenchError
-from workbench.events import MEMORY_SAVED, EventBus
+from workbench.events import (
+    MEMORY_DELETED,
+    MEMORY_IGNORED,
+    MEMORY_REINDEXED,
+    MEMORY_RETRIEVED,
+    MEMORY_ROLLED_UP,
+    EventBus,
+)
 from workbench.inert import one_line
 from workbench.memory import notes as notes_mod
 from workbench.memory import rollup
@@ -43,11 +51,7 @@ from workbench.memory.notes import Note, NoteFile, NoteFolder
 
 log = logging.getLogger(__name__)
 
-MEMORY_DELETED = "memory.deleted"
-MEMORY_RETRIEVED = "memory.retrieved"
-MEMORY_REINDEXED = "memory.reindexed"
-MEMORY_ROLLED_UP = "memory.rolled_up"
-MEMORY_IGNORED = "memory.ignored"  # a note file that is not a regular file: ignored, never read
+__all__ = ["MEMORY_DELETED", "MEMORY_IGNORED", "MEMORY_REINDEXED", "MEMORY_RETRIEVED", "MEMORY_ROLLED_UP", "MemoryStore"]
 CANDIDATES = 30  # per list before fusion: enough for a hit ranked low by one list to be rescued by the other
 AUTO = object()
 
@@ -68,7 +72,7 @@ class MemoryStore:
         self.folder.root.mkdir(parents=True, exist_ok=True)
         self.index = MemoryIndex.open(self.index_path)
         if self.index.rebuilt_because:
-            self._emit(MEMORY_REINDEXED, {"rebuilt": True, "reason": self.index.rebuilt_because})
+            self._emit(events.MemoryReindexed(rebuilt=True, reason=self.index.rebuilt_because))
         self.reindex()
 
     @classmethod
@@ -92,18 +96,16 @@ class MemoryStore:
         self.close()
 
     # --- events ------------------------------------------------------------------------------------
-    def _emit(self, kind: str, payload: dict[str, Any]) -> None:
+    def _emit(self, payload: events.Payload) -> None:
         if self.bus is not None:
-            self.bus.emit(kind, self.session_id, self.actor, payload)
+            self.bus.emit(payload.KIND, self.session_id, self.actor, payload)
 
     def _note_ignored(self, message: str, entry: Entry) -> None:
         """A note file that is a symlink, a FIFO or a device: never read, and on the record (once per
         store and file) so a reviewer sees what a received project tried."""
-        payload: dict[str, Any] = {"file": f".workbench/memory/{one_line(entry.path)}", "kind": entry.kind,
-                                   "message": message}
-        if entry.target is not None:
-            payload["target"] = one_line(entry.target)
-        self._emit(MEMORY_IGNORED, payload)
+        self._emit(events.MemoryIgnored(file=f".workbench/memory/{one_line(entry.path)}", kind=entry.kind,
+                                        message=message,
+                                        target=one_line(entry.target) if entry.target is not None else None))
 
     def _file_of(self, note: Note) -> str:
         return f".workbench/memory/{note.id}{notes_mod.SUFFIX}"
@@ -122,7 +124,7 @@ class MemoryStore:
         self.index.close()
         discard(self.index_path)
         self.index = MemoryIndex.open(self.index_path)
-        self._emit(MEMORY_REINDEXED, {"rebuilt": True, "reason": reason})
+        self._emit(events.MemoryReindexed(rebuilt=True, reason=reason))
 
     def _sync(self, full: bool, own: str | None = None) -> dict[str, int]:
         """One pass over the folder. `own`: a note this process just wrote (it has its own event)."""
@@ -163,7 +165,7 @@ class MemoryStore:
         stats = {"indexed": len(changed), "removed": len(gone), "notes": len(files)}
         outside = sorted([n.id for _, n, _ in changed if n.id != own] + gone)
         if outside:  # edits made by hand or by another process: on the record too
-            self._emit(MEMORY_REINDEXED, {**stats, "rebuilt": False, "ids": outside[:50]})
+            self._emit(events.MemoryReindexed(**stats, rebuilt=False, ids=tuple(outside[:50])))
         return stats
 
     def _embed(self, items: list[Note]) -> np.ndarray | None:
@@ -184,9 +186,8 @@ class MemoryStore:
             raise WorkbenchError(f"cannot write the note in {self.folder.root}: {exc.strerror or exc}") from exc
         self.reindex(_own=note.id)
         raw = notes_mod.render(note).encode("utf-8")  # what was written (the name is not read back)
-        self._emit(MEMORY_SAVED, {"id": note.id, "title": note.title, "tags": list(note.tags),
-                                  "file": self._file_of(note), "sha256": hashlib.sha256(raw).hexdigest(),
-                                  "text": body[:2000], "chars": len(body)})
+        self._emit(events.MemorySaved(id=note.id, title=note.title, tags=tuple(note.tags), file=self._file_of(note),
+                                      sha256=hashlib.sha256(raw).hexdigest(), text=body[:2000], chars=len(body)))
         return note
 
     def list(self) -> list[Note]:
@@ -224,8 +225,8 @@ class MemoryStore:
             raise WorkbenchError(f"cannot roll up session notes in {self.folder.root}: {exc.strerror or exc}") from exc
         if done.archived:
             self.reindex()
-            self._emit(MEMORY_ROLLED_UP, {"archived": list(done.archived), "digests": list(done.digests),
-                                          "kept": keep, "archive": str(self.folder.root / rollup.ARCHIVE)})
+            self._emit(events.MemoryRolledUp(archived=tuple(done.archived), digests=tuple(done.digests), kept=keep,
+                                             archive=str(self.folder.root / rollup.ARCHIVE)))
         return done
 
     def remove(self, note_id: str) -> Note:
@@ -238,15 +239,15 @@ class MemoryStore:
             raise WorkbenchError(f"cannot delete {note.path}: {exc.strerror or exc}") from exc
         with self.index.write():
             self.index.delete(note_id)
-        self._emit(MEMORY_DELETED, {"id": note.id, "title": note.title, "file": self._file_of(note),
-                                    "sha256": hashlib.sha256(raw).hexdigest()})
+        self._emit(events.MemoryDeleted(id=note.id, title=note.title, file=self._file_of(note),
+                                        sha256=hashlib.sha256(raw).hexdigest()))
         return note
 
     def search(self, query: str, k: int = 5) -> list[tuple[Note, float]]:
         """The k best notes for `query` by fused rank (vector + full-text), best first, scores in (0, 1]."""
         hits = self._search(query, k)
-        self._emit(MEMORY_RETRIEVED, {"purpose": "search", "query": query[:500], "k": k,
-                                      "results": [{"id": n.id, "score": round(s, 4)} for n, s in hits]})
+        self._emit(events.MemoryRetrieved(purpose="search", query=query[:500], k=k,
+                                          results=tuple({"id": n.id, "score": round(s, 4)} for n, s in hits)))
         return hits
 
     def _search(self, query: str, k: int, similarity: dict[str, float] | None = None) -> list[tuple[Note, float]]:
@@ -300,6 +301,6 @@ class MemoryStore:
         hits = self._search(task, k, similarity) if token_budget > 0 else []
         text, used = render_context(hits, similarity, token_budget, count_tokens,
                                     getattr(self.embedder, "min_similarity", None))
-        self._emit(MEMORY_RETRIEVED, {"purpose": "task", "query": task[:500], "k": k,
-                                      "token_budget": token_budget, "results": used})
+        self._emit(events.MemoryRetrieved(purpose="task", query=task[:500], k=k, token_budget=token_budget,
+                                          results=tuple(used)))
         return text

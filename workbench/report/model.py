@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from workbench import events
 from workbench.report import payload as P
 
 EXCERPT_LINES = 60
@@ -333,24 +334,32 @@ class _Collector:
         if handler is not None:
             handler(self, entry, session, payload)
         elif kind.startswith("llm."):
-            for key in ("model", "model_name"):
-                name = P.get_str(payload, key)
-                if name:
-                    self.models.setdefault(name)
-            if kind in ("llm.action", "llm.malformed"):
+            self.models_named_in(payload)
+            if kind == events.LLM_ACTION:
                 session.agent_steps += 1
-                action = P.get_dict(payload, "action")
-                name = P.get_str(action, "action") or P.get_str(payload, "action")
-                session.items.append(AgentStep(entry.time, actor, P.get_int(payload, "step"), name,
-                                               P.get_str(payload, "thought") or P.get_str(action, "thought"),
-                                               P.get_str(payload, "error") if kind == "llm.malformed" else ""))
+                chosen = events.LlmAction.decode(payload)
+                action = chosen.action if isinstance(chosen.action, dict) else {}
+                session.items.append(AgentStep(entry.time, actor, chosen.step, chosen.action_name(),
+                                               chosen.thought or P.get_str(action, "thought"), ""))
+            elif kind == events.LLM_MALFORMED:
+                session.agent_steps += 1
+                malformed = events.LlmMalformed.decode(payload)
+                session.items.append(AgentStep(entry.time, actor, malformed.step, P.get_str(payload, "action"),
+                                               P.get_str(payload, "thought"), malformed.error))
         else:
             m.unknown_kinds[kind] += 1
             session.other_kinds[kind] += 1
 
-    # --- handlers -----------------------------------------------------------------------------
-    def execution(self, entry: EntryLike, session: Session, payload: dict[str, Any]) -> Execution:
-        exec_id = P.get_str(payload, "execution_id") or f"(no id, entry {entry.seq})"
+    def models_named_in(self, payload: dict[str, Any]) -> None:
+        # Not in the contract: older agents and plug-ins named their model in the payload itself.
+        for key in ("model", "model_name"):
+            name = P.get_str(payload, key)
+            if name:
+                self.models.setdefault(name)
+
+    # --- handlers: each decodes its payload through the event contract (any version, never raises) ----
+    def execution(self, entry: EntryLike, session: Session, execution_id: str) -> Execution:
+        exec_id = execution_id or f"(no id, entry {entry.seq})"
         found = self.open_execs.get(exec_id)
         if found is None:
             found = Execution(len(self.model.executions) + 1, exec_id, session.id, str(entry.actor or ""),
@@ -362,76 +371,76 @@ class _Collector:
         return found
 
     def on_session_started(self, entry: EntryLike, session: Session, payload: dict[str, Any]) -> None:
+        p = events.SessionStarted.decode(payload)
         session.started_at = entry.time
-        session.trigger = P.get_str(payload, "trigger") or session.trigger
-        session.workbench_version = P.get_str(payload, "workbench_version")
+        session.trigger = p.trigger or session.trigger
+        session.workbench_version = p.workbench_version
         if session.workbench_version:
             self.versions.setdefault(session.workbench_version)
-        session.schedule = P.get_str(payload, "schedule")
-        session.cron = P.get_str(payload, "cron")
+        session.schedule = p.schedule or ""
+        session.cron = p.cron or ""
         session.details = {k: v for k, v in payload.items()
                            if k not in ("trigger", "project", "project_id", "workbench_version", "schedule",
                                         "cron")}
-        for key in ("model", "model_name"):
-            name = P.get_str(payload, key)
-            if name:
-                self.models.setdefault(name)
+        self.models_named_in(payload)
 
     def on_sandbox_started(self, entry: EntryLike, session: Session, payload: dict[str, Any]) -> None:
-        engine = P.get_str(payload, "engine") or "unknown engine"
-        rootless = P.get_bool(payload, "rootless")
-        enforced = P.get_bool(payload, "limits_enforced")
-        bits = [engine, {True: "rootless", False: "rootful", None: ""}[rootless],
-                {True: "limits enforced", False: "limits NOT enforced", None: ""}[enforced]]
-        image, user = P.get_str(payload, "image"), P.get_str(payload, "user")
-        if image:
-            bits.append(f"image {image}")
-        if user:
-            bits.append(f"runs as {user}")
+        p = events.SandboxStarted.decode(payload)
+        bits = [p.engine or "unknown engine", {True: "rootless", False: "rootful", None: ""}[p.rootless],
+                {True: "limits enforced", False: "limits NOT enforced", None: ""}[p.limits_enforced]]
+        if p.image:
+            bits.append(f"image {p.image}")
+        if p.user:
+            bits.append(f"runs as {p.user}")
         session.sandbox = ", ".join(b for b in bits if b)
         self.engines.setdefault(session.sandbox)
 
     def on_session_finished(self, entry: EntryLike, session: Session, payload: dict[str, Any]) -> None:
-        session.outcome = P.get_str(payload, "outcome") or "finished"
+        session.outcome = events.SessionFinished.decode(payload).outcome or "finished"
         session.finished_at = entry.time
 
     def on_exec_started(self, entry: EntryLike, session: Session, payload: dict[str, Any]) -> None:
-        ex = self.execution(entry, session, payload)
+        p = events.ExecStarted.decode(payload)
+        ex = self.execution(entry, session, p.execution_id)
         ex.started_at = entry.time
-        ex.language = P.get_str(payload, "language") or ex.language
-        ex.code = P.get_str(payload, "code")
-        ex.limits = P.get_dict(payload, "limits")
-        ex.warm_session = P.get_str(payload, "session")
+        ex.language = p.language or ex.language
+        ex.code = p.code
+        ex.limits = p.limits
+        ex.warm_session = p.session or ""
 
     def on_exec_output(self, entry: EntryLike, session: Session, payload: dict[str, Any]) -> None:
-        ex = self.execution(entry, session, payload)
-        stream = ex.stderr if P.get_str(payload, "stream") == "stderr" else ex.stdout
-        stream.add(P.get_str(payload, "text") or P.get_str(payload, "data"))
+        p = events.ExecOutput.decode(payload)
+        ex = self.execution(entry, session, p.execution_id)
+        stream = ex.stderr if p.stream == "stderr" else ex.stdout
+        stream.add(p.text or p.data or "")
 
     def on_exec_finished(self, entry: EntryLike, session: Session, payload: dict[str, Any]) -> None:
-        ex = self.execution(entry, session, payload)
+        p = events.ExecFinished.decode(payload)
+        ex = self.execution(entry, session, p.execution_id)
         ex.finished = True
         ex.finished_at = entry.time
-        ex.language = ex.language or P.get_str(payload, "language")
-        ex.exit_code = P.get_int(payload, "exit_code")
-        ex.duration = P.get_float(payload, "duration")
-        ex.timed_out = bool(P.get_bool(payload, "timed_out"))
-        ex.killed_by = P.get_str(payload, "killed_by")
-        ex.limits_enforced = P.get_bool(payload, "limits_enforced")
-        ex.state_lost = bool(P.get_bool(payload, "state_lost"))
+        ex.language = ex.language or p.language
+        ex.exit_code = p.exit_code
+        ex.duration = p.duration if p.duration is not None and p.duration >= 0 else None
+        ex.timed_out = bool(p.timed_out)
+        ex.killed_by = p.killed_by or ""
+        ex.limits_enforced = p.limits_enforced
+        ex.state_lost = bool(p.state_lost)
         ex.notes = P.get_strs(payload, "notes")
-        ex.warm_session = ex.warm_session or P.get_str(payload, "session")
+        ex.warm_session = ex.warm_session or p.session or ""
         for stream in (ex.stdout, ex.stderr):
-            info = P.get_dict(payload, stream.name)
+            info = p.stream(stream.name)
             stream.total_bytes = P.get_int(info, "total_bytes")
             stream.kept_bytes = P.get_int(info, "kept_bytes")
             stream.sha256 = P.get_str(info, "sha256")
             stream.truncated = bool(P.get_bool(info, "truncated"))
-        for item in P.get_dicts(payload, "files"):
-            self.touch(ex.files, item)
-        for item in P.get_dicts(payload, "artifacts"):
-            ex.artifacts.append(ArtifactRef(P.get_str(item, "path"), P.get_str(item, "mime"),
-                                            P.get_str(item, "sha256"), P.get_int(item, "size")))
+        for item in p.files:
+            if isinstance(item, dict):
+                self.touch(ex.files, item)
+        for item in p.artifacts:
+            if isinstance(item, dict):
+                ex.artifacts.append(ArtifactRef(P.get_str(item, "path"), P.get_str(item, "mime"),
+                                                P.get_str(item, "sha256"), P.get_int(item, "size")))
         self.open_execs.pop(ex.execution_id, None)
 
     def touch(self, into: list[FileTouch] | None, item: dict[str, Any]) -> None:
@@ -443,64 +452,66 @@ class _Collector:
         self.model.files[touch.path] = (touch, times + 1)
 
     def on_file_changed(self, entry: EntryLike, session: Session, payload: dict[str, Any]) -> None:
-        self.touch(None, payload)
+        p = events.FileChanged.decode(payload)
+        self.touch(None, {"path": p.path, "change": p.change, "sha256": p.sha256, "size": p.size})
 
     def on_package(self, entry: EntryLike, session: Session, payload: dict[str, Any]) -> None:
-        pkg = Package(P.get_str(payload, "name") or "(unnamed)", P.get_str(payload, "version"),
-                      P.get_str(payload, "manager"), entry.time, session.id, str(entry.actor or ""))
+        p = events.PackageInstalled.decode(payload)
+        pkg = Package(p.name or "(unnamed)", p.version, p.manager, entry.time, session.id, str(entry.actor or ""))
         self.model.packages.append(pkg)
         session.items.append(pkg)
 
     def on_install_egress(self, entry: EntryLike, session: Session, payload: dict[str, Any]) -> None:
-        def strings(key: str) -> tuple[str, ...]:
-            value = payload.get(key)
-            return tuple(str(v) for v in value) if isinstance(value, list) else ()
-
-        requests = payload.get("requests")
-        note = InstallNetwork(entry.time, session.id, str(entry.actor or ""), P.get_str(payload, "manager"),
-                              strings("reached"), strings("refused"), strings("unreachable"),
-                              requests if isinstance(requests, int) else 0)
+        p = events.InstallEgress.decode(payload)
+        note = InstallNetwork(entry.time, session.id, str(entry.actor or ""), p.manager,
+                              tuple(map(str, p.reached)), tuple(map(str, p.refused)), tuple(map(str, p.unreachable)),
+                              p.requests or 0)
         self.model.install_networks.append(note)
         session.items.append(note)
 
     def on_error(self, entry: EntryLike, session: Session, payload: dict[str, Any]) -> None:
-        message = (P.get_str(payload, "message") or P.get_str(payload, "error") or P.get_str(payload, "text")
+        p = events.Error.decode(payload)
+        message = (p.message or p.error or p.text
                    or ", ".join(f"{k}={P.text(v)}" for k, v in payload.items()) or "(no message)")
-        where = P.get_str(payload, "where") or P.get_str(payload, "source")
+        where = p.where or p.source
         note = ErrorNote(entry.time, session.id, str(entry.actor or ""),
                          f"{where}: {message}" if where else message, entry.seq)
         self.model.errors.append(note)
         session.items.append(note)
 
     def on_task(self, entry: EntryLike, session: Session, payload: dict[str, Any]) -> None:
-        words = (P.get_str(payload, "task") or P.get_str(payload, "text") or P.get_str(payload, "goal")
-                 or P.get_str(payload, "outcome") or P.get_str(payload, "status"))
-        if entry.kind == "task.finished":
-            status = P.get_str(payload, "outcome") or P.get_str(payload, "status")
-            ok = P.get_bool(payload, "ok")
-            if ok is None:
-                ok = P.get_bool(payload, "success")
-            bits = [b for b in (status, "succeeded" if ok else ("failed" if ok is False else "")) if b]
-            summary = P.get_str(payload, "summary") or P.get_str(payload, "answer")
+        if entry.kind == events.TASK_FINISHED:
+            p = events.TaskFinished.decode(payload)
+            ok = p.succeeded()
+            bits = [b for b in (p.outcome or p.status, "succeeded" if ok else ("failed" if ok is False else ""))
+                    if b]
+            summary = p.summary or p.answer
             words = "; ".join(dict.fromkeys(bits)) + (f": {summary}" if summary else "")
+        else:
+            words = (events.TaskStarted.decode(payload).words() or P.get_str(payload, "outcome")
+                     or P.get_str(payload, "status"))
         session.items.append(TaskNote(entry.time, entry.kind, str(entry.actor or ""), words))
 
 
+def _ignore(collector: _Collector, entry: EntryLike, session: Session, payload: dict[str, Any]) -> None:
+    """Kinds the report reads nothing from: an install's start (its outcome follows), a saved note."""
+
+
 _HANDLERS: dict[str, Callable[[_Collector, EntryLike, Session, dict[str, Any]], None]] = {
-    "session.started": _Collector.on_session_started,
-    "session.finished": _Collector.on_session_finished,
-    "exec.started": _Collector.on_exec_started,
-    "exec.output": _Collector.on_exec_output,
-    "exec.finished": _Collector.on_exec_finished,
-    "package.installed": _Collector.on_package,
-    "install.egress": _Collector.on_install_egress,
-    "package.install_started": lambda self, entry, session, payload: None,  # its outcome follows
-    "error": _Collector.on_error,
-    "task.started": _Collector.on_task,
-    "task.finished": _Collector.on_task,
-    "file.changed": _Collector.on_file_changed,
-    "sandbox.started": _Collector.on_sandbox_started,
-    "memory.saved": lambda self, entry, session, payload: None,
+    events.SESSION_STARTED: _Collector.on_session_started,
+    events.SESSION_FINISHED: _Collector.on_session_finished,
+    events.EXEC_STARTED: _Collector.on_exec_started,
+    events.EXEC_OUTPUT: _Collector.on_exec_output,
+    events.EXEC_FINISHED: _Collector.on_exec_finished,
+    events.PACKAGE_INSTALLED: _Collector.on_package,
+    events.INSTALL_EGRESS: _Collector.on_install_egress,
+    events.PACKAGE_INSTALL_STARTED: _ignore,
+    events.ERROR: _Collector.on_error,
+    events.TASK_STARTED: _Collector.on_task,
+    events.TASK_FINISHED: _Collector.on_task,
+    events.FILE_CHANGED: _Collector.on_file_changed,
+    events.SANDBOX_STARTED: _Collector.on_sandbox_started,
+    events.MEMORY_SAVED: _ignore,
 }
 
 

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from reportlab.lib.units import mm
 from reportlab.platypus import CondPageBreak, Flowable, Image
 
+from workbench import events
 from workbench.report import artifacts, fmt
 from workbench.report.context import ReportContext
 from workbench.report.flowables import Line, LineBlock, OutlineMark
@@ -254,7 +255,7 @@ def other_item(st: Styles, item: Package | InstallNetwork | ErrorNote | TaskNote
         lines = [ml(f"error · {fmt.when(item.time)} · entry {item.seq} · by {item.actor}", RED, bold=True)]
         lines += [ml(t, RED) for t in item.message.split("\n")[:40]]
         return LineBlock(lines, st.event_err)
-    label = "task started" if item.kind == "task.started" else "task finished"
+    label = "task started" if item.kind == events.TASK_STARTED else "task finished"
     lines = [ml(f"{label} · {fmt.when(item.time)} · by {item.actor}", ACCENT, bold=True)]
     lines += [ml(t, INK) for t in (item.text or "").split("\n")[:60] if t]
     return LineBlock(lines, st.exec_head)

@@ -66,9 +66,7 @@ class EventBridge:
     # --- publisher's thread ------------------------------------------------------------------------
     def __call__(self, event: Event) -> None:
         if event.kind == events.EXEC_OUTPUT:
-            payload = event.payload
-            self.push(OutputPiece(str(payload.get("execution_id", "")), str(payload.get("stream", "stdout")),
-                                  str(payload.get("text", ""))))
+            self.push(output_piece(event))
         else:
             self._target.post_message(BusEvent(event))
 
@@ -100,3 +98,9 @@ class EventBridge:
             self._dropped = 0
             self._signalled = False
         return OutputBatch(pieces, dropped)
+
+
+def output_piece(event: Event) -> OutputPiece:
+    """An `exec.output` event as a piece for the output pane, decoded through the event contract."""
+    chunk = events.ExecOutput.decode(event.payload)
+    return OutputPiece(chunk.execution_id, chunk.stream, chunk.text)

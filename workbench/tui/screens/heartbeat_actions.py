@@ -20,8 +20,8 @@ from typing import Any
 
 from textual import work
 
-from workbench.heartbeat.scheduler import LockHeld
-from workbench.tui.bridge import OutputPiece
+from workbench import events
+from workbench.tui.bridge import output_piece
 from workbench.tui.heartbeat_host import RunGate, ScheduleRow
 from workbench.tui.messages import (
     BusEvent,
@@ -32,6 +32,7 @@ from workbench.tui.messages import (
     SchedulesLoaded,
 )
 from workbench.tui.screens.schedules import ScheduleChoice, SchedulesScreen
+from workbench.tui.services import LockHeld
 from workbench.tui.widgets.status_bar import StatusBar
 from workbench.tui.widgets.steps_panel import StepsPanel
 
@@ -167,13 +168,11 @@ class HeartbeatActions:
                 steps.clear_steps()
                 steps.replaying = True
                 steps.heading = f"Steps · scheduled run {name} (run elsewhere) · live"
-            if event.kind == "exec.output":
-                p = event.payload
-                self.bridge.push(OutputPiece(str(p.get("execution_id", "")), str(p.get("stream", "stdout")),
-                                             str(p.get("text", ""))))
+            if event.kind == events.EXEC_OUTPUT:
+                self.bridge.push(output_piece(event))
             else:
                 self.on_bus_event(BusEvent(event))
-            if event.kind == "session.finished" and steps.heading.endswith("· live"):
+            if event.kind == events.SESSION_FINISHED and steps.heading.endswith("· live"):
                 steps.heading = steps.heading.removesuffix("· live") + "· finished"
 
     # --- what the status bar and the view say --------------------------------------------------------

@@ -23,6 +23,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, OptionList
 from textual.worker import Worker, WorkerState
 
+from workbench import events
 from workbench.errors import WorkbenchError
 from workbench.tui.bridge import EventBridge, OutputBatch
 from workbench.tui.messages import (
@@ -282,30 +283,32 @@ class MainScreen(ToolActions, MemoryActions, HeartbeatActions, TrustActions, Scr
         event = message.event
         output = self.query_one(OutputPanel)
         status = self.query_one(StatusBar)
-        if event.kind == "exec.started":
-            p = event.payload
-            execution_id = str(p.get("execution_id", ""))
+        if event.kind == events.EXEC_STARTED:
+            started = events.ExecStarted.decode(event.payload)
+            execution_id = started.execution_id
             batch = self.bridge.drain()  # output that raced ahead of this message: split old from new
             output.write_batch(OutputBatch(tuple(x for x in batch.pieces if x.execution_id != execution_id),
                                            batch.dropped_chars))
-            output.start_execution(execution_id, str(p.get("language", "")), event.actor)
+            output.start_execution(execution_id, started.language, event.actor)
             output.write_batch(OutputBatch(tuple(x for x in batch.pieces if x.execution_id == execution_id), 0))
             status.sandbox = "running"
-        elif event.kind == "exec.finished":
+        elif event.kind == events.EXEC_FINISHED:
             self.flush_output()
             output.finish_execution(dict(event.payload))
             status.sandbox = "agent working" if self.agent_running else "ready"
             self._schedule_audit()
-        elif event.kind == "llm.request":
-            status.sandbox = f"model thinking · step {event.payload.get('step', '?')}"
-        elif event.kind == "llm.action":
+        elif event.kind == events.LLM_REQUEST:
+            step = events.LlmRequest.decode(event.payload).step
+            status.sandbox = f"model thinking · step {'?' if step is None else step}"
+        elif event.kind == events.LLM_ACTION:
             status.sandbox = "agent working"
-        elif event.kind in ("task.finished", "package.installed", "session.started", "task.started"):
+        elif event.kind in (events.TASK_FINISHED, events.PACKAGE_INSTALLED, events.SESSION_STARTED,
+                            events.TASK_STARTED):
             self._schedule_audit()
         steps = self.query_one(StepsPanel)
         current = self.session.session_id if self.session else None
         scheduled = event.session_id != current  # the only other bus relayed is a scheduled run's
-        if steps.replaying and not scheduled and event.kind not in ("session.started", "session.finished"):
+        if steps.replaying and not scheduled and event.kind not in (events.SESSION_STARTED, events.SESSION_FINISHED):
             steps.clear_steps()  # live work replaces an earlier session's replay (or a scheduled run's)
             steps.heading = "Steps"
         steps.add_event(event)

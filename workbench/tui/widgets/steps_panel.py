@@ -16,6 +16,7 @@ from rich.syntax import Syntax
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
+from workbench import events
 from workbench.events import Event
 from workbench.inert import one_line, plain, visible
 
@@ -62,14 +63,6 @@ class StepCard(Static):
         if self.result:
             parts.append(plain(self.result, "bold"))
         return Group(*parts)
-
-
-def _seconds(value: Any) -> float:
-    """A duration from a record; anything else (a forged reply) counts as 0."""
-    try:
-        return float(value or 0)
-    except (TypeError, ValueError):
-        return 0.0
 
 
 def _short(value: Any, limit: int = 400) -> str:
@@ -122,83 +115,83 @@ class StepsPanel(VerticalScroll):
         return card
 
     def add_event(self, event: Event) -> None:
-        kind, p = event.kind, dict(event.payload)
+        """Turn one event into a card (or a card's result), decoding its payload through the contract."""
+        p = event.decoded()
         who = "you" if event.actor.startswith("user:") else event.actor.split(":", 1)[0]
-        if kind == "task.started":
-            self._add(StepCard(f"Task · {p.get('task', '')}", classes="-task"))
-        elif kind == "llm.action":
-            self._llm_action(p)
-        elif kind == "exec.started":
-            self._exec_started(p, who)
-        elif kind == "exec.finished":
-            self._exec_finished(p)
-        elif kind == "task.finished":
-            ok = bool(p.get("success"))
-            reason = str(p.get("reason", "")).replace("_", " ")
-            answer = p.get("answer") or ""
-            self._add(StepCard(f"{'✔ Done' if ok else '✘ Ended'} · {reason}", body=_short(answer),
-                               classes="-ok" if ok else "-failed"))
-        elif kind == "package.installed":
-            what = f"{p.get('name')} {p.get('version')} ({p.get('manager')})" if p.get("name") else _short(p)
-            self._add(StepCard(f"Installed · {what}", classes="-ok"))
-        elif kind == "install.egress" and (p.get("refused") or p.get("unreachable")):
-            lines = [f"refused (not an install source): {', '.join(p['refused'])}"] if p.get("refused") else []
-            lines += [f"could not reach {item}" for item in p.get("unreachable") or []]
-            self._add(StepCard("Install network", body=_short("\n".join(lines), 600), classes="-failed"))
-        elif kind == "error":
-            self._add(StepCard(f"Error · {_short(p.get('message') or p)}", classes="-failed"))
-        elif kind == "agent.approval":
-            approved = bool(p.get("approved"))
-            self._add(StepCard("Approved by you" if approved else "Denied by you", classes="-ok" if approved
-                               else "-failed"))
-        elif kind == "agent.observation" and p.get("action") not in ("run_code", "finish", "think", None):
-            self._add(StepCard(f"Observation · {p.get('action')}", body=_short(p.get("text", ""), 600),
-                               classes="-ok" if p.get("ok") else "-failed" if p.get("ok") is False else "-note"))
-        elif kind == "llm.malformed":
-            self._add(StepCard("Model reply was not a valid action", body=_short(p.get("error", "")),
-                               classes="-note"))
-        elif kind == "file.changed" and p.get("by"):
-            self._add(StepCard(f"File {p.get('change', 'changed')} · {p.get('path')}", classes="-note"))
+        match p:
+            case events.TaskStarted():
+                self._add(StepCard(f"Task · {p.words()}", classes="-task"))
+            case events.LlmAction():
+                self._llm_action(p)
+            case events.ExecStarted():
+                self._exec_started(p, who)
+            case events.ExecFinished():
+                self._exec_finished(p)
+            case events.TaskFinished():
+                ok = bool(p.succeeded())
+                reason = (p.reason or p.outcome or p.status or "").replace("_", " ")
+                self._add(StepCard(f"{'✔ Done' if ok else '✘ Ended'} · {reason}", body=_short(p.answer or p.summary
+                                                                                               or ""),
+                                   classes="-ok" if ok else "-failed"))
+            case events.PackageInstalled():
+                what = f"{p.name} {p.version} ({p.manager})" if p.name else _short(dict(event.payload))
+                self._add(StepCard(f"Installed · {what}", classes="-ok"))
+            case events.InstallEgress() if p.refused or p.unreachable:
+                lines = [f"refused (not an install source): {', '.join(map(str, p.refused))}"] if p.refused else []
+                lines += [f"could not reach {item}" for item in p.unreachable]
+                self._add(StepCard("Install network", body=_short("\n".join(lines), 600), classes="-failed"))
+            case events.Error():
+                self._add(StepCard(f"Error · {_short(p.message or dict(event.payload))}", classes="-failed"))
+            case events.AgentApproval():
+                self._add(StepCard("Approved by you" if p.approved else "Denied by you",
+                                   classes="-ok" if p.approved else "-failed"))
+            case events.AgentObservation() if p.action and p.action not in ("run_code", "finish", "think"):
+                self._add(StepCard(f"Observation · {p.action}", body=_short(p.text, 600),
+                                   classes="-ok" if p.ok else "-failed" if p.ok is False else "-note"))
+            case events.LlmMalformed():
+                self._add(StepCard("Model reply was not a valid action", body=_short(p.error), classes="-note"))
+            case events.FileChanged() if p.by:
+                self._add(StepCard(f"File {p.change or 'changed'} · {p.path}", classes="-note"))
 
-    def _llm_action(self, p: dict[str, Any]) -> None:
-        if isinstance(p.get("action"), dict):  # the loop nests the action: {"step", "thought", "action": {...}}
-            p = {**p, **p["action"]}
-        action = str(p.get("action", "?"))
-        thought = str(p.get("thought", ""))
+    def _llm_action(self, p: events.LlmAction) -> None:
+        # The loop nests the action ({"action": "run_code", "code": ...}); the first logs held its name only.
+        detail = dict(p.action) if isinstance(p.action, dict) else {"action": p.action_name() or "?",
+                                                                     "language": p.language or ""}
+        action = str(detail.get("action", "?"))
+        thought = str(detail.get("thought", p.thought))
         if action == "run_code":
-            card = StepCard(f"Run {p.get('language', '')} code", thought=thought, code=str(p.get("code", "")),
-                            language=str(p.get("language", "")), classes="-running")
+            card = StepCard(f"Run {detail.get('language', '')} code", thought=thought,
+                            code=str(detail.get("code", "")), language=str(detail.get("language", "")),
+                            classes="-running")
             self._pending_code = self._add(card)
         elif action == "finish":
             return  # task.finished says it
         elif action == "think":
             self._add(StepCard("Think", thought=thought, classes="-note"))
         else:
-            rest = {k: v for k, v in p.items() if k not in ("action", "thought", "step", "raw") and
-                    not k.endswith("tokens") and k != "seconds"}
+            rest = {k: v for k, v in detail.items() if k not in ("action", "thought")}
             self._add(StepCard(action.replace("_", " ").capitalize(), thought=thought, body=_short(rest),
                                classes="-note"))
 
-    def _exec_started(self, p: dict[str, Any], who: str) -> None:
-        execution_id = str(p.get("execution_id", ""))
+    def _exec_started(self, p: events.ExecStarted, who: str) -> None:
         card = self._pending_code
         self._pending_code = None
         if card is None:  # run by the user (or a tool without an llm.action before it)
-            card = self._add(StepCard(f"Run {p.get('language', '')} code · {who}", code=str(p.get("code", "")),
-                                      language=str(p.get("language", "")), classes="-running -user"))
-        self._by_execution[execution_id] = card
+            card = self._add(StepCard(f"Run {p.language} code · {who}", code=p.code, language=p.language,
+                                      classes="-running -user"))
+        self._by_execution[p.execution_id] = card
 
-    def _exec_finished(self, p: dict[str, Any]) -> None:
-        card = self._by_execution.pop(str(p.get("execution_id", "")), None)
+    def _exec_finished(self, p: events.ExecFinished) -> None:
+        card = self._by_execution.pop(p.execution_id, None)
         if card is None:
             return
-        ok = p.get("exit_code") == 0 and not p.get("timed_out") and not p.get("killed_by")
-        text = f"{'✔' if ok else '✘'} exit {one_line(p.get('exit_code'))} · {_seconds(p.get('duration')):.2f} s"
-        if p.get("timed_out"):
+        ok = p.exit_code == 0 and not p.timed_out and not p.killed_by
+        text = f"{'✔' if ok else '✘'} exit {one_line(p.exit_code)} · {p.duration or 0.0:.2f} s"
+        if p.timed_out:
             text += " · timed out"
-        elif p.get("killed_by"):
-            text += f" · killed ({one_line(p['killed_by'])})"
-        files = [f for f in p.get("files") or [] if isinstance(f, dict)]
+        elif p.killed_by:
+            text += f" · killed ({one_line(p.killed_by)})"
+        files = [f for f in p.files if isinstance(f, dict)]
         if files:  # one name each on one line: a newline in a file name must not start a line of its own
             text += " · files: " + ", ".join(f"{one_line(f.get('path'))} ({one_line(f.get('change'))})"
                                              for f in files[:6])
