@@ -10,17 +10,27 @@ import pytest
 from workbench import events
 from workbench.audit.canonical import payload_text
 from workbench.events import contract as C
+from workbench.events import declared
 from workbench.events import kinds as K
 from workbench.events.bus import EventBus
 
-SAMPLE = {C._text: "x y", C._integer: 7, C._number: 1.5, C._flag: True, C._mapping: {"a": 1},
-          C._items: ("p", "q"), C._raw: {"action": "run_code", "code": "print(1)"}}
+SAMPLE = {C.coerce_text: "x y", C.coerce_int: 7, C.coerce_float: 1.5, C.coerce_bool: True}
+
+
+def sample(f: dataclasses.Field):
+    coerce = f.metadata["coerce"]
+    if coerce in SAMPLE:
+        return SAMPLE[coerce]
+    if f.default_factory is dict:  # a JSON object field
+        return {"a": 1}
+    if f.default == ():  # a JSON array field
+        return ("p", "q")
+    return {"action": "run_code", "code": "print(1)"}  # any JSON
 
 
 def example(cls: type[events.Payload]) -> events.Payload:
     """A payload of `cls` with every field a producer may write set to a value of its type."""
-    values = {f.name: SAMPLE[f.metadata["coerce"]] for f in dataclasses.fields(cls) if not f.metadata.get("legacy")}
-    return cls(**values)
+    return cls(**{f.name: sample(f) for f in dataclasses.fields(cls) if f.name in cls.field_names()})
 
 
 def every_kind() -> list[str]:
@@ -128,3 +138,60 @@ def test_decoding_never_raises_on_what_a_tampered_log_holds():
         assert cls.decode("not a mapping") == cls()  # type: ignore[arg-type]
     assert events.decode("nobody.declared", {"a": 1}) is None
     assert events.ExecOutput.decode({"execution_id": "e1", "text": {"$bytes": "aGk="}}).text == "hi"
+
+
+PLUGIN = """
+from dataclasses import dataclass
+
+from workbench.events import Payload, contract
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewNoted(Payload):
+    KIND = "review.noted"
+
+    note: str = contract.text(required=True)
+    by: str = contract.text()
+
+
+@dataclass(frozen=True, slots=True)
+class Clash(Payload):
+    KIND = "exec.started"
+
+
+NOT_A_PAYLOAD = object()
+"""
+
+
+@pytest.fixture
+def event_plugins(tmp_path, monkeypatch):
+    """A real installed distribution declaring kinds through the workbench.events entry points: one good
+    kind, one that clashes with a built-in, one that is not a payload class, one that fails to import."""
+    (tmp_path / "wb_review_events.py").write_text(PLUGIN)
+    info = tmp_path / "wb_review_events-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: wb-review-events\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(
+        "[workbench.events]\nreview = wb_review_events:ReviewNoted\nclash = wb_review_events:Clash\n"
+        "odd = wb_review_events:NOT_A_PAYLOAD\nbroken = wb_review_events_missing:Nothing\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    # This test's plug-ins only: the registry as the built-ins left it, plug-ins not yet loaded.
+    monkeypatch.setattr(declared, "PAYLOADS", declared.PAYLOADS.copy())
+    monkeypatch.setattr(declared, "_PLUGGED", {})
+    monkeypatch.setattr(declared, "_plugins", {"loaded": False})
+    yield
+
+
+def test_a_plugin_declares_its_own_kinds_and_its_mistakes_are_one_line_problems(event_plugins):
+    bus = EventBus(strict=True)
+    event = bus.emit("review.noted", "s1", "user:test", {"note": "looks right", "by": "auditor"})
+    assert type(event.decoded()).__name__ == "ReviewNoted" and event.decoded().note == "looks right"
+    with pytest.raises(events.EventContractError, match="lacks the required field note"):
+        bus.emit("review.noted", "s1", "user:test", {"by": "auditor"})
+    assert events.payload_class(K.EXEC_STARTED) is events.ExecStarted  # a plug-in cannot replace a built-in
+    lines = events.problems()
+    assert len(lines) == 3, lines
+    assert any("clash" in line and "'exec.started'" in line and "already has" in line for line in lines)
+    assert any("odd" in line and "not a payload dataclass" in line for line in lines)
+    assert any("broken" in line and "failed to load" in line and "ModuleNotFoundError" in line for line in lines)
+    assert "review.noted" in events.declared_kinds()

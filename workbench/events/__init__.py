@@ -29,16 +29,19 @@ from workbench.events.bus import (
     new_session_id,
     utc_now,
 )
-from workbench.events.contract import (
+from workbench.events.contract import Payload
+from workbench.events.declared import (
     PAYLOADS,
+    PLUGIN_GROUP,
     STRICT_ENV,
+    Declared,
     EventContractError,
-    Payload,
     check,
     declare,
     declared_kinds,
     decode,
     payload_class,
+    problems,
     strict,
     version,
 )
@@ -56,13 +59,13 @@ from workbench.events.memory import (
 from workbench.events.session import Error, SessionFinished, SessionStarted
 
 __all__ = [  # noqa: F405  (the kinds come from the star import)
-    "AgentApproval", "AgentObservation", "Error", "Event", "EventBus", "EventContractError", "ExecFinished",
+    "AgentApproval", "AgentObservation", "Error", "Event", "EventBus", "Declared", "EventContractError", "ExecFinished",
     "ExecOutput", "ExecStarted", "FileChanged", "FileRefused", "InstallEgress", "LlmAction", "LlmMalformed",
     "LlmRequest", "MemoryDeleted", "MemoryIgnored", "MemoryReindexed", "MemoryRetrieved", "MemoryRolledUp",
-    "MemorySaved", "PAYLOADS", "PackageInstallStarted", "PackageInstalled", "Payload", "STRICT_ENV",
+    "MemorySaved", "PAYLOADS", "PLUGIN_GROUP", "PackageInstallStarted", "PackageInstalled", "Payload", "STRICT_ENV",
     "SandboxStarted", "SessionFinished", "SessionStarted", "Subscriber", "Subscription", "TaskFinished",
     "TaskStarted", "check", "current_user", "declare", "declared_kinds", "decode", "new_session_id",
-    "payload_class", "strict", "utc_now", "version", "SESSION_STARTED", "SESSION_FINISHED", "TASK_STARTED",
+    "payload_class", "problems", "strict", "utc_now", "version", "SESSION_STARTED", "SESSION_FINISHED", "TASK_STARTED",
     "TASK_FINISHED", "LLM_REQUEST", "LLM_ACTION", "LLM_MALFORMED", "AGENT_APPROVAL", "AGENT_OBSERVATION",
     "SANDBOX_STARTED", "EXEC_STARTED", "EXEC_OUTPUT", "EXEC_FINISHED", "PACKAGE_INSTALL_STARTED",
     "INSTALL_EGRESS", "PACKAGE_INSTALLED", "FILE_CHANGED", "FILE_REFUSED", "MEMORY_SAVED", "MEMORY_DELETED",

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
 
-from workbench.events import contract
+from workbench.events import contract, declared
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ class Event:
 
     def decoded(self) -> contract.Payload | None:
         """The payload as its dataclass (any version, never raises), or None for an undeclared kind."""
-        return contract.decode(self.kind, self.payload)
+        return declared.decode(self.kind, self.payload)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Event:
@@ -153,11 +153,11 @@ class EventBus:
         return unsubscribe
 
     def _check(self, event: Event) -> None:
-        problem = contract.check(event.kind, event.payload)
+        problem = declared.check(event.kind, event.payload)
         if problem is None:
             return
-        if self._strict if self._strict is not None else contract.strict():
-            raise contract.EventContractError(problem)
+        if self._strict if self._strict is not None else declared.strict():
+            raise declared.EventContractError(problem)
         if problem not in self._warned:
             self._warned.add(problem)
             log.warning("event outside the contract (published anyway): %s", problem)
@@ -194,6 +194,6 @@ class EventBus:
 
     def _mismatch(self, kind: str, payload: contract.Payload) -> None:
         problem = f"a {type(payload).__name__} payload ({type(payload).KIND}) was emitted as {kind}"
-        if self._strict if self._strict is not None else contract.strict():
-            raise contract.EventContractError(problem)
+        if self._strict if self._strict is not None else declared.strict():
+            raise declared.EventContractError(problem)
         log.warning("%s", problem)

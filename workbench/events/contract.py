@@ -12,12 +12,8 @@ nobody declared) fails the tests instead of leaving a record that no reader unde
   extra field), coerces each declared field to its type or falls back to its default, and ignores fields
   it does not declare. A payload whose shape changed has a `VERSION`; each field says `since` which
   version it exists, and `version_of(data)` tells which shape an entry was written in.
-* `check()` is what the bus runs on every publish: an undeclared kind, a field the payload does not
-  declare or a required field missing. Strict (`WORKBENCH_STRICT_EVENTS=1`, the test suite) raises;
-  otherwise the bus logs a warning and still publishes, because an audit entry is never dropped.
 
-Kinds are registered in `PAYLOADS`, a `workbench.registry.Registry`: a plug-in declares its own kinds
-through the `workbench.events` entry point group, the same way the built-ins do.
+Which class belongs to which kind, and what the bus checks on every publish, is `workbench.events.declared`.
 """
 
 from __future__ import annotations
@@ -26,18 +22,9 @@ import base64
 import binascii
 import dataclasses
 import math
-import os
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any, ClassVar, TypeVar
-
-from workbench.registry import Registry
-
-STRICT_ENV = "WORKBENCH_STRICT_EVENTS"
-
-
-class EventContractError(ValueError):
-    """A producer published an event the contract does not declare (strict mode only)."""
 
 
 # --- coercion: a log's value -> the field's type, or None when it cannot be read ---------------------
@@ -252,70 +239,3 @@ def _required(cls: type) -> frozenset[str]:
     if found is None:
         found = _REQUIRED[cls] = frozenset(f.name for f in dataclasses.fields(cls) if f.metadata.get("required"))
     return found
-
-
-# --- the registry -----------------------------------------------------------------------------------
-class _Declared:
-    """A registry item: the kind's name and its payload class (Registry wants an item with a name)."""
-
-    __slots__ = ("name", "payload")
-
-    def __init__(self, payload: type[Payload]):
-        self.name = payload.KIND
-        self.payload = payload
-
-
-PAYLOADS: Registry[_Declared] = Registry("event kind", "workbench.events")
-_BUILT_IN: dict[str, type[Payload]] = {}  # the hot path (every exec.output) skips the registry's lock
-
-
-def declare(cls: type[P]) -> type[P]:
-    """Class decorator: register a payload class under its `KIND`."""
-    if not cls.KIND:
-        raise ValueError(f"{cls.__name__} has no KIND")
-    PAYLOADS.register(_Declared(cls))
-    _BUILT_IN[cls.KIND] = cls
-    return cls
-
-
-def payload_class(kind: str) -> type[Payload] | None:
-    """The payload class of `kind`: a built-in, or one a `workbench.events` plug-in declares."""
-    cls = _BUILT_IN.get(kind)
-    if cls is not None:
-        return cls
-    found = PAYLOADS.resolve(kind)
-    return PAYLOADS.get(found).payload if found is not None else None
-
-
-def declared_kinds() -> list[str]:
-    return PAYLOADS.names()
-
-
-def version(kind: str) -> int:
-    cls = payload_class(kind)
-    return cls.VERSION if cls is not None else 0
-
-
-def decode(kind: str, data: Mapping[str, Any] | None) -> Payload | None:
-    """The typed payload of an event of `kind`, or None for a kind nobody declared."""
-    cls = payload_class(kind)
-    return cls.decode(data) if cls is not None else None
-
-
-def check(kind: str, data: Mapping[str, Any]) -> str | None:
-    """What is wrong with publishing `data` as `kind` under the contract, in one line, or None."""
-    cls = payload_class(kind)
-    if cls is None:
-        return f"event kind {kind!r} is not declared in workbench.events"
-    names = _names(cls)
-    extra = [key for key in data if key not in names]
-    if extra:
-        return f"{kind} has no field{'s' if len(extra) > 1 else ''} {', '.join(map(repr, sorted(extra)))}"
-    missing = [name for name in _required(cls) if name not in data]
-    if missing:
-        return f"{kind} lacks the required field{'s' if len(missing) > 1 else ''} {', '.join(sorted(missing))}"
-    return None
-
-
-def strict() -> bool:
-    return os.environ.get(STRICT_ENV, "").strip().lower() in ("1", "true", "yes")

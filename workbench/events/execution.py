@@ -11,7 +11,8 @@ from typing import Any
 
 from workbench.events import contract as C
 from workbench.events import kinds as K
-from workbench.events.contract import Payload, declare
+from workbench.events.contract import Payload
+from workbench.events.declared import declare
 
 
 @declare

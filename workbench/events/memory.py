@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 from workbench.events import contract as C
 from workbench.events import kinds as K
-from workbench.events.contract import Payload, declare
+from workbench.events.contract import Payload
+from workbench.events.declared import declare
 
 
 @declare
