@@ -42,10 +42,6 @@ REASON = re.compile(r"^\s*Long because \S", re.MULTILINE)
 
 # Import edges being removed now (importer -> imported), each with who. Cut before looking for cycles:
 KNOWN_CYCLES: dict[tuple[str, str], str] = {
-    ("workbench.sandbox.sandbox", "workbench.sandbox.kernels"): "H2: sandbox <-> kernels (the lifecycle split)",
-    ("workbench.sandbox.lifecycle", "workbench.sandbox.sandbox"): "H2: lifecycle's TYPE_CHECKING Sandbox",
-    ("workbench.sandbox.oneoff", "workbench.sandbox.sandbox"): "H2: oneoff's TYPE_CHECKING Sandbox",
-    ("workbench.sandbox.warm", "workbench.sandbox.kernels"): "H2: warm's TYPE_CHECKING Kernels",
 }
 # Ignored by the import contracts:
 KNOWN_CONTRACT_BREACHES: dict[tuple[str, str], str] = {
@@ -56,7 +52,6 @@ KNOWN_PRIVATE: dict[tuple[str, str], str] = {}
 KNOWN_LONG: dict[str, str] = {
     "workbench.agent.loop": "H1",
     "workbench.report.model": "H1",
-    "workbench.sandbox.container.runner": "H2",
     "workbench.tui.screens.main": "H1",
 }
 

@@ -25,7 +25,7 @@ import secrets
 import threading
 import time
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from workbench import languages
 from workbench.errors import EngineUnavailable, UsageError
@@ -34,7 +34,7 @@ from workbench.sandbox import container as container_code
 from workbench.sandbox import policy
 from workbench.sandbox.container import protocol
 from workbench.sandbox.execution import LiveExecution
-from workbench.sandbox.lifecycle import Execution, Request
+from workbench.sandbox.lifecycle import Execution, Request, SandboxHost
 from workbench.sandbox.runner_client import (
     RUNNER_MOUNT,
     SOCKET_NAME,
@@ -54,9 +54,6 @@ from workbench.sandbox.runner_client import (
 from workbench.sandbox.spec import Mount
 from workbench.sandbox.warm import WarmTransport
 
-if TYPE_CHECKING:
-    from workbench.sandbox.sandbox import Sandbox
-
 # What tests and the CLI import from here, beside what this module defines.
 __all__ = ["RunnerIdentity", "RunnerMisbehaved", "connect", "parse_outcome", "prepare_runner_dir", "process_start",
            "runner_dir", "under_gvisor"]
@@ -72,7 +69,7 @@ class Kernels:
     reply_slack = 30.0  # seconds beyond a cell's timeout (and the runner's grace) the host waits for its end
     runner_script = "runner.py"  # in the code folder (/opt/workbench); tests swap in a misbehaving one
 
-    def __init__(self, sandbox: Sandbox):
+    def __init__(self, sandbox: SandboxHost):
         self.sandbox = sandbox
         self.project = sandbox.project
         self.lock = threading.RLock()

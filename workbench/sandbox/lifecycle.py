@@ -23,17 +23,45 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import Protocol
 
 from workbench import events
+from workbench.config import Settings
+from workbench.events import EventBus
 from workbench.languages import Language
+from workbench.project import Project
 from workbench.sandbox import policy, workspace
 from workbench.sandbox.diskguard import DiskGuard
+from workbench.sandbox.engine import Engine
 from workbench.sandbox.execution import EventSink, LiveExecution
 from workbench.sandbox.types import ExecutionResult, StreamName
 
-if TYPE_CHECKING:
-    from workbench.sandbox.sandbox import Sandbox
+
+class SandboxHost(Protocol):
+    """What executions and their transports use of `workbench.sandbox.sandbox.Sandbox` (typed here, so
+    neither the lifecycle nor a transport imports the module that makes them)."""
+
+    project: Project
+    engine: Engine
+    settings: Settings
+    bus: EventBus | None
+    session_id: str
+    actor: str
+    image: str
+    identity: policy.Identity
+    host_dir: Path  # the code folder's parent, read-only at /opt/workbench
+    code_dir: Path
+    one_at_a_time: threading.Lock
+    oom_kill_count: int
+
+    def notes(self) -> tuple[str, ...]: ...
+    def workspace_owner(self) -> tuple[int, int] | None: ...
+    def python_path(self) -> str: ...
+    def labels(self, role: str) -> dict[str, str]: ...
+    def ensure_running(self) -> str: ...
+    def run_quiet(self, cmd: list[str], user: str | None = None) -> tuple[int | None, bytes]: ...
+    def oom_kills(self) -> int | None: ...
 
 
 @dataclass(frozen=True)
@@ -127,7 +155,7 @@ class Transport:
 class Execution:
     """One execution, from `exec.started` to `exec.finished`, over any transport."""
 
-    def __init__(self, sandbox: Sandbox, request: Request, transport: Transport):
+    def __init__(self, sandbox: SandboxHost, request: Request, transport: Transport):
         self.sandbox, self.request, self.transport = sandbox, request, transport
         self.sink = EventSink(sandbox.bus, sandbox.session_id, sandbox.actor, request.execution_id)
         self.live = LiveExecution(request.execution_id, self.sink, sandbox.settings.sandbox.output_cap,

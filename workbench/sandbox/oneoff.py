@@ -15,17 +15,13 @@ import logging
 import os
 from collections.abc import Iterator
 from dataclasses import replace
-from typing import TYPE_CHECKING
 
 from workbench.sandbox import container as container_code
 from workbench.sandbox import policy
 from workbench.sandbox.engine import ExecHandle
 from workbench.sandbox.execution import LiveExecution
-from workbench.sandbox.lifecycle import Ended, ExitFacts, Request, Transport
+from workbench.sandbox.lifecycle import Ended, ExitFacts, Request, SandboxHost, Transport
 from workbench.sandbox.types import StreamName
-
-if TYPE_CHECKING:
-    from workbench.sandbox.sandbox import Sandbox
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +48,7 @@ BACKSTOP_SLACK = 5  # seconds past the timeout and its grace before the host kil
 
 
 class OneOffTransport(Transport):
-    def __init__(self, sandbox: Sandbox, request: Request):
+    def __init__(self, sandbox: SandboxHost, request: Request):
         self.sandbox, self.request = sandbox, request
         self.code_file = sandbox.code_dir / f"x-{request.execution_id}{request.runtime.extension}"
         self.handle: ExecHandle | None = None

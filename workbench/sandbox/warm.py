@@ -18,14 +18,14 @@ import socket
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from workbench import languages
 from workbench.errors import EngineUnavailable
 from workbench.inert import one_line
 from workbench.sandbox.container import protocol
 from workbench.sandbox.execution import LiveExecution
-from workbench.sandbox.lifecycle import Ended, ExitFacts, Request, Transport
+from workbench.sandbox.lifecycle import Ended, ExitFacts, Request, SandboxHost, Transport
 from workbench.sandbox.runner_client import (
     MAX_REPLY_FRAME,
     RunnerIdentity,
@@ -35,14 +35,24 @@ from workbench.sandbox.runner_client import (
 )
 from workbench.sandbox.types import StreamName
 
-if TYPE_CHECKING:
-    from workbench.sandbox.kernels import Kernels
-
 DISK_GRACE = 0.3  # seconds a cell still writing after the disk-floor interrupt gets before its restart
 
 
+class Sessions(Protocol):
+    """What a warm execution uses of `workbench.sandbox.kernels.Kernels` (the session container's keeper)."""
+
+    sandbox: SandboxHost
+    lock: threading.RLock
+    reply_slack: float
+
+    def open_channel(self, timeout: float = 10.0) -> tuple[protocol.Channel, RunnerIdentity]: ...
+    def take_incidents(self) -> list[str]: ...
+    def discard(self, identity: RunnerIdentity) -> None: ...
+    def call(self, message: dict[str, Any], timeout: float = 5.0) -> dict[str, Any]: ...
+
+
 class WarmTransport(Transport):
-    def __init__(self, kernels: Kernels, request: Request):
+    def __init__(self, kernels: Sessions, request: Request):
         assert request.session is not None
         self.kernels, self.request, self.session = kernels, request, request.session
         self.channel: protocol.Channel | None = None

@@ -1,4 +1,5 @@
-"""Inside the session container: the live interpreters the runner keeps, and the processes around them.
+"""Inside the container: the live interpreters the runner keeps, and the processes around them (what a
+sweep spares, what PID 1 reaps).
 
 One `Kernel` per (session, language): a child process in its own process group, its stdout/stderr on
 pipes the runner forwards as they arrive, and a control pipe pair on which it receives a cell and answers
@@ -176,3 +177,22 @@ def spared(kernels, table: dict[int, tuple[int, int, str]]) -> set[int]:
                     spare.add(child)
                     todo.append(child)
     return spare
+
+
+def reap(stop: threading.Event, spare=lambda: set()) -> None:
+    """Reap every exited child except those in `spare()` (subprocess reaps its own)."""
+    while not stop.is_set():
+        try:
+            info = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        except ChildProcessError:
+            info = None
+        if info is None:
+            time.sleep(0.2)
+            continue
+        if info.si_pid in spare():
+            time.sleep(0.05)
+            continue
+        try:
+            os.waitpid(info.si_pid, 0)
+        except ChildProcessError:
+            pass

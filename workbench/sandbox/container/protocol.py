@@ -13,7 +13,12 @@ Who may talk to the runner (it runs as the same uid as user code, so files canno
     and a fresh nonce the host sends first, over the direction and sequence number too), so whoever does
     not hold the key cannot forge, alter, reorder or replay a frame, and relaying frames changes nothing;
   * the host also checks who listens (`peer_pid`, SO_PEERCRED against the engine's State.Pid), and the
-    runner hangs up on clients it can tell are inside its own PID namespace.
+    runner hangs up on clients it can tell are inside its own PID namespace; it is non-dumpable, so code
+    cannot ptrace it, read /proc/1/mem or take its listening socket out of /proc/1/fd (pidfd_getfd).
+Under gVisor the last two checks see less (every socket of the container is the gofer's on the host, and
+inside, every client looks like pid 1; /proc/1/fd stays listable), which is why the key carries the weight.
+A separate uid for the runner would need CAP_SETUID in the container (all capabilities are dropped) or a
+second user namespace mapping; the key does not.
 
 Wire format, over that unix socket (never a network): the client sends <b"N"><4 bytes: 32><32-byte nonce>,
 then both sides send frames of <1 byte kind><4 bytes big-endian length><payload><32-byte tag>.

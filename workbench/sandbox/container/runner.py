@@ -18,14 +18,9 @@ process it left running is killed (see `Server.sweep`): only PID 1 (this runner)
 themselves outlive a cell, so a `setsid`, double-forked or `start_new_session` process cannot write into a
 later cell's record.
 
-Who may talk to the runner: protocol.py says (a private socket folder, a session key that tags every
-frame, the host's SO_PEERCRED check). This process also makes itself non-dumpable first thing, so code of
-the same uid cannot ptrace it, read /proc/1/mem (the key) or take its listening socket out of /proc/1/fd
-or with pidfd_getfd; and it hangs up on clients it can tell are inside its own PID namespace. Under gVisor
-the last two checks see less (every socket of the container is the gofer's on the host, and inside, every
-client looks like pid 1; /proc/1/fd stays listable), which is why the key carries the weight. A separate
-uid for the runner would need CAP_SETUID in the container (all capabilities are dropped) or a second user
-namespace mapping; the key does not.
+Who may talk to the runner: protocol.py says. This process makes itself non-dumpable first thing (code
+of the same uid cannot ptrace it, read /proc/1/mem for the key, or take its listening socket out of
+/proc/1/fd), and hangs up on clients it can tell are inside its own PID namespace.
 """
 
 from __future__ import annotations
@@ -42,11 +37,11 @@ import time
 
 # isort: off
 if __package__:  # imported on the host, as workbench.sandbox.container.runner (tests)
-    from .interpreters import Kernel, oom_kills, process_table, spared
+    from .interpreters import Kernel, oom_kills, process_table, reap, spared
     from .protocol import (GRACE, HEADER, NONCE_SIZE, SWEEP_SECONDS, Channel, ProtocolError, peer_pid,
                            recv_exact, take_key)
 else:  # run in the container from /opt/workbench, beside the modules it needs
-    from interpreters import Kernel, oom_kills, process_table, spared
+    from interpreters import Kernel, oom_kills, process_table, reap, spared
     from protocol import (GRACE, HEADER, NONCE_SIZE, SWEEP_SECONDS, Channel, ProtocolError, peer_pid,
                           recv_exact, take_key)
 # isort: on
@@ -359,25 +354,6 @@ class Server:
 
 
 # --- PID 1 -----------------------------------------------------------------------------------------
-def reap(stop: threading.Event, spare=lambda: set()) -> None:
-    """Reap every exited child except those in `spare()` (subprocess reaps its own)."""
-    while not stop.is_set():
-        try:
-            info = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
-        except ChildProcessError:
-            info = None
-        if info is None:
-            time.sleep(0.2)
-            continue
-        if info.si_pid in spare():
-            time.sleep(0.05)
-            continue
-        try:
-            os.waitpid(info.si_pid, 0)
-        except ChildProcessError:
-            pass
-
-
 def main(argv: list[str]) -> int:
     # First, before anything else runs in the container: code of the same uid must not reach into us.
     undumpable = make_undumpable()
