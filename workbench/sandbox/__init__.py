@@ -8,9 +8,11 @@
 
 Modules: `engine` (the engine seam and `probe` for doctor: it takes a typed `spec.ContainerSpec`;
 `docker_engine` implements it over docker-py, `fake_engine` in-process for tests), `image` (the offline base
-image), `policy` (isolation settings), `sandbox` (containers and one-off runs), `execution` (live chunks,
-results, events), `install` (the install step) with `managers` (pip / R / apt / conda and plug-ins' package
-managers, one registry), `kernels` + `runner` (warm sessions).
+image), `policy` (isolation settings), `sandbox` (containers), `lifecycle` (every execution: events, snapshot,
+notes, result) over a transport, `oneoff` (the engine's exec API) or `warm` (the session container's
+runner, kept by `kernels`, reached through `runner_client`), `execution` (live chunks, results, events),
+`install` (the install step) with `managers` (pip / R / apt / conda and plug-ins' package managers, one
+registry); `container/` holds the code that runs inside the containers (runner, kernels, relay).
 """
 
 from workbench.sandbox.engine import EngineProbe, probe
