@@ -54,9 +54,10 @@ from workbench.sandbox.runner_client import (
 from workbench.sandbox.spec import Mount
 from workbench.sandbox.warm import WarmTransport
 
-# What tests and the CLI import from here, beside what this module defines.
-__all__ = ["RunnerIdentity", "RunnerMisbehaved", "connect", "parse_outcome", "prepare_runner_dir", "process_start",
-           "runner_dir", "under_gvisor"]
+# The warm-session API, with the runner client's names callers have always found here.
+__all__ = ["IDLE_SECONDS", "ROLE_KERNEL", "Kernels", "RunnerIdentity", "RunnerMisbehaved",
+           "connect", "list_sessions", "parse_outcome", "prepare_runner_dir", "process_start", "restart_session",
+           "runner_dir", "stop_sessions", "under_gvisor"]
 
 ROLE_KERNEL = "kernel"
 PROTOCOL = 4  # part of the container's spec digest: a container speaking an older protocol is replaced
