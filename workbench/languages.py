@@ -87,6 +87,8 @@ def language_problem(language: Language) -> str:
         return "the command never names the code file ({file})"
     if language.warm and not _strings(language.warm):
         return "warm must be a list of non-empty strings"
+    if any("{kernel}" in part for part in language.warm) and language.name not in ("python", "r", "shell"):
+        return "warm may not use {kernel}: the runner's own kernels are the built-ins' (give an interpreter's argv)"
     if not all(isinstance(alias, str) and ALIAS.match(alias) for alias in language.aliases):
         return "each alias must be a plain name (letters, digits, _, + or -)"
     bad = [p for p in language.apt if not isinstance(p, str) or not APT_PACKAGE.match(p)]

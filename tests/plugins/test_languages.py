@@ -65,6 +65,8 @@ def test_a_config_table_adds_a_language_for_that_settings_only():
     ({"command": ["node", "{file}"], "extension": ".js", "apt": ["node js"]}, "'node js' is not a Debian package"),
     ({"command": ["node", "{file}"], "extension": ".js", "apt": "nodejs"}, "apt must be a list of strings"),
     ({"command": ["node", "{file}"], "extension": ".js", "comand": 1}, "unknown key 'comand'"),
+    ({"command": ["node", "{file}"], "extension": ".js", "warm": ["{kernel}"]}, "warm may not use {kernel}"),
+    ({"command": ["node", "{file}"], "extension": ".js", "warm": "node"}, "warm must be a list of strings"),
     ("node", "config [languages.bad] is not a table"),
 ])
 def test_a_broken_table_is_one_line_naming_it_and_the_rest_works(table, words):
