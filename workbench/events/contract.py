@@ -213,18 +213,19 @@ def _default_of(f: dataclasses.Field) -> Any:
     return None
 
 
+# Worked out once per class: decode runs for every entry a report reads, check for every publish.
 _NAMES: dict[type, frozenset[str]] = {}
+_REQUIRED: dict[type, frozenset[str]] = {}
 _PLANS: dict[type, tuple[tuple[str, Callable[[Any], Any], Any, bool], ...]] = {}
 
 
 def _plan(cls: type) -> tuple[tuple[str, Callable[[Any], Any], Any, bool], ...]:
-    """Each field's (name, coerce, default, omit), worked out once per class: decode runs per log entry."""
+    """Each field's (name, coerce, default, omit)."""
     found = _PLANS.get(cls)
     if found is None:
-        found = _PLANS[cls] = tuple((f.name, f.metadata.get("coerce", _raw), _default_of(f), bool(f.metadata.get("omit")))
-                                    for f in dataclasses.fields(cls))
+        found = _PLANS[cls] = tuple((f.name, f.metadata.get("coerce", _raw), _default_of(f),
+                                     bool(f.metadata.get("omit"))) for f in dataclasses.fields(cls))
     return found
-_REQUIRED: dict[type, frozenset[str]] = {}
 
 
 def _names(cls: type) -> frozenset[str]:
