@@ -58,7 +58,7 @@ def test_every_kind_round_trips_through_the_bus_and_the_log(kind):
     assert seen == [event] and dict(event.payload) == payload.encode()
     again = events.Event.from_dict(event.to_dict())  # as the audit log stores and reads it back
     assert again.decoded() == payload == cls.decode(payload.encode())
-    assert events.check(kind, payload.encode()) is None
+    assert events.violation(kind, payload.encode()) is None
 
 
 def test_an_undeclared_kind_fails_when_strict_and_is_still_published_otherwise(caplog):
@@ -124,7 +124,7 @@ def test_older_shapes_decode_with_their_missing_fields_defaulted():
     legacy = {"outcome": "done", "ok": True, "summary": "wrote outputs/"}  # the first task.finished shape
     finished = events.TaskFinished.decode(legacy)
     assert finished.succeeded() is True and finished.summary == "wrote outputs/"
-    assert events.check(K.TASK_FINISHED, legacy) is not None  # read from old logs, never written anew
+    assert events.violation(K.TASK_FINISHED, legacy) is not None  # read from old logs, never written anew
     assert events.TaskStarted.decode({"goal": "sum it"}).words() == "sum it"
 
 
@@ -195,3 +195,6 @@ def test_a_plugin_declares_its_own_kinds_and_its_mistakes_are_one_line_problems(
     assert any("odd" in line and "not a payload dataclass" in line for line in lines)
     assert any("broken" in line and "failed to load" in line and "ModuleNotFoundError" in line for line in lines)
     assert "review.noted" in events.declared_kinds()
+    findings = events.check()  # what doctor shows
+    assert findings[0].status == "ok" and "(1 by plug-ins)" in findings[0].detail
+    assert [f.status for f in findings[1:]] == ["warn"] * 3

@@ -44,6 +44,7 @@ from workbench.events.declared import (
     problems,
     strict,
     version,
+    violation,
 )
 from workbench.events.execution import ExecFinished, ExecOutput, ExecStarted, SandboxStarted
 from workbench.events.install import InstallEgress, PackageInstalled, PackageInstallStarted
@@ -65,7 +66,7 @@ __all__ = [  # noqa: F405  (the kinds come from the star import)
     "MemorySaved", "PAYLOADS", "PLUGIN_GROUP", "PackageInstallStarted", "PackageInstalled", "Payload", "STRICT_ENV",
     "SandboxStarted", "SessionFinished", "SessionStarted", "Subscriber", "Subscription", "TaskFinished",
     "TaskStarted", "check", "current_user", "declare", "declared_kinds", "decode", "new_session_id",
-    "payload_class", "problems", "strict", "utc_now", "version", "SESSION_STARTED", "SESSION_FINISHED", "TASK_STARTED",
+    "payload_class", "problems", "strict", "utc_now", "version", "violation", "SESSION_STARTED", "SESSION_FINISHED", "TASK_STARTED",
     "TASK_FINISHED", "LLM_REQUEST", "LLM_ACTION", "LLM_MALFORMED", "AGENT_APPROVAL", "AGENT_OBSERVATION",
     "SANDBOX_STARTED", "EXEC_STARTED", "EXEC_OUTPUT", "EXEC_FINISHED", "PACKAGE_INSTALL_STARTED",
     "INSTALL_EGRESS", "PACKAGE_INSTALLED", "FILE_CHANGED", "FILE_REFUSED", "MEMORY_SAVED", "MEMORY_DELETED",

@@ -153,7 +153,7 @@ class EventBus:
         return unsubscribe
 
     def _check(self, event: Event) -> None:
-        problem = declared.check(event.kind, event.payload)
+        problem = declared.violation(event.kind, event.payload)
         if problem is None:
             return
         if self._strict if self._strict is not None else declared.strict():

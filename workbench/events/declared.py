@@ -5,7 +5,7 @@
   `workbench.events` entry point group: the entry point names a payload class or a list of them. One that
   fails to import, is not a payload class or takes a kind already declared is one line in `problems()`,
   never an error for the rest of Workbench.
-* `check()` is what the bus runs on every publish: an undeclared kind, a field the payload does not
+* `violation()` is what the bus runs on every publish: an undeclared kind, a field the payload does not
   declare or a required field missing. Strict (`WORKBENCH_STRICT_EVENTS=1`, the test suite) raises;
   otherwise the bus logs a warning and still publishes, because an audit entry is never dropped.
 """
@@ -21,6 +21,7 @@ from importlib import metadata
 from typing import Any, TypeVar
 
 from workbench.events.contract import Payload
+from workbench.findings import Finding
 from workbench.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -130,7 +131,7 @@ def decode(kind: str, data: Mapping[str, Any] | None) -> Payload | None:
     return cls.decode(data) if cls is not None else None
 
 
-def check(kind: str, data: Mapping[str, Any]) -> str | None:
+def violation(kind: str, data: Mapping[str, Any]) -> str | None:
     """What is wrong with publishing `data` as `kind` under the contract, in one line, or None."""
     cls = payload_class(kind)
     if cls is None:
@@ -147,3 +148,13 @@ def check(kind: str, data: Mapping[str, Any]) -> str | None:
 
 def strict() -> bool:
     return os.environ.get(STRICT_ENV, "").strip().lower() in ("1", "true", "yes")
+
+
+def check(settings: Any = None) -> list[Finding]:
+    """What doctor shows of the event contract: the kinds declared, and each plug-in kind that was not."""
+    kinds = declared_kinds()
+    plugged = len(kinds) - len(_BUILT_IN)
+    found = [Finding("event kinds", "ok", f"{len(kinds)} declared" + (f" ({plugged} by plug-ins)" if plugged else ""))]
+    found += [Finding("event plug-in", "warn", line, "fix or uninstall the plug-in; its kind is not declared")
+              for line in problems()]
+    return found
