@@ -200,9 +200,11 @@ class Payload:
 
     @classmethod
     def version_of(cls, data: Mapping[str, Any]) -> int:
-        """The shape `data` was written in: the newest version whose fields it holds."""
+        """The shape `data` was written in: the newest version whose fields it holds, or 0 for the first,
+        pre-contract shapes (a legacy field, and nothing newer than version 1)."""
         since = [f.metadata.get("since", 1) for f in dataclasses.fields(cls) if f.name in data]
-        return max(since, default=1)  # 0: only fields of the first, pre-contract shape
+        newest = max(since, default=1)
+        return 0 if 0 in since and newest <= 1 else newest
 
 
 def _default_of(f: dataclasses.Field) -> Any:
