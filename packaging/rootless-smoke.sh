@@ -13,7 +13,11 @@
 # the install container has no network, and reaches the index only through the egress proxy's socket,
 # which is how a rootless engine (no bridge, no /dev/net/tun needed) installs from a URL at all.
 #
-#   packaging/rootless-smoke.sh VENV PROJECT_DIR [PIP_INDEX_URL]
+# With CONDA_CHANNEL (a channel folder) it then installs greet-conda from it with `--manager conda`: py-rattler
+# from the user's own cache (packaging/rattler-wheel.sh, offline from root's cached wheel), the install's
+# scratch folder owned by the user (keep-id), and the prefix used by a later execution.
+#
+#   packaging/rootless-smoke.sh VENV PROJECT_DIR [PIP_INDEX_URL] [CONDA_CHANNEL]
 #   (as root; prints what the user's commands print)
 set -euo pipefail
 
@@ -91,4 +95,18 @@ if [ -n "${3:-}" ]; then
   as_user "$VENV_USER/bin/workbench trust -p $PROJECT"
   as_user "$VENV_USER/bin/workbench install -p $PROJECT --manager pip wbdemo-a 2>&1"
   as_user "$VENV_USER/bin/workbench exec -p $PROJECT --lang python -c 'import wbdemo_a; print(\"value\", wbdemo_a.VALUE)'"
+fi
+if [ -n "${4:-}" ]; then
+  echo "== conda"
+  rattler=$(mktemp -d /tmp/wb-rattler.XXXXXX)
+  trap 'rm -rf "$wheelhouse" "$rattler"' EXIT
+  PYTHON="$VENV/bin/python" bash "$repo/packaging/rattler-wheel.sh" --copy-to "$rattler" >/dev/null
+  cp "$repo/packaging/rattler-wheel.sh" "$rattler/"
+  chmod -R a+rX "$rattler"
+  as_user "PYTHON=$VENV_USER/bin/python bash $rattler/rattler-wheel.sh $rattler >/dev/null"
+  printf '[install]\nconda_channels = ["file://%s"]\n' "$4" > "$PROJECT/.workbench/config.toml"
+  chown "$USER_NAME:" "$PROJECT/.workbench/config.toml"
+  as_user "$VENV_USER/bin/workbench trust -p $PROJECT >/dev/null"
+  as_user "$VENV_USER/bin/workbench install -p $PROJECT --manager conda greet-conda 2>&1"
+  as_user "$VENV_USER/bin/workbench exec -p $PROJECT --lang shell -c 'greet-conda'"
 fi

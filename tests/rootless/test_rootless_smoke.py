@@ -4,7 +4,8 @@ The main suite runs as root in CI (rootful Podman). Here an unprivileged user ru
 and `workbench exec` against its own rootless engine: code must run as that user (keep-id), files it
 writes must belong to that user on the host, and where the engine ignores cgroup limits (rootless on
 cgroup v1) Workbench must say so instead of pretending. Then it installs a package from an index on the
-host's loopback: the install container has no network and reaches the index through the egress proxy.
+host's loopback: the install container has no network and reaches the index through the egress proxy;
+and conda packages from a channel folder (py-rattler from the user's cache, the prefix in its workspace).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import need
-from tests.sandbox import repos
+from tests.sandbox import conda_channel, repos
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -35,10 +36,14 @@ def test_rootless_leg(tmp_path):
     shutil.rmtree(index, ignore_errors=True)  # a previous run's (the folder name repeats across runs)
     repos.simple_index(index)
     subprocess.run(["chmod", "-R", "a+rX", str(index.parent)], check=True)
+    channel = index.parent / "conda-channel"
+    shutil.rmtree(channel, ignore_errors=True)
+    conda_channel.channel(channel)
     served = repos.Served(index)
     try:
         result = subprocess.run(["bash", str(ROOT / "packaging" / "rootless-smoke.sh"), str(venv), str(project),
-                                 f"{served.url}/simple"], capture_output=True, text=True, timeout=900)
+                                 f"{served.url}/simple", str(channel)], capture_output=True, text=True,
+                                timeout=900)
     finally:
         served.close()
     out = result.stdout
@@ -56,7 +61,10 @@ def test_rootless_leg(tmp_path):
         assert "does not enforce" in result.stderr + out  # the execution says so too
     owner = out.split("== owner", 1)[1].split("== install", 1)[0]
     assert owner.strip() == "wbrootless"  # the file it wrote belongs to the user
-    install = out.split("== install", 1)[1]
+    install, conda = out.split("== install", 1)[1].split("== conda", 1)
     assert "installed wbdemo-a 1.0 (pip)" in install and "installed wbdemo-b 0.5 (pip)" in install
     assert install.strip().splitlines()[-1] == "value a+b"  # usable in a later run, with no network
     assert "/simple/wbdemo-a/" in served.paths  # fetched from the index, through the proxy
+    # conda as that user: py-rattler from its own cache, the prefix in its workspace, used by a later run
+    assert "installed greet-conda 2.1 (conda)" in conda and "installed hello-conda 1.0 (conda)" in conda
+    assert conda.strip().splitlines()[-1] == "greet-conda 2.1"
