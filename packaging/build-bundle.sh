@@ -12,6 +12,9 @@
 #                (`setup-engine.sh --runsc` installs it from here with no network)
 #   image/       the offline base image as an archive `podman load` accepts
 #   models/      the sentence-embedding GGUF that memory search uses
+#   languages/   the apt packages the known languages need (workbench.languages: plug-ins installed in the venv,
+#                the builder's own [languages.NAME] apt = [...]), with their dependencies, as a flat apt
+#                repository; on the target, `[install] apt_mirror = "file://DIR/languages"` installs them offline
 #   conda/       the py-rattler wheel conda installs run in their container (packaging/rattler-wheel.sh), and
 #                with CONDA_CHANNEL=DIR a conda channel to install from offline, as conda/channel/ (make one
 #                with packaging/conda-channel.py DIR SPEC...)
@@ -67,6 +70,35 @@ if command -v apt-get >/dev/null && command -v apt-cache >/dev/null; then
     || step "debs: some packages could not be downloaded (see /tmp/workbench-bundle-debs.log)"
 else
   step "debs: skipped (no apt on this machine; the target must have Podman)"
+fi
+
+step "languages: apt packages of the languages this Workbench knows"
+mapfile -t lang_apt < <("$PY" - <<'PY'
+from workbench import config, languages
+try:
+    settings = config.load_settings(None)
+except Exception:  # a broken user config: the registry's languages still count
+    settings = None
+print("\n".join(sorted({package for language in languages.for_settings(settings).items() for package in language.apt})))
+PY
+)
+if [ ${#lang_apt[@]} -eq 0 ]; then
+  step "languages: none needs an apt package (the built-ins run on the base image)"
+elif command -v apt-get >/dev/null && command -v dpkg-deb >/dev/null; then
+  mkdir -p "$stage/languages"
+  mapfile -t closure < <(apt-cache depends --recurse --no-recommends --no-suggests --no-conflicts \
+      --no-breaks --no-replaces --no-enhances "${lang_apt[@]}" 2>/dev/null | grep -E '^[a-z0-9]' | sort -u)
+  (cd "$stage/languages" && apt-get download "${closure[@]}" >/tmp/workbench-bundle-languages.log 2>&1) \
+    || step "languages: some packages could not be downloaded (see /tmp/workbench-bundle-languages.log)"
+  # The flat repository's index: each package's control fields, where it is, its size and digest.
+  for deb in "$stage"/languages/*.deb; do
+    [ -e "$deb" ] || continue
+    dpkg-deb -f "$deb"
+    printf 'Filename: ./%s\nSize: %s\nSHA256: %s\n\n' "$(basename "$deb")" "$(stat -c %s "$deb")" \
+      "$(sha256sum "$deb" | cut -d' ' -f1)"
+  done > "$stage/languages/Packages"
+else
+  step "languages: skipped (needs apt-get and dpkg-deb): ${lang_apt[*]}"
 fi
 
 step "image: $image"
