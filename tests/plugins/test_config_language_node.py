@@ -62,6 +62,7 @@ def test_a_config_language_installs_its_apt_packages_on_first_use_and_runs(engin
                            "console.log(process.version.startsWith('v'), 6 * 7)"], capture_output=True, timeout=600)
     assert done.returncode == 0, done.stderr
     assert done.stdout.decode().strip() == "true 42"
+    assert b"installing" not in done.stderr  # exec says so when a language's packages install on first use
     assert [p["name"] for p in _package_events(node_project)].count("nodejs") == 1
 
 

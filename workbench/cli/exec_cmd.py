@@ -97,6 +97,12 @@ def _read_code(code: str | None, file: Path | None) -> str:
         raise UsageError(f"cannot read {file}: {exc.strerror or exc}") from None
 
 
+def _say_installing(payload: dict, language: str) -> None:
+    packages = " ".join(one_line(str(name)) for name in payload.get("packages", ()))
+    say(f"workbench: installing {packages} ({one_line(str(payload.get('manager', '?')))}) for "
+        f"{one_line(language)}, on its first use", err=True)
+
+
 @click.command("exec", epilog=EXIT_CODES)
 @project_option
 @click.option("--lang", "-l", "language", required=True, metavar="LANG", cls=LanguageOption)
@@ -109,7 +115,7 @@ def _read_code(code: str | None, file: Path | None) -> str:
 def exec_(project_dir: Path, language: str, code: str | None, timeout: float | None, session: str | None,
           runtime: str | None, file: Path | None) -> None:
     """Run code in the project's sandbox, streaming its stdout and stderr to ours as it runs."""
-    from workbench import languages
+    from workbench import events, languages
     from workbench.session import WorkSession
 
     source = _read_code(code, file)
@@ -119,6 +125,8 @@ def exec_(project_dir: Path, language: str, code: str | None, timeout: float | N
     settings = project.settings({"sandbox": {"runtime": runtime}} if runtime else None)
     languages.get(language, settings)  # bad language (the project's [languages] too): fail before starting
     with WorkSession.open(project, settings=settings, details={"command": "exec"}) as work:
+        # A language's apt packages install on its first use: say so, or the wait looks like a hang.
+        work.bus.subscribe(lambda event: _say_installing(event.payload, language), kinds=[events.PACKAGE_INSTALL_STARTED])
         sandbox = work.sandbox
         if not sandbox.info.limits_enforced:
             say("workbench: note: this engine does not enforce memory/CPU/PID limits "
