@@ -35,10 +35,10 @@ def many_workers(monkeypatch):
 class ReferenceScan(entry_scan_module.EntryScan):
     """The reference: every row through `scan_entries`, no blocks, no workers."""
 
-    def __init__(self, store, want):
+    def __init__(self, store, want=None):
         super().__init__(store, set())
         self.close()
-        self.want, self.exact = set(want), True
+        self.want, self.exact = set(want or ()), True
 
 
 def reference(path, monkeypatch):

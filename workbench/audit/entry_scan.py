@@ -105,19 +105,21 @@ def _bad_number(seq: Any, size: int) -> None:
 # --- the fast scan of a whole log --------------------------------------------------------------
 class EntryScan:
     """The scan of every entry of a log: started at once in worker processes (`workbench.audit.scan`
-    run as a plain script), while this process checks keys and signatures; `result()` scans this
-    process's share, collects the workers', re-checks exactly any block the fast check did not pass, and
-    assembles the tree and the roots at the wanted sizes. A worker that cannot start or answer has its
-    share done here instead."""
+    run as a plain script), while this process reads keys, checkpoints and the witness state and checks
+    the signatures. `ask(want)` tells the workers the sizes whose roots are wanted, as soon as they are
+    known (they start meanwhile); `result()` scans this process's share, collects the workers',
+    re-checks exactly any block the fast check did not pass, and assembles the tree and the roots at the
+    wanted sizes. A worker that cannot start or answer has its share done here instead."""
 
-    def __init__(self, store: AuditStore, want: set[int]):
+    def __init__(self, store: AuditStore, want: set[int] | None = None):
         self.store = store
-        self.want = set(want)
+        self.want = set(want or ())
+        self.asked = False
         last = store.conn.execute("SELECT MAX(seq) FROM entries").fetchone()[0]  # not head(): no hash is read
         self.size = last + 1 if isinstance(last, int) and last >= 0 else 0
         self.block = BLOCK
         self.blocks = -(-self.size // self.block)
-        self.workers: list[tuple[int, int, subprocess.Popen[bytes], threading.Thread]] = []
+        self.workers: list[tuple[int, int, subprocess.Popen[bytes], threading.Thread | None]] = []
         self.here = [(0, self.blocks)]  # the block ranges this process scans itself
         self.exact = False  # the numbering is not 0..size-1: the reference scan says where it breaks
         # Entry numbers start at 0 (the last is size - 1); a gap shows as a block short of rows.
@@ -129,6 +131,8 @@ class EntryScan:
         parts = min(MAX_WORKERS, os.cpu_count() or 1, self.blocks) if self.size >= PARALLEL_MIN else 1
         if parts > 1:
             self._start_workers(parts)
+        if want is not None:
+            self.ask(want)
 
     def _start_workers(self, parts: int) -> None:
         """Every block goes to a worker (this process checks keys and signatures meanwhile): workers read
@@ -142,7 +146,6 @@ class EntryScan:
             if first == last:
                 continue
             end = min(last * self.block, self.size)
-            want = sorted(s for s in self.want if first * self.block < s <= end)
             try:
                 proc = subprocess.Popen(
                     [sys.executable, "-I", str(script), str(self.store.path.absolute()), str(first), str(end),
@@ -151,9 +154,20 @@ class EntryScan:
                 log.debug("verification worker unavailable (%s): this process scans its share", exc)
                 self.here.append((first, last))
                 continue
-            feeder = threading.Thread(target=_feed, args=(proc, json.dumps(want).encode()), daemon=True)
-            feeder.start()
-            self.workers.append((first, last, proc, feeder))
+            self.workers.append((first, last, proc, None))  # its sizes follow (`ask`)
+
+    def ask(self, want: set[int]) -> None:
+        """The sizes whose roots `result()` gives: each worker is sent those inside its share."""
+        self.want = set(want)
+        self.asked = True
+        started = []
+        for first, last, proc, _unsent in self.workers:
+            end = min(last * self.block, self.size)
+            mine = sorted(s for s in self.want if first * self.block < s <= end)
+            feeder = threading.Thread(target=_feed, args=(proc, json.dumps(mine).encode()), daemon=True)
+            feeder.start()  # a thread: a full pipe never blocks this process
+            started.append((first, last, proc, feeder))
+        self.workers = started
 
     def close(self) -> None:
         for _first, _last, proc, _feeder in self.workers:
@@ -169,6 +183,8 @@ class EntryScan:
         self.close()
 
     def result(self) -> Scan:
+        if not self.asked:
+            self.ask(self.want)
         if self.exact or not self.size:
             cursor = self.store.entry_rows()
             try:
@@ -201,8 +217,9 @@ class EntryScan:
             conn.text_factory = factory
 
     def _collect(self, first: int, last: int, proc: subprocess.Popen[bytes],
-                 feeder: threading.Thread) -> list[scan.BlockResult]:
-        feeder.join()
+                 feeder: threading.Thread | None) -> list[scan.BlockResult]:
+        if feeder is not None:
+            feeder.join()
         proc.stdin = None  # the feeder wrote and closed it
         try:
             out, err = proc.communicate(timeout=WORKER_TIMEOUT_S)
@@ -240,7 +257,7 @@ class EntryScan:
         """The tree and the wanted roots from block roots and the compact ranges inside blocks."""
         size, block = self.size, self.block
         partial = blocks[-1].nodes if size % block else []
-        inner: dict[int, list[bytes]] = {}
+        inner: dict[int, bytes] = {}
         for b in blocks:
             inner.update(b.inner)
         frontier = merkle.CompactRange()
@@ -249,8 +266,12 @@ class EntryScan:
             full, rest = divmod(s, block)
             while frontier.size < full:
                 frontier.append(blocks[frontier.size].root or b"")
-            nodes = list(frontier.nodes) + (inner[s] if rest and s in inner else partial if rest else [])
-            roots[s] = merkle.CompactRange(s, nodes).root() if s else merkle.EMPTY_ROOT
+            if not s:
+                roots[s] = merkle.EMPTY_ROOT
+            elif rest and s in inner:  # inside a block: the block folded its part (scan.fold)
+                roots[s] = scan.fold([*frontier.nodes, inner[s]])
+            else:
+                roots[s] = merkle.CompactRange(s, [*frontier.nodes, *(partial if rest else [])]).root()
         while frontier.size < size // block:
             frontier.append(blocks[frontier.size].root or b"")
         return Scan(size, merkle.CompactRange(size, [*frontier.nodes, *partial]), roots)

@@ -25,9 +25,12 @@ How it stays fast and exact:
   holds one.) Anything else (a quote or backslash a field really holds, a control character, a wrong
   type, a changed entry) marks the block, and the caller re-checks it with the reference code
   (`workbench.audit.verify.scan_entries`), which names the first bad entry, or finds it sound.
-* A block's result is its subtree root, plus the compact range inside the block at each size the caller
-  asked about (checkpoints, the witness state), so the caller assembles the roots at those sizes and the
-  whole tree from block roots without touching an entry twice.
+* A block's result is its subtree root, plus, at each size the caller asked about (checkpoints, the witness
+  state) that falls inside the block, the compact range inside the block folded into one hash (`fold`: the
+  right end of the root computation), so the caller assembles the roots at those sizes and the whole tree
+  from block roots without touching an entry twice, and little comes back through the pipe.
+* A worker opens the database and starts its read before it is told the sizes (on stdin), so its start
+  overlaps with the caller's reading of keys, checkpoints and the witness state.
 """
 
 from __future__ import annotations
@@ -66,12 +69,12 @@ _payload_of, _prev_of, _hash_of = itemgetter(6), itemgetter(7), itemgetter(8)
 
 @dataclass
 class BlockResult:
-    """One block: its index, its subtree root (None: it must be re-checked exactly), and the compact
-    range inside it at each wanted size that falls in it (a full block's end is its root)."""
+    """One block: its index, its subtree root (None: it must be re-checked exactly), and at each wanted
+    size that falls inside it, the compact range inside the block folded into one hash (see `fold`)."""
 
     index: int
     root: bytes | None
-    inner: dict[int, list[bytes]] = field(default_factory=dict)
+    inner: dict[int, bytes] = field(default_factory=dict)
     nodes: list[bytes] = field(default_factory=list)  # the last, partial block: its compact range
 
 
@@ -121,11 +124,21 @@ def compact_nodes(levels: list[list[bytes]], size: int) -> list[bytes]:
     return nodes
 
 
+def fold(nodes: list[bytes]) -> bytes:
+    """The tree root over a compact range's nodes (largest first), as RFC 6962 computes it: from the
+    right, H(0x01 || n1 || H(0x01 || n2 || ...)). Folding the smallest nodes first changes nothing, so
+    fold(a + [fold(b)]) == fold(a + b): a block's inner range is folded here, the rest by the caller."""
+    h = nodes[-1]
+    for node in reversed(nodes[:-1]):
+        h = _digest(_sha(_join((_ONE, node, h))))
+    return h
+
+
 def block_result(index: int, leaves: list[bytes], want: Iterable[int], block: int = BLOCK) -> BlockResult:
     """`want`: the wanted sizes (only those inside this block are used; pass a block's own for speed)."""
     levels = levels_of(leaves)
     start = index * block
-    inner = {s: compact_nodes(levels, s - start) for s in want if start < s < start + len(leaves)}
+    inner = {s: fold(compact_nodes(levels, s - start)) for s in want if start < s < start + len(leaves)}
     if len(leaves) == block:
         return BlockResult(index, levels[-1][0], inner)
     return BlockResult(index, b"", inner, compact_nodes(levels, len(leaves)))
@@ -216,13 +229,21 @@ def packed_leaves(rows: list[tuple], last: bytes) -> list[bytes] | None:
     return leaves
 
 
-def scan_range_apsw(path: str | Path, first_block: int, end: int, want: set[int],
-                    block: int = BLOCK) -> list[BlockResult]:
+def connect_apsw(path: str | Path):  # noqa: ANN201 - an apsw.Connection, inside a read transaction
     import apsw
 
     conn = apsw.Connection(f"{Path(path).absolute().as_uri()}?mode=ro",
                            flags=apsw.SQLITE_OPEN_READONLY | apsw.SQLITE_OPEN_URI)
     conn.set_busy_timeout(30_000)
+    conn.execute("BEGIN")  # one snapshot for the whole range
+    conn.execute("SELECT 1 FROM entries LIMIT 1").fetchall()  # taken now, before the sizes arrive
+    return conn
+
+
+def scan_range_apsw(conn, first_block: int, end: int, want: set[int],  # noqa: ANN001 - from connect_apsw
+                    block: int = BLOCK) -> list[BlockResult]:
+    import apsw
+
     results = []
     start = first_block * block
     inside = _sizes_within(want)
@@ -234,7 +255,6 @@ def scan_range_apsw(path: str | Path, first_block: int, end: int, want: set[int]
     enabled = gc.isenabled()
     gc.disable()
     try:
-        conn.execute("BEGIN")  # one snapshot for the whole range
         while start < end:
             stop = min(start + block, end)
             index = start // block
@@ -255,14 +275,12 @@ def scan_range_apsw(path: str | Path, first_block: int, end: int, want: set[int]
     finally:
         if enabled:
             gc.enable()
-        conn.close()
     return results
 
 
 # --- as a worker process ---------------------------------------------------------------------------
 def to_json(results: list[BlockResult]) -> str:
-    return json.dumps([[r.index, None if r.root is None else r.root.hex(),
-                        {str(s): [h.hex() for h in nodes] for s, nodes in r.inner.items()},
+    return json.dumps([[r.index, None if r.root is None else r.root.hex(), {str(s): h.hex() for s, h in r.inner.items()},
                         [h.hex() for h in r.nodes]] for r in results], separators=(",", ":"))
 
 
@@ -273,32 +291,41 @@ def from_json(text: str) -> list[BlockResult]:
         if not isinstance(index, int) or not (root is None or isinstance(root, str)):
             raise ValueError("malformed block result")
         out.append(BlockResult(index, None if root is None else _hash(root),
-                               {int(s): [_hash(h) for h in hs] for s, hs in inner.items()},
-                               [_hash(h) for h in nodes]))
+                               {int(s): _hash(h, exact=True) for s, h in inner.items()},
+                               [_hash(h, exact=True) for h in nodes]))
     return out
 
 
-def _hash(text: str) -> bytes:
+def _hash(text: str, exact: bool = False) -> bytes:
+    """A hash as hex (an empty one stands for a partial block's root, never for a node)."""
     value = bytes.fromhex(text)
-    if len(value) not in (0, 32):
+    if len(value) not in ((32,) if exact else (0, 32)):
         raise ValueError("a hash is not 32 bytes")
     return value
 
 
 def main(argv: list[str]) -> int:
-    """``scan.py DB FIRST_BLOCK END BLOCK`` with the wanted sizes as a JSON list on stdin; JSON out."""
+    """``scan.py DB FIRST_BLOCK END BLOCK`` with the wanted sizes as a JSON list on stdin; JSON out.
+
+    The database is opened, and the read begun, before the sizes are read: the caller sends them once it
+    knows them, while this process starts."""
     path, first_block, end, block = argv[0], int(argv[1]), int(argv[2]), int(argv[3])
-    want = {int(s) for s in json.loads(sys.stdin.read() or "[]")}
     try:
         import apsw  # noqa: F401
     except ImportError:
         conn = connect(path)
         try:
+            want = {int(s) for s in json.loads(sys.stdin.read() or "[]")}
             results = scan_range(conn, first_block, end, want, block)
         finally:
             conn.close()
     else:
-        results = scan_range_apsw(path, first_block, end, want, block)
+        fast = connect_apsw(path)
+        try:
+            want = {int(s) for s in json.loads(sys.stdin.read() or "[]")}
+            results = scan_range_apsw(fast, first_block, end, want, block)
+        finally:
+            fast.close()
     sys.stdout.write(to_json(results))
     return 0
 

@@ -293,15 +293,18 @@ def _verify_snapshot(store: AuditStore, origin: str, anchors: list[PublicKey], i
                      reference: Checkpoint | None, result: VerifyResult, state: WitnessState | None,
                      own: SigningKey | None = None) -> None:
     try:
-        seen = _seen(state, origin, getattr(store, "path", None))
-        keys = trusted(parse_key_rows(store.key_rows()), anchors, is_pinned)
-        checkpoints = parse_checkpoints(store.checkpoint_rows(), origin)
-        want = {cp.size for cp in checkpoints} | {s.size for s in seen or ()}
-        if reference is not None:
-            want.add(reference.size)
         signer = None
-        # The entry scan starts in worker processes first; the signatures are checked meanwhile.
-        with EntryScan(store, want) as pending:
+        # The entry scan starts first, in worker processes: they start while the witness state, keys and
+        # checkpoints are read here, and scan while the signatures are checked.
+        with EntryScan(store) as pending:
+            seen = _seen(state, origin, getattr(store, "path", None))
+            # The roots wanted: at the stored checkpoint sizes (parse_checkpoints fails unless each is the
+            # signed size), the sizes this machine signed, and the reviewer's.
+            want = {size for (size,) in store.conn.execute("SELECT size FROM checkpoints") if isinstance(size, int)}
+            want |= {s.size for s in seen or ()} | ({reference.size} if reference is not None else set())
+            pending.ask(want)
+            keys = trusted(parse_key_rows(store.key_rows()), anchors, is_pinned)
+            checkpoints = parse_checkpoints(store.checkpoint_rows(), origin)
             mine = own if own is not None and own.public in keys else None
             for cp in checkpoints:
                 signer = check_checkpoint(cp, origin, keys, mine)
