@@ -16,10 +16,6 @@ from textual.widgets.option_list import Option
 
 from workbench.inert import plain
 
-# Offered when the caller has no list from the registry (services.languages): the built-ins.
-BUILT_IN_LANGUAGES: tuple[tuple[str, str], ...] = (("python", "python"), ("r", "r"), ("shell", "bash"),
-                                                   ("sql", "sql"))
-
 
 @functools.cache
 def _editor_languages() -> frozenset[str]:
@@ -42,11 +38,11 @@ class ExecPrompt(ModalScreen[CodeRequest | None]):
 
     BINDINGS = [Binding("ctrl+r", "run", "Run", priority=True), Binding("escape", "cancel", "Cancel")]
 
-    def __init__(self, language: str = "python", code: str = "",
-                 languages: Sequence[tuple[str, str]] = BUILT_IN_LANGUAGES) -> None:
-        """`languages`: (name, highlighter) pairs from the languages registry (`Services.languages`)."""
+    def __init__(self, language: str = "python", code: str = "", languages: Sequence[tuple[str, str]] = ()) -> None:
+        """`languages`: (name, highlighter) pairs from the languages registry (`Services.languages`); without
+        them only `language` is offered."""
         super().__init__()
-        self.highlights = dict(languages) or dict(BUILT_IN_LANGUAGES)
+        self.highlights = dict(languages) or {language: language}
         self.language = language if language in self.highlights else next(iter(self.highlights))
         self.code = code
 
