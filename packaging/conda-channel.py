@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
+import os
 import sys
 from pathlib import Path
 
@@ -62,7 +63,22 @@ def main() -> None:
     parser.add_argument("--channel", action="append", help=f"where to solve and download from ({DEFAULT_CHANNEL})")
     parser.add_argument("--platform", help="the subdir besides noarch (default: this machine's, e.g. linux-64)")
     parser.add_argument("specs", nargs="+", help="conda package specs, e.g. numpy=1.26 r-base")
-    asyncio.run(make(parser.parse_args()))
+    options = parser.parse_args()
+    code = 0
+    try:
+        asyncio.run(make(options))
+    except SystemExit as stop:  # one of ours: its message is the line to print
+        if stop.code not in (None, 0):
+            print(stop.code, file=sys.stderr)
+            code = 1
+    except Exception as exc:
+        print(f"conda-channel: {type(exc).__name__}: {' '.join(str(exc).split())}", file=sys.stderr)
+        code = 1
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # No interpreter shutdown: py-rattler's runtime threads may still be winding down, and finalizing under
+    # them aborts the process (measured with py-rattler 0.28: SIGABRT in PyGILState_Release).
+    os._exit(code)
 
 
 if __name__ == "__main__":

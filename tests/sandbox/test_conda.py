@@ -169,6 +169,28 @@ def test_the_read_back_takes_records_and_leaves_planted_things_unfollowed(tmp_pa
     assert "linked-1.0-0.json" in notes and "fifo-1.0-0.json" in notes and "not JSON" in notes
 
 
+def test_channel_credentials_are_never_printed_or_logged(tmp_path, capsys):
+    import importlib.util
+
+    from workbench.sandbox.managers.conda import prefix_packages, shown_channel
+
+    token = "https://conda.anaconda.org/t/tk-123456/private/"
+    assert shown_channel(token) == "https://conda.anaconda.org/t/***/private/"
+    assert shown_channel("https://user:pw@mirror.lan/ch") == "https://***@mirror.lan/ch"
+    meta = tmp_path / "workspace" / ".conda" / "conda-meta"
+    meta.mkdir(parents=True)
+    (meta / "a-1.0-0.json").write_text(_record("a", channel=token))
+    assert prefix_packages(tmp_path / "workspace").packages["a"].channel == shown_channel(token)
+    # The container side masks what it prints the same way (its output reaches the terminal and the result).
+    spec = importlib.util.spec_from_file_location("conda_install", ROOT / "workbench" / "sandbox" / "container"
+                                                  / "conda_install.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    script.say(f"solving x from {token} and https://user:pw@mirror.lan/ch")
+    printed = capsys.readouterr().out
+    assert "tk-123456" not in printed and "pw" not in printed and printed.count("***") == 2
+
+
 def test_a_symlinked_prefix_is_a_note_never_followed(tmp_path):
     from workbench.sandbox.managers.conda import prefix_packages
 

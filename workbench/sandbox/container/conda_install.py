@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import re
 import sys
 
 RATTLER_SITE = "/opt/workbench-rattler"
@@ -32,8 +33,15 @@ CACHE = "/tmp/workbench-conda"
 EXIT_FAILED, EXIT_NO_RATTLER, EXIT_CHANNEL, EXIT_UNSOLVABLE, EXIT_PREFIX = 1, 2, 3, 4, 5
 
 
+# What a printed line must not show: a password in a URL, an anaconda.org-style token in a channel's path.
+SECRETS = ((re.compile(r"://[^/@\s]+@"), "://***@"), (re.compile(r"/t/[^/\s]+/"), "/t/***/"))
+
+
 def say(line: str) -> None:
-    print(f"conda: {' '.join(line.split())}", flush=True)
+    line = " ".join(line.split())
+    for secret, mask in SECRETS:
+        line = secret.sub(mask, line)
+    print(f"conda: {line}", flush=True)
 
 
 def fail(code: int, line: str) -> None:

@@ -81,6 +81,15 @@ CONDA_SPEC = re.compile(rf"^[A-Za-z0-9_][A-Za-z0-9._-]*({_CONSTRAINT}(,{_CONSTRA
 
 
 # --- channels --------------------------------------------------------------------------------------
+ANACONDA_TOKEN = re.compile(r"/t/[^/]+/")  # anaconda.org's token in a channel's path: https://host/t/TOKEN/name
+
+
+def shown_channel(channel: str) -> str:
+    """A channel as it may be printed or logged: credentials in the URL, and an anaconda.org-style token in
+    its path, become `***`."""
+    return ANACONDA_TOKEN.sub("/t/***/", shown(channel))
+
+
 def configured_channels(settings: Settings) -> list[str]:
     """`[install] conda_channels` in priority order (a list, or one space-separated string); a folder given
     as `/PATH` becomes `file:///PATH`."""
@@ -208,7 +217,7 @@ def prefix_packages(workspace: Path, prefix: str = PREFIX) -> PrefixListing:
                 listing.note(f"{entry.path}: not a package record: not recorded")
                 continue
             package = CondaPackage(_field(record, "name"), _field(record, "version"), _field(record, "build"),
-                                   shown(_field(record, "channel")))
+                                   shown_channel(_field(record, "channel")))
             if (readback.NAME.match(package.name) and readback.VERSION.match(package.version)
                     and BUILD.match(package.build) and CHANNEL.match(package.channel)):
                 listing.packages[package.name] = package
@@ -279,7 +288,7 @@ class CondaManager(Manager):
                 continue
             why, missing = problem
             error = SourceUnreachable if missing else ConfigError
-            raise error(f"[install] {SETTING}: {shown(channel)}: {why}",
+            raise error(f"[install] {SETTING}: {shown_channel(channel)}: {why}",
                         f"check [install] {SETTING} in the settings: a channel folder holds noarch/repodata.json "
                         "(and linux-64/...); workbench doctor lists every source")
         if not rattler_ready(rattler_site()):
@@ -293,7 +302,7 @@ class CondaManager(Manager):
         for channel in configured_channels(settings):
             problem = channel_problem(channel)
             findings.append(Finding(f"install source: {self.label(SETTING)}", "ok" if problem is None else "warn",
-                                    f"{shown(channel)}: {'a channel' if problem is None else problem[0]}",
+                                    f"{shown_channel(channel)}: {'a channel' if problem is None else problem[0]}",
                                     "" if problem is None else f"check [install] {SETTING}; conda installs will "
                                                                "fail"))
         site = rattler_site()
