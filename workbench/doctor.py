@@ -59,6 +59,7 @@ for _check in (
     Check("model", "workbench.agent.models"),
     Check("embeddings", "workbench.memory.embed"),
     Check("languages", "workbench.languages"),
+    Check("agent tools", "workbench.agent.tools"),
     Check("install sources", "workbench.sandbox.managers"),
     Check("keyring", "workbench.audit.keys"),
     Check("report fonts", "workbench.report.fonts"),

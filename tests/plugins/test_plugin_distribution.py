@@ -4,7 +4,8 @@ Two distributions are made from source folders (pyproject.toml with entry points
 into a folder of their own, put on PYTHONPATH for the `workbench` commands run here, so the venv is left as
 it was. pip builds each wheel through PEP 517 with a few-line backend kept in the source folder (the venv
 has no wheel-building backend, and the test must not need the network): `wb-lang-good` adds the language `pyiso` (the image's python3 in isolated mode) and the agent tool
-`word_count`; `wb-lang-bad` has one entry point whose import fails and one that registers "python" again.
+`word_count`; `wb-lang-bad` has one entry point whose import fails, one that registers "python" again, and
+a "tool" that is not one.
 Each bad one is one line naming it (in doctor), and everything else works, the good plug-in included.
 """
 
@@ -91,6 +92,9 @@ BAD = {
         [project.entry-points."workbench.languages"]
         broken = "wb_lang_bad_broken:LANGUAGE"
         again = "wb_lang_bad_again:LANGUAGE"
+
+        [project.entry-points."workbench.tools"]
+        not_a_tool = "wb_lang_bad_again:LANGUAGE"
         """,
     "wb_lang_bad_broken.py": """
         import wb_a_module_nobody_has  # noqa: F401
@@ -186,6 +190,10 @@ def test_doctor_lists_the_plugin_and_one_line_per_bad_one(plugin_path, workbench
     assert len(plugin_lines) == 2, out
     assert "again = wb_lang_bad_again:LANGUAGE" in plugin_lines[0] and "'python'" in plugin_lines[0]
     assert "broken = wb_lang_bad_broken:LANGUAGE" in plugin_lines[1] and "ModuleNotFoundError" in plugin_lines[1]
+    [tools] = [line for line in out.splitlines() if "] agent tools:" in line]
+    assert "; added: word_count (plug-in wb-lang-good (word_count = wb_lang_good:tools))" in tools
+    [bad_tool] = [line for line in out.splitlines() if "] agent tool plug-in:" in line]
+    assert "not_a_tool = wb_lang_bad_again:LANGUAGE" in bad_tool and "not a workbench.agent.tools.Tool" in bad_tool
 
 
 @pytest.mark.engine

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from workbench.findings import Finding
 from workbench.registry import BUILT_IN, Registry
 
 # What a field holds: a non-empty string, a string that may be empty, true/false, an integer, one of the
@@ -107,6 +108,16 @@ class ToolRegistry(Registry[Tool]):
 
 TOOLS = ToolRegistry("tool", "workbench.tools")
 register = TOOLS.register
+
+
+def check(settings: Any = None) -> list[Finding]:
+    """Doctor's findings: the agent's tools and where the added ones came from; one per broken plug-in."""
+    entries = TOOLS.entries()
+    added = [f"{entry.name} ({entry.origin})" for entry in entries if entry.origin != BUILT_IN]
+    detail = ", ".join(entry.name for entry in entries if entry.origin == BUILT_IN)
+    findings = [Finding("agent tools", "ok", detail + (f"; added: {', '.join(added)}" if added else ""))]
+    return findings + [Finding("agent tool plug-in", "warn", line, "fix or uninstall the plug-in")
+                       for line in TOOLS.problems]
 
 
 # --- the built-in actions ---------------------------------------------------------------------------
