@@ -121,3 +121,11 @@ def test_a_kept_install_container_is_the_callers_to_commit_and_remove(box, fake)
     fake.commit(run.container, "localhost/workbench-project-x", "latest")
     fake.remove(run.container)
     assert fake.image_exists("localhost/workbench-project-x:latest") and fake.live() == []
+
+
+def test_the_fake_refuses_a_command_that_would_signal_every_host_process(fake):
+    """The one-off wrapper ends leftovers with `kill -KILL -1` inside its container; the fake contains nothing."""
+    container = fake.create_container(ContainerSpec(BASE_IMAGE, ("sh", "-c", "sleep 1; kill -KILL -1")))
+    with pytest.raises(FakeEngineError, match="kill -1"):
+        fake.start(container)
+    assert not fake.state(container).running

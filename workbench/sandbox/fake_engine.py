@@ -7,7 +7,9 @@ paths are mapped to host folders: each mount's target to its source, each tmpfs 
 folder, the rest of the filesystem is the host's. The mapping rewrites the command's arguments, the
 environment's values and the working folder wherever a mapped path appears as a whole path (`/workspace`,
 `/workspace/x.py`, `PATH=/workspace/.venv/bin:/usr/bin`), which is enough for the commands tests give it.
-The user is not changed (every process runs as the test's own user).
+The user is not changed (every process runs as the test's own user). Nothing is contained either, so a command
+that signals every process it may (`kill -1`, as the one-off wrapper does inside a container to end what code
+left behind) is refused: on the host it would reach every process of the test's user.
 
 It records what it was asked: `created` (every `ContainerSpec`, in order), `removed` (container ids removed
 through `remove`), `live()` (containers that still exist), so tests can check cleanup. tests/sandbox/conformance
@@ -33,6 +35,7 @@ from workbench.sandbox.spec import ContainerInfo, ContainerSpec, ContainerState,
 
 IMAGE_PATH = "/usr/local/bin:/usr/bin:/bin"  # the PATH a container gets when its spec sets none
 CHUNK = 65536
+EVERY_PROCESS = re.compile(r"\bkill\b[^;&|\n]*\s-1(?!\w)")  # kill -1, kill -KILL -1, kill -s KILL -1 ...
 
 
 class FakeEngineError(RuntimeError):
@@ -83,6 +86,10 @@ class _Container:
         return pattern.sub(lambda match: targets[match.group(0)], text) if pattern is not None else text
 
     def popen(self, argv: Iterable[str], env: dict[str, str], workdir: str, merged: bool) -> subprocess.Popen:
+        argv = list(argv)
+        if any(EVERY_PROCESS.search(a) for a in argv):
+            raise FakeEngineError("the fake engine contains nothing: a command that signals every process "
+                                  "(kill -1) would reach the host's")
         environment = {"PATH": IMAGE_PATH, **{k: self.host_path(v) for k, v in env.items()}}
         cwd = self.host_path(workdir) if workdir else str(self.root)
         try:
