@@ -60,3 +60,18 @@ def test_the_tui_screens_reach_the_core_only_through_services():
         core = {module for module in imported if module.startswith("workbench.")
                 and not module.startswith(("workbench.tui", "workbench.inert"))}
         assert core <= {"workbench.agent.actions"} if name == "approval.py" else core == set(), (name, core)
+
+
+@aio
+async def test_the_approval_dialog_highlights_a_configured_language_from_the_registry(make):
+    from workbench.tui.screens.approval import ApprovalScreen
+
+    app = make(settings=Settings(languages=NODE))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, lambda: app.screen.session is not None)
+        screen = ApprovalScreen({"thought": "t", "action": "run_code", "language": "node", "code": "console.log(1)"})
+        app.push_screen(screen)
+        await settle(pilot, lambda: app.screen is screen and bool(screen.query("#approval-code-text")))
+        assert screen.lexer_for("node") == "javascript" and screen.lexer_for("shell") == "bash"
+        assert screen.lexer_for("cobol") == "text"
+        await pilot.press("n")

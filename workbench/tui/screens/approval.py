@@ -64,7 +64,7 @@ class ApprovalScreen(ModalScreen[bool]):
                 if code:
                     language = str(data.get("language", "") or "text")
                     self.code_shown = str(code)
-                    yield Static(Syntax(visible(self.code_shown), LEXERS.get(language.lower(), "text"),
+                    yield Static(Syntax(visible(self.code_shown), self.lexer_for(language),
                                         line_numbers=True, word_wrap=True, theme="ansi_dark",
                                         background_color="default"),
                                  id="approval-code-text")
@@ -75,6 +75,16 @@ class ApprovalScreen(ModalScreen[bool]):
             with Horizontal(classes="buttons"):
                 yield Button("Approve (y)", id="approve", variant="success")
                 yield Button("Deny (n)", id="deny", variant="error")
+
+    def lexer_for(self, language: str) -> str:
+        """The language's highlighter from the registry (a project's [languages] too), else the panel's."""
+        settings = getattr(self.app, "settings", None)
+        services = getattr(self.app, "services", None)
+        try:
+            found = dict(services.languages(settings)).get(language) if settings is not None and services else ""
+        except Exception:  # highlighting is a nicety: never a reason the dialog does not show
+            found = ""
+        return found or LEXERS.get(language.lower(), "text")
 
     def _reach(self, manager: str) -> str:
         settings = getattr(self.app, "settings", None)
