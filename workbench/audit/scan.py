@@ -200,30 +200,33 @@ def connect(path: str | Path) -> sqlite3.Connection:
 # needed: a JSON encoding is one-to-one), and hands over 4 values a row instead of 9, which is most of
 # the cost of reading. Never in the main process: two SQLite libraries in one process drop each other's
 # POSIX locks on the same file (sqlite.org/howtocorrupt.html, 2.2.1); a worker is its own process.
-# The leaf input: 0x00, the header with 0x01 where the payload's hash goes (json_quote escapes both
-# bytes, so the only raw ones are these), with the payload, the link and the stored hash beside it.
+# The leaf input: 0x00, the header with 0x01 where the payload's hash, `","prev":"` and the link's hex go
+# (adjacent fields; json_quote escapes both bytes, so the only raw ones are these), with the payload, the
+# link and the stored hash beside it. (The link's hex is made here: SQLite's lower(hex()) cost more.)
 PACKED_SQL = (
     "SELECT CAST(concat(char(0), '{\"actor\":', json_quote(actor), ',\"event_id\":', json_quote(event_id), "
-    "',\"kind\":', json_quote(kind), ',\"payload_sha256\":\"', char(1), '\",\"prev\":\"', lower(hex(prev)), "
+    "',\"kind\":', json_quote(kind), ',\"payload_sha256\":\"', char(1), "
     "'\",\"seq\":', seq, ',\"session_id\":', json_quote(session_id), ',\"time\":', json_quote(time), "
     "',\"user\":', json_quote(user), '}') AS BLOB), CAST(payload AS BLOB), prev, hash FROM entries "
     "WHERE seq >= ? AND seq < ? AND typeof(payload) = 'text' AND typeof(prev) = 'blob' AND typeof(hash) = 'blob' "
     "ORDER BY seq")
 _input_of, _packed_payload, _packed_prev, _packed_hash = itemgetter(0), itemgetter(1), itemgetter(2), itemgetter(3)
+_PREV_KEY = b'","prev":"'
 
 
 def packed_leaves(rows: list[tuple], last: bytes) -> list[bytes] | None:
     """Like `fast_leaves`, for rows of `PACKED_SQL`."""
+    prevs = list(map(_packed_prev, rows))
     try:
         hexes = map(hexlify, map(_digest, map(_sha, map(_packed_payload, rows))))
-        inputs = list(map(bytes.replace, map(_input_of, rows), repeat(b"\x01"), hexes, repeat(1)))
+        middles = map(_join, zip(hexes, repeat(_PREV_KEY), map(hexlify, prevs)))
+        inputs = list(map(bytes.replace, map(_input_of, rows), repeat(b"\x01"), middles, repeat(1)))
     except (TypeError, ValueError):
         return None
     leaves = list(map(_digest, map(_sha, inputs)))
     hashes = list(map(_packed_hash, rows))
     if leaves != hashes:
         return None
-    prevs = list(map(_packed_prev, rows))
     if rows and (prevs[0] != last or prevs[1:] != hashes[:-1]):
         return None
     return leaves
@@ -232,8 +235,8 @@ def packed_leaves(rows: list[tuple], last: bytes) -> list[bytes] | None:
 def connect_apsw(path: str | Path):  # noqa: ANN201 - an apsw.Connection, inside a read transaction
     import apsw
 
-    conn = apsw.Connection(f"{Path(path).absolute().as_uri()}?mode=ro",
-                           flags=apsw.SQLITE_OPEN_READONLY | apsw.SQLITE_OPEN_URI)
+    conn = apsw.Connection(f"{Path(path).absolute().as_uri()}?mode=ro",  # one thread: no mutex per call
+                           flags=apsw.SQLITE_OPEN_READONLY | apsw.SQLITE_OPEN_URI | apsw.SQLITE_OPEN_NOMUTEX)
     conn.set_busy_timeout(30_000)
     conn.execute("BEGIN")  # one snapshot for the whole range
     conn.execute("SELECT 1 FROM entries LIMIT 1").fetchall()  # taken now, before the sizes arrive
