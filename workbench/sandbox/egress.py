@@ -16,7 +16,7 @@ allowed place is reached one way only, the way its source says (`Destination.tls
 CONNECT alone, a plain-http one by GET/HEAD alone. A tunnel carries whatever bytes the client likes, so a
 CONNECT to a plain-http mirror would let a POST body reach it; it is refused. Anything else (another host,
 another port, POST, a CONNECT to a plain-http source) is answered 403/405, and a head that is not clean HTTP/1.1
-(see `_parse_head`) 400; each is recorded as refused where its request line names a place, the install reports
+(see `parse_head`) 400; each is recorded as refused where its request line names a place, the install reports
 what was refused and the audit log keeps it. A plain-http request is never passed on as it came: its head is
 rebuilt from the fields parsed, so no byte the parser did not account for reaches the server.
 
@@ -36,15 +36,13 @@ engine (`DOCKER_HOST=ssh://...`), or one inside a VM (Podman machine, Docker Des
 from this machine, as it cannot mount the workspace: there, installs from a URL fail with a line saying so,
 and folder sources are the way. The relay needs python3 in the image (the base image has it).
 
-Long because the proxy is one trust boundary: parsing a request head, checking it against the allowlist,
-rebuilding it and chaining to an upstream proxy are read together, as one attacker-facing parser.
+Parts: where a request may go (`workbench.sandbox.destinations`), the strict request-head parser
+(`workbench.sandbox.http_head`), and here the proxy that decides, rebuilds and forwards.
 """
 
 from __future__ import annotations
 
-import base64
 import os
-import re
 import socket
 import threading
 import urllib.parse
@@ -53,11 +51,30 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 
 from workbench.sandbox import container
+from workbench.sandbox.destinations import (  # noqa: F401 (re-exported: where installs may go)
+    DEFAULT_PORTS,
+    Attempt,
+    Destination,
+    Upstream,
+    destination_of,
+    parse_allowed,
+    upstream_for,
+)
+from workbench.sandbox.http_head import (  # noqa: F401 (re-exported for the proxy tests)
+    BARE_LINE_END,
+    BODY_FIELDS,
+    MAX_HEAD,
+    Refused,
+    Request,
+    authority,
+    parse_head,
+    read_head,
+    shown,
+)
 
 RELAY_PORT = 3128  # on the install container's own loopback
 SOCKET_MOUNT = "/mnt/workbench-egress"  # the folder holding the proxy's socket, inside the container
 SOCKET_NAME = "proxy.sock"
-MAX_HEAD = 32 * 1024  # a request line and its headers
 HEAD_TIMEOUT = 30.0  # seconds to send them
 IDLE_TIMEOUT = 300.0  # seconds a tunnel may sit silent
 CONNECT_TIMEOUT = 15.0
@@ -67,233 +84,7 @@ HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "proxy-authorizati
               "te", "trailer", "upgrade"}
 
 
-@dataclass(frozen=True, order=True)
-class Destination:
-    """A host (lower case, IPv6 without brackets), a TCP port, and how the proxy may reach it.
-
-    `tls` True: an https source, reached only through a CONNECT tunnel (the client's TLS runs inside it).
-    `tls` False: a plain-http source, reached only by GET/HEAD requests the proxy has parsed and rebuilt.
-    Not given, the port decides: 443 is TLS, any other port plain http. The printed form is host:port only."""
-
-    host: str
-    port: int
-    tls: bool | None = None
-
-    def __post_init__(self) -> None:
-        if self.tls is None:
-            object.__setattr__(self, "tls", self.port == 443)
-
-    def __str__(self) -> str:
-        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
-
-
-DEFAULT_PORTS = {"http": 80, "https": 443}
-
-
-def destination_of(url: str) -> Destination | None:
-    """Where an http(s) URL connects to; None for anything else (a folder, file://)."""
-    parsed = urllib.parse.urlsplit(url)
-    if parsed.scheme not in DEFAULT_PORTS or not parsed.hostname:
-        return None
-    try:
-        port = parsed.port or DEFAULT_PORTS[parsed.scheme]
-    except ValueError:
-        return None
-    return Destination(parsed.hostname.lower().rstrip("."), port, tls=parsed.scheme == "https")
-
-
-def parse_allowed(entry: str) -> list[Destination]:
-    """An `[install] allow_hosts` entry, and how each place it names may be reached:
-
-        https://host[:port]/...      TLS (CONNECT) to that port
-        http://host[:port]/...       plain http (GET/HEAD) to that port
-        host                         both standard ports: host:443 over TLS, host:80 plain http
-        host:port, [v6]:port         the port decides: 443 is TLS, any other plain http (`mirror.lan:8080`);
-                                     an https source on another port is written as a URL (`https://h:8443`)
-
-    So an entry opens each port one way only, and an entry that does not say (a bare port) is the way that
-    cannot become a raw tunnel: at worst a TLS client is refused, and the refusal says what to write."""
-    if "://" in entry:
-        found = destination_of(entry)
-        return [found] if found else []
-    host, port = entry, ""
-    if entry.startswith("["):
-        host, _, rest = entry[1:].partition("]")
-        port = rest[1:] if rest.startswith(":") else ""
-    elif entry.count(":") == 1:
-        host, port = entry.split(":")
-    host = host.lower().rstrip(".")
-    if not host:
-        return []
-    if port:
-        return [Destination(host, int(port))] if port.isdigit() and 0 < int(port) < 65536 else []
-    return [Destination(host, 443), Destination(host, 80)]
-
-
-@dataclass(frozen=True)
-class Attempt:
-    """One request the install step made to the outside, and what the proxy did with it."""
-
-    destination: Destination
-    method: str
-    allowed: bool
-    detail: str = ""  # why it was refused, or why an allowed one failed
-
-
-class Refused(Exception):
-    def __init__(self, status: str, message: str, destination: Destination | None = None, method: str = ""):
-        super().__init__(message)
-        self.status, self.destination, self.method = status, destination, method
-
-
-# --- the host's own proxy ------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Upstream:
-    """The proxy the host itself uses for a destination, from the standard environment variables."""
-
-    address: Destination
-    authorization: str | None  # a Proxy-Authorization value, from credentials in the proxy URL
-
-
-def upstream_for(destination: Destination, scheme: str) -> Upstream | None:
-    proxies = urllib.request.getproxies_environment()
-    url = proxies.get(scheme)
-    if not url or urllib.request.proxy_bypass_environment(destination.host, proxies):
-        return None
-    if "://" not in url:
-        url = "http://" + url
-    parsed = urllib.parse.urlsplit(url)
-    address = destination_of(url)
-    if address is None:
-        return None
-    authorization = None
-    if parsed.username is not None:
-        credentials = f"{urllib.parse.unquote(parsed.username)}:{urllib.parse.unquote(parsed.password or '')}"
-        authorization = "Basic " + base64.b64encode(credentials.encode()).decode()
-    return Upstream(address, authorization)
-
-
 # --- the proxy -----------------------------------------------------------------------------------
-TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 token: a method, a header name
-FIELD_VALUE = re.compile(r"[\t\x20-\x7e\x80-\xff]*")  # visible characters, spaces, tabs, obs-text
-REQUEST_TARGET = re.compile(r"[\x21-\x7e]+")  # visible ASCII: no space, no control character
-HTTP_1 = re.compile(r"HTTP/1\.[01]")
-BARE_LINE_END = re.compile(rb"\r(?!\n)|(?<!\r)\n")  # a CR or LF that is not part of a CRLF
-BODY_FIELDS = ("content-length", "transfer-encoding")
-
-
-def _shown(text: str, limit: int = 60) -> str:
-    """A piece of a request in a refusal: quoted, escaped, bounded, one line."""
-    return ascii(text[:limit] + ("..." if len(text) > limit else ""))
-
-
-def _read_head(sock: socket.socket) -> tuple[bytes, bytes]:
-    """The request head (up to the blank line) and whatever came after it.
-
-    A head holding a bare CR or LF is handed back as soon as one arrives: it is refused whole (`_parse_head`),
-    and a client ending its lines in LF would otherwise be kept waiting for a CRLF blank line."""
-    data = b""
-    while True:
-        end = data.find(b"\r\n\r\n")
-        if end >= 0:
-            head, rest = data[:end], data[end + 4:]
-            break
-        if BARE_LINE_END.search(data[:-1] if data.endswith(b"\r") else data):  # (a last CR may be a CRLF's)
-            head, rest = data, b""
-            break
-        if len(data) > MAX_HEAD:
-            raise Refused("431 Request Header Fields Too Large", f"request head over {MAX_HEAD} bytes")
-        chunk = sock.recv(8192)
-        if not chunk:
-            raise Refused("400 Bad Request", "the connection closed before a whole request arrived")
-        data += chunk
-    if len(head) > MAX_HEAD:
-        raise Refused("431 Request Header Fields Too Large", f"request head over {MAX_HEAD} bytes")
-    return head, rest
-
-
-@dataclass(frozen=True)
-class Request:
-    """A request head that parsed whole and clean. `destination` is where its request line points (None when
-    it names no place), so that a refusal can be recorded against it."""
-
-    method: str
-    target: str
-    version: str
-    headers: tuple[tuple[str, str], ...]
-    destination: Destination | None
-
-
-def _named(method: str, target: str) -> Destination | None:
-    """Where a request line points: CONNECT's authority (a tunnel, so TLS), or an absolute http:// URL."""
-    if method == "CONNECT":
-        return _authority(target)
-    if target.lower().startswith(("http://", "https://")):
-        try:
-            return destination_of(target)
-        except ValueError:  # what the URL parser makes of garbage (`http://[::1/`)
-            return None
-    return None
-
-
-def _parse_head(head: bytes) -> Request:
-    """The request line and header fields, parsed strictly (RFC 9112), or Refused.
-
-    Smuggling lives in the gap between two parsers: where this proxy and the server behind it read a head
-    differently, bytes the proxy took for part of a header become a second request at the server. So a head
-    passes only when it has one reading: every line ends in CRLF (no bare CR or LF anywhere, so none inside a
-    value either), no line is folded onto the one before (obs-fold), every header line is `name: value` with a
-    token for a name and no white space before the colon, values hold no control characters, and there is at
-    most one Content-Length and one Host. The caller then forwards a head rebuilt from these fields."""
-    text = head.decode("latin-1")
-    line = re.split(r"\r\n|\r|\n", text, maxsplit=1)[0]  # however the client ended it: to name the place
-    parts = line.split(" ")
-    if len(parts) != 3 or not TOKEN.fullmatch(parts[0]):
-        raise Refused("400 Bad Request", "not an HTTP proxy request")
-    method, target, version = parts
-    if not REQUEST_TARGET.fullmatch(target):
-        raise Refused("400 Bad Request", f"request target {_shown(target)} holds a control or non-ASCII byte")
-    destination = _named(method, target)
-
-    def refuse(why: str, status: str = "400 Bad Request") -> Refused:
-        return Refused(status, why, destination, method)
-
-    if not HTTP_1.fullmatch(version):
-        if version.startswith("HTTP/"):
-            raise refuse(f"{_shown(version)} is not HTTP/1.x", "505 HTTP Version Not Supported")
-        raise refuse(f"{_shown(version)} is not an HTTP version")
-    if BARE_LINE_END.search(head):
-        raise refuse("a line in the request head ends in a bare CR or LF, not CRLF")
-    headers: list[tuple[str, str]] = []
-    for field in text.split("\r\n")[1:]:
-        if field[:1] in (" ", "\t"):
-            raise refuse("a header line starts with white space (obsolete line folding)")
-        name, colon, value = field.partition(":")
-        if not colon:
-            raise refuse(f"header line {_shown(field)} has no colon")
-        if name != name.rstrip(" \t"):
-            raise refuse(f"white space before the colon in header {_shown(name.rstrip())}")
-        if not TOKEN.fullmatch(name):
-            raise refuse(f"header name {_shown(name)} is not a token")
-        value = value.strip(" \t")
-        if not FIELD_VALUE.fullmatch(value):
-            raise refuse(f"header {name} holds a control character")
-        headers.append((name, value))
-    for once in ("content-length", "host"):
-        if sum(name.lower() == once for name, _ in headers) > 1:
-            raise refuse(f"more than one {once.title()} header")
-    return Request(method, target, version, tuple(headers), destination)
-
-
-def _authority(target: str) -> Destination:
-    """CONNECT's target, `host:port` or `[v6]:port`."""
-    host, sep, port = target.rpartition(":")
-    if not sep or not port.isdigit() or not host or not 0 < int(port) < 65536:
-        raise Refused("400 Bad Request", f"CONNECT target {target!r} is not host:port")
-    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
-    return Destination(host.lower().rstrip("."), int(port), tls=True)
-
-
 def _pump(source: socket.socket, sink: socket.socket) -> None:
     try:
         while data := source.recv(65536):
@@ -420,8 +211,8 @@ class EgressProxy:
         try:
             client.settimeout(HEAD_TIMEOUT)
             try:
-                head, rest = _read_head(client)
-                route = self._decide(_parse_head(head))
+                head, rest = read_head(client)
+                route = self._decide(parse_head(head))
             except Refused as refused:
                 if refused.destination is not None:
                     self._record(Attempt(refused.destination, refused.method, False, str(refused)))
@@ -472,7 +263,7 @@ class EgressProxy:
             raise Refused("400 Bad Request", f"{method} with Content-Length or Transfer-Encoding (a body) is not "
                                              "passed on", destination, method)
         if method == "CONNECT":
-            assert destination is not None  # (_parse_head named it, or refused the request)
+            assert destination is not None  # (parse_head named it, or refused the request)
             if destination not in self.allowed:
                 if replace(destination, tls=False) in self.allowed:
                     raise Refused("403 Forbidden", f"{destination} is a plain-http source: CONNECT (a raw "
@@ -485,7 +276,7 @@ class EgressProxy:
             raise Refused("400 Bad Request", f"{method} needs an absolute http:// URL without credentials",
                           destination, method)
         if destination is None:
-            raise Refused("400 Bad Request", f"bad URL {_shown(request.target)}")
+            raise Refused("400 Bad Request", f"bad URL {shown(request.target)}")
         if destination not in self.allowed:
             if replace(destination, tls=True) in self.allowed:
                 raise Refused("403 Forbidden", f"{destination} is an https source: plain-http requests are not "
@@ -520,11 +311,11 @@ class EgressProxy:
         try:
             if route.method == "CONNECT":
                 server.sendall(f"CONNECT {destination} HTTP/1.1\r\nHost: {destination}\r\n{auth}\r\n".encode())
-                head, rest = _read_head(server)
+                head, rest = read_head(server)
                 status = head.split(b"\r\n", 1)[0].split(b" ", 2)
                 if BARE_LINE_END.search(head) or len(status) < 2 or status[1] != b"200":
                     raise Refused("502 Bad Gateway", "the host's proxy refused: " +
-                                  _shown(head.split(b"\r\n", 1)[0].decode("latin-1")))
+                                  shown(head.split(b"\r\n", 1)[0].decode("latin-1")))
             else:
                 # Absolute form for a proxy, with the same rebuilt head (its Host matches the URL).
                 server.sendall(f"{route.absolute_line}\r\n{auth}{route.fields}\r\n".encode("latin-1"))
