@@ -46,6 +46,7 @@ from workbench.events.declared import (
     version,
     violation,
 )
+from workbench.events.environment import EnvironmentRecorded
 from workbench.events.execution import ExecFinished, ExecOutput, ExecStarted, SandboxStarted
 from workbench.events.install import InstallEgress, PackageInstalled, PackageInstallStarted
 from workbench.events.kinds import *  # noqa: F403  (every kind constant, as events.EXEC_STARTED)
@@ -60,7 +61,7 @@ from workbench.events.memory import (
 from workbench.events.session import Error, SessionFinished, SessionStarted
 
 __all__ = [  # noqa: F405  (the kinds come from the star import)
-    "AgentApproval", "AgentObservation", "Error", "Event", "EventBus", "Declared", "EventContractError", "ExecFinished",
+    "AgentApproval", "AgentObservation", "EnvironmentRecorded", "Error", "Event", "EventBus", "Declared", "EventContractError", "ExecFinished",
     "ExecOutput", "ExecStarted", "FileChanged", "FileRefused", "InstallEgress", "LlmAction", "LlmMalformed",
     "LlmRequest", "MemoryDeleted", "MemoryIgnored", "MemoryReindexed", "MemoryRetrieved", "MemoryRolledUp",
     "MemorySaved", "PAYLOADS", "PLUGIN_GROUP", "PackageInstallStarted", "PackageInstalled", "Payload", "STRICT_ENV",
@@ -68,7 +69,7 @@ __all__ = [  # noqa: F405  (the kinds come from the star import)
     "TaskStarted", "check", "current_user", "declare", "declared_kinds", "decode", "new_session_id",
     "payload_class", "problems", "strict", "utc_now", "version", "violation", "SESSION_STARTED", "SESSION_FINISHED", "TASK_STARTED",
     "TASK_FINISHED", "LLM_REQUEST", "LLM_ACTION", "LLM_MALFORMED", "AGENT_APPROVAL", "AGENT_OBSERVATION",
-    "SANDBOX_STARTED", "EXEC_STARTED", "EXEC_OUTPUT", "EXEC_FINISHED", "PACKAGE_INSTALL_STARTED",
+    "SANDBOX_STARTED", "EXEC_STARTED", "EXEC_OUTPUT", "EXEC_FINISHED", "ENVIRONMENT_RECORDED", "PACKAGE_INSTALL_STARTED",
     "INSTALL_EGRESS", "PACKAGE_INSTALLED", "FILE_CHANGED", "FILE_REFUSED", "MEMORY_SAVED", "MEMORY_DELETED",
     "MEMORY_RETRIEVED", "MEMORY_REINDEXED", "MEMORY_ROLLED_UP", "MEMORY_IGNORED", "ERROR",
 ]

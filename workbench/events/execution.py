@@ -79,10 +79,11 @@ class ExecFinished(Payload):
     `stdout`/`stderr` are stream summaries (`total_bytes`, `sha256`, `truncated`, `kept_bytes`): the bytes
     themselves travel in `exec.output`. `files` are the workspace changes (`path`, `change`, `sha256`,
     `size`, and `kind`/`target` for what is not a regular file), `artifacts` rich results (`path`, `mime`,
-    `sha256`, `size`). Version 2 added `session`, `state_lost` and `notes`."""
+    `sha256`, `size`). Version 2 added `session`, `state_lost` and `notes`; version 3 `environment`, the
+    digest of the `environment.recorded` it ran with (left out where none was recorded)."""
 
     KIND = K.EXEC_FINISHED
-    VERSION = 2
+    VERSION = 3
 
     execution_id: str = C.text()
     language: str = C.text()
@@ -98,6 +99,7 @@ class ExecFinished(Payload):
     stderr: Any = C.anything()
     files: tuple[Any, ...] = C.items()
     artifacts: tuple[Any, ...] = C.items()
+    environment: str | None = C.text(None, omit=True, since=3)
 
     def stream(self, name: str) -> dict[str, Any]:
         """A stream's summary as a dict ({} where the entry holds none, or something else)."""

@@ -18,6 +18,7 @@ SANDBOX_STARTED = "sandbox.started"
 EXEC_STARTED = "exec.started"
 EXEC_OUTPUT = "exec.output"
 EXEC_FINISHED = "exec.finished"
+ENVIRONMENT_RECORDED = "environment.recorded"  # the packages of an image + workspace state, once per state
 
 # Installs.
 PACKAGE_INSTALL_STARTED = "package.install_started"

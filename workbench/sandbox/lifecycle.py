@@ -31,7 +31,7 @@ from workbench.config import Settings
 from workbench.events import EventBus
 from workbench.languages import Language
 from workbench.project import Project
-from workbench.sandbox import policy, workspace
+from workbench.sandbox import environment, policy, workspace
 from workbench.sandbox.diskguard import DiskGuard
 from workbench.sandbox.engine import Engine
 from workbench.sandbox.execution import EventSink, LiveExecution
@@ -255,6 +255,7 @@ class Execution:
             left = facts.background_killed
             notes.append(f"killed {left} background process{'es' if left != 1 else ''} the cell left running "
                          f"(a warm session keeps its interpreter, nothing else)")
+        recorded = self._environment(notes)
         after = workspace.snapshot(sandbox.project.workspace)
         changes = workspace.diff(sandbox.project.workspace, self.before, after)
         notes.extend(workspace.notes(changes))
@@ -266,4 +267,17 @@ class Execution:
             killed_by=facts.killed_by,  # type: ignore[arg-type]
             stdout=live.records["stdout"].summary(), stderr=live.records["stderr"].summary(),
             files=changes, artifacts=workspace.artifacts(changes), session=request.session,
-            limits_enforced=sandbox.engine.limits_enforced, state_lost=facts.state_lost, notes=tuple(notes))
+            limits_enforced=sandbox.engine.limits_enforced, state_lost=facts.state_lost, notes=tuple(notes),
+            environment=recorded)
+
+    def _environment(self, notes: list[str]) -> str | None:
+        """The digest of the environment this execution ran with; its package list is published first when the
+        log lacks it. A failure is one note: the execution's own result is never lost to it."""
+        try:
+            found = environment.record(self.sandbox, emitting=self.sandbox.bus is not None)
+        except Exception as exc:  # noqa: BLE001 - whatever broke, one line, and the result goes on
+            notes.append(f"the environment could not be recorded: {type(exc).__name__}: {exc}")
+            return None
+        if found.payload is not None:
+            self.sink.emit(events.ENVIRONMENT_RECORDED, found.payload.encode())
+        return found.digest

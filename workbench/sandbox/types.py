@@ -93,6 +93,7 @@ class ExecutionResult:
     limits_enforced: bool = True  # False where the engine silently ignores cgroup limits
     state_lost: bool = False  # a warm session had to restart its interpreter
     notes: tuple[str, ...] = ()  # things the user should know (e.g. "memory limit not enforced")
+    environment: str | None = None  # the digest of the environment it ran with (workbench.sandbox.environment)
 
     @property
     def ok(self) -> bool:
@@ -116,7 +117,7 @@ class ExecutionResult:
             "files": [f.to_payload() for f in self.files],
             "artifacts": [{"path": a.path, "mime": a.mime, "sha256": a.sha256, "size": a.size}
                           for a in self.artifacts],
-        }
+        } | ({"environment": self.environment} if self.environment else {})
 
 
 def _stream_payload(summary: StreamSummary) -> dict[str, Any]:
