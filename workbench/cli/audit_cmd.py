@@ -335,3 +335,7 @@ def key(pem: bool, rotate: bool, project_dir: Path | None) -> None:
 from workbench.cli.witness_cmd import audit_witness  # noqa: E402 - `audit witness` lives with the witness commands
 
 audit.add_command(audit_witness)
+
+from workbench.cli.sbom_cmd import sbom  # noqa: E402 - `audit sbom` lives in its own module
+
+audit.add_command(sbom)

@@ -66,6 +66,7 @@ def render_report(project: Project, out_path: Path | str, since: datetime | None
     """Write the compliance report of `project`'s audit log to `out_path` (see the module docstring)."""
     from workbench.events import current_user
     from workbench.report import cover, environment, model, pdf, sessions, source, summary, verification
+    from workbench.report import software as software_section
     from workbench.report.context import ReportContext, Selection
     from workbench.report.fonts import fonts
     from workbench.report.styles import make_styles
@@ -87,13 +88,16 @@ def render_report(project: Project, out_path: Path | str, since: datetime | None
     total_entries = len(snapshot.entries)
     report(0, total_entries, "collect")
     collected = model.collect(snapshot.entries, lambda n: report(n, total_entries, "collect"))
+    environments = software_section.collect(snapshot.entries)
     snapshot.entries = []  # the model holds what the report needs; free the rows
     engine = environment.probe_engine(project)
     ctx = ReportContext(project, make_styles(fonts()), snapshot, collected, engine,
-                        Selection(since, until, session), datetime.now(UTC), current_user(), __version__)
+                        Selection(since, until, session), datetime.now(UTC), current_user(), __version__,
+                        environments)
 
     story = cover.build(ctx) + summary.build(ctx) + verification.build(ctx) + witnesses_section(ctx)
     story += list(sessions.build(ctx))
+    story += software_section.build(ctx, environments)
 
     out_dir = out.parent if str(out.parent) else Path(".")
     if not out_dir.is_dir():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from workbench.project import Project
 from workbench.report.environment import EngineFacts
@@ -36,6 +37,7 @@ class ReportContext:
     generated_at: datetime
     generated_by: str
     version: str
+    environments: Any = None  # workbench.report.software.Environments: the appendix, and each execution's
 
     @property
     def verified(self) -> bool:

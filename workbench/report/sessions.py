@@ -213,6 +213,9 @@ def execution(ctx: ReportContext, ex: Execution) -> list[Flowable]:
     else:
         story.append(LineBlock(list(code_lines(st, ex)), st.code))
     facts = result_facts(st, ex)
+    ran_with = ctx.environments.label_of(ex.execution_id) if ctx.environments is not None else ""
+    if ran_with:
+        facts.append(st.mono_line(f"environment {ran_with}", MUTED))
     out_head, out_body = stream_lines(st, ex.stdout, INK)
     err_head, err_body = stream_lines(st, ex.stderr, STDERR)
     story.append(LineBlock(facts + out_head, st.facts))
