@@ -232,13 +232,14 @@ def _verify_records(records: Iterator[tuple[int, dict[str, Any]]], pinned: list[
     if reference is not None:
         _check_reference(reference, origin, keys, head, checkpoints)
         result.consistent_with = reference.size
-    witness_keys = list(witnesses or [])
-    witness_keys += [k for k in trusted_witness_keys(origin) if k not in witness_keys]
-    result.cosignatures = check_cosignatures(checkpoints, cosigners, witness_keys, result.warnings)
     if complete:
         _verify_complete(entries, checkpoints, tree_size)
     else:
         _verify_filtered(entries, head)
+    # After the log's own checks (they name the entry); the witnesses' say what else was seen.
+    witness_keys = list(witnesses or [])
+    witness_keys += [k for k in trusted_witness_keys(origin) if k not in witness_keys]
+    result.cosignatures = check_cosignatures(checkpoints, cosigners, witness_keys, result.warnings)
     result.entries = len(entries)
     result.signed_entries = len(entries)
     result.checkpoints = len(checkpoints)
