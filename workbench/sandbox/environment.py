@@ -182,6 +182,15 @@ _digests: dict[tuple[str, str, str], str] = {}
 _stored: set[tuple[str, str]] = set()  # (project id, digest) this process knows the log holds
 
 
+def forget() -> None:
+    """Drop what this process remembers (as a new process starts): the files' caches stay."""
+    with _lock:
+        _image_ids.clear()
+        _images.clear()
+        _digests.clear()
+        _stored.clear()
+
+
 def image_cache() -> JsonCache:
     return JsonCache(paths.user_cache_dir() / "environments" / "images.json")
 
@@ -201,7 +210,7 @@ def _image(sandbox: Any, ident: str, ref: str) -> tuple[list[str], list[str]]:
                  [x for x in stored.get("notes", []) if isinstance(x, str)])
     else:
         found = image_packages(sandbox, ref)
-        if found[0]:  # a failed listing is noted in this process's records, and asked again next time
+        if found[0] and ident.startswith("sha256:"):  # an engine's content id; a failed listing is asked again
             data = cache.load()
             data[ident] = {"deb": found[0], "notes": found[1]}
             cache.save(dict(list(data.items())[-CACHE_ENTRIES:]))
