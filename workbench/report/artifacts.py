@@ -35,15 +35,17 @@ def is_image(artifact: ArtifactRef) -> bool:
     return mime.startswith("image/") or Path(artifact.path).suffix.lower() in SUFFIXES
 
 
-def check(workspace: Path, artifact: ArtifactRef) -> ArtifactCheck:
+def check(workspace: Path, artifact: ArtifactRef,
+          formats: frozenset[str] | set[str] = EMBEDDABLE) -> ArtifactCheck:
     """Whether `artifact` may be embedded, and why not.
 
     Code in the sandbox owns every name in workspace/, so the file is read through `workbench.confined`:
     no symlink is followed anywhere on its path, only a regular file is opened, and at most MAX_BYTES are
     read. The bytes checked against the digest are the bytes embedded, so nothing can be swapped in between.
+    `formats` are the MIME types the caller can show (the notebook export adds SVG, which it embeds as an image).
     """
     mime = artifact.mime.lower().split(";")[0].strip() or SUFFIXES.get(Path(artifact.path).suffix.lower(), "")
-    if mime not in EMBEDDABLE:
+    if mime not in formats:
         return ArtifactCheck(None, False, f"{mime or 'this format'} is not embedded; its digest is listed")
     rel = artifact.path
     for prefix in ("/workspace/", "workspace/"):
