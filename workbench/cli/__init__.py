@@ -36,6 +36,7 @@ COMMANDS: dict[str, str] = {
     "session": "workbench.cli.exec_cmd:session",
     "trust": "workbench.cli.trust_cmd:trust",
     "witness": "workbench.cli.witness_cmd:witness",
+    "mcp": "workbench.cli.mcp_cmd:mcp",
 }
 
 SHORT_HELP: dict[str, str] = {
@@ -54,6 +55,7 @@ SHORT_HELP: dict[str, str] = {
     "session": "List or restart warm interpreter sessions.",
     "trust": "Trust a project you received, so its own settings and schedules apply.",
     "witness": "Run a cosigning witness for audit logs (C2SP tlog-witness).",
+    "mcp": "Serve the project to other agents over MCP (stdio, or loopback HTTP).",
 }
 
 UNEXPECTED_EXIT = 70

@@ -50,6 +50,7 @@ from workbench.events.environment import EnvironmentRecorded
 from workbench.events.execution import ExecFinished, ExecOutput, ExecStarted, SandboxStarted
 from workbench.events.install import InstallEgress, PackageInstalled, PackageInstallStarted
 from workbench.events.kinds import *  # noqa: F403  (every kind constant, as events.EXEC_STARTED)
+from workbench.events.mcp import McpCall
 from workbench.events.memory import (
     MemoryDeleted,
     MemoryIgnored,
@@ -63,7 +64,7 @@ from workbench.events.session import Error, SessionFinished, SessionStarted
 __all__ = [  # noqa: F405  (the kinds come from the star import)
     "AgentApproval", "AgentObservation", "EnvironmentRecorded", "Error", "Event", "EventBus", "Declared", "EventContractError", "ExecFinished",
     "ExecOutput", "ExecStarted", "FileChanged", "FileRefused", "InstallEgress", "LlmAction", "LlmMalformed",
-    "LlmRequest", "MemoryDeleted", "MemoryIgnored", "MemoryReindexed", "MemoryRetrieved", "MemoryRolledUp",
+    "LlmRequest", "McpCall", "MemoryDeleted", "MemoryIgnored", "MemoryReindexed", "MemoryRetrieved", "MemoryRolledUp",
     "MemorySaved", "PAYLOADS", "PLUGIN_GROUP", "PackageInstallStarted", "PackageInstalled", "Payload", "STRICT_ENV",
     "SandboxStarted", "SessionFinished", "SessionStarted", "Subscriber", "Subscription", "TaskFinished",
     "TaskStarted", "check", "current_user", "declare", "declared_kinds", "decode", "new_session_id",
@@ -71,5 +72,5 @@ __all__ = [  # noqa: F405  (the kinds come from the star import)
     "TASK_FINISHED", "LLM_REQUEST", "LLM_ACTION", "LLM_MALFORMED", "AGENT_APPROVAL", "AGENT_OBSERVATION",
     "SANDBOX_STARTED", "EXEC_STARTED", "EXEC_OUTPUT", "EXEC_FINISHED", "ENVIRONMENT_RECORDED", "PACKAGE_INSTALL_STARTED",
     "INSTALL_EGRESS", "PACKAGE_INSTALLED", "FILE_CHANGED", "FILE_REFUSED", "MEMORY_SAVED", "MEMORY_DELETED",
-    "MEMORY_RETRIEVED", "MEMORY_REINDEXED", "MEMORY_ROLLED_UP", "MEMORY_IGNORED", "ERROR",
+    "MEMORY_RETRIEVED", "MEMORY_REINDEXED", "MEMORY_ROLLED_UP", "MEMORY_IGNORED", "MCP_CALL", "ERROR",
 ]

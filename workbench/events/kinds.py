@@ -37,5 +37,8 @@ MEMORY_REINDEXED = "memory.reindexed"
 MEMORY_ROLLED_UP = "memory.rolled_up"
 MEMORY_IGNORED = "memory.ignored"  # a note file that is not a regular file: ignored, never read
 
+# A call another agent made through the MCP server (`workbench mcp`).
+MCP_CALL = "mcp.call"
+
 # Something went wrong that the record must show (a memory failure, a failed scheduled run, ...).
 ERROR = "error"
