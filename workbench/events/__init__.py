@@ -62,15 +62,18 @@ from workbench.events.memory import (
 from workbench.events.session import Error, SessionFinished, SessionStarted
 
 __all__ = [  # noqa: F405  (the kinds come from the star import)
-    "AgentApproval", "AgentObservation", "EnvironmentRecorded", "Error", "Event", "EventBus", "Declared", "EventContractError", "ExecFinished",
+    "AgentApproval", "AgentObservation", "check", "current_user", "declare", "Declared", "declared_kinds",
+    "decode", "EnvironmentRecorded", "Error", "Event", "EventBus", "EventContractError", "ExecFinished",
     "ExecOutput", "ExecStarted", "FileChanged", "FileRefused", "InstallEgress", "LlmAction", "LlmMalformed",
-    "LlmRequest", "McpCall", "MemoryDeleted", "MemoryIgnored", "MemoryReindexed", "MemoryRetrieved", "MemoryRolledUp",
-    "MemorySaved", "PAYLOADS", "PLUGIN_GROUP", "PackageInstallStarted", "PackageInstalled", "Payload", "STRICT_ENV",
-    "SandboxStarted", "SessionFinished", "SessionStarted", "Subscriber", "Subscription", "TaskFinished",
-    "TaskStarted", "check", "current_user", "declare", "declared_kinds", "decode", "new_session_id",
-    "payload_class", "problems", "strict", "utc_now", "version", "violation", "SESSION_STARTED", "SESSION_FINISHED", "TASK_STARTED",
-    "TASK_FINISHED", "LLM_REQUEST", "LLM_ACTION", "LLM_MALFORMED", "AGENT_APPROVAL", "AGENT_OBSERVATION",
-    "SANDBOX_STARTED", "EXEC_STARTED", "EXEC_OUTPUT", "EXEC_FINISHED", "ENVIRONMENT_RECORDED", "PACKAGE_INSTALL_STARTED",
-    "INSTALL_EGRESS", "PACKAGE_INSTALLED", "FILE_CHANGED", "FILE_REFUSED", "MEMORY_SAVED", "MEMORY_DELETED",
+    "LlmRequest", "McpCall", "MemoryDeleted", "MemoryIgnored", "MemoryReindexed", "MemoryRetrieved",
+    "MemoryRolledUp", "MemorySaved", "new_session_id", "PackageInstalled", "PackageInstallStarted",
+    "Payload", "payload_class", "PAYLOADS", "PLUGIN_GROUP", "problems", "SandboxStarted", "SessionFinished",
+    "SessionStarted", "strict", "STRICT_ENV", "Subscriber", "Subscription", "TaskFinished", "TaskStarted",
+    "utc_now", "version", "violation",
+    # the kinds
+    "SESSION_STARTED", "SESSION_FINISHED", "TASK_STARTED", "TASK_FINISHED", "LLM_REQUEST", "LLM_ACTION",
+    "LLM_MALFORMED", "AGENT_APPROVAL", "AGENT_OBSERVATION", "SANDBOX_STARTED", "EXEC_STARTED",
+    "EXEC_OUTPUT", "EXEC_FINISHED", "ENVIRONMENT_RECORDED", "PACKAGE_INSTALL_STARTED", "INSTALL_EGRESS",
+    "PACKAGE_INSTALLED", "FILE_CHANGED", "FILE_REFUSED", "MEMORY_SAVED", "MEMORY_DELETED",
     "MEMORY_RETRIEVED", "MEMORY_REINDEXED", "MEMORY_ROLLED_UP", "MEMORY_IGNORED", "MCP_CALL", "ERROR",
 ]
