@@ -58,8 +58,7 @@ class WorkSession:
                    "workbench_version": __version__, **(details or {})}
         # A detail the contract does not declare is still recorded (as a dict the bus warns about, or
         # refuses under the test suite's strict contract), never dropped and never a crash here.
-        declared = started.keys() <= events.SessionStarted.field_names()
-        session.emit(events.SESSION_STARTED, events.SessionStarted(**started) if declared else started)
+        session.emit(events.SESSION_STARTED, events.typed(events.SESSION_STARTED, started))
         return session
 
     def emit(self, kind: str, payload: events.Payload | dict[str, Any] | None = None,

@@ -198,3 +198,12 @@ def test_a_plugin_declares_its_own_kinds_and_its_mistakes_are_one_line_problems(
     findings = events.check()  # what doctor shows
     assert findings[0].status == "ok" and "(1 by plug-ins)" in findings[0].detail
     assert [f.status for f in findings[1:]] == ["warn"] * 3
+
+
+def test_typed_takes_a_dict_as_its_payload_class_only_when_every_field_is_declared():
+    payload = {"execution_id": "e1", "exit_code": 0, "files": [{"path": "a", "change": "created"}]}
+    finished = events.typed(K.EXEC_FINISHED, payload)
+    assert isinstance(finished, events.ExecFinished) and finished.encode()["files"] == payload["files"]
+    odd = {"execution_id": "e1", "colour": "red"}
+    assert events.typed(K.EXEC_FINISHED, odd) is odd  # kept whole: the bus warns, or refuses when strict
+    assert events.typed("nobody.declared", odd) is odd

@@ -43,6 +43,7 @@ from workbench.events.declared import (
     payload_class,
     problems,
     strict,
+    typed,
     version,
     violation,
 )
@@ -69,7 +70,7 @@ __all__ = [  # noqa: F405  (the kinds come from the star import)
     "MemoryRolledUp", "MemorySaved", "new_session_id", "PackageInstalled", "PackageInstallStarted",
     "Payload", "payload_class", "PAYLOADS", "PLUGIN_GROUP", "problems", "SandboxStarted", "SessionFinished",
     "SessionStarted", "strict", "STRICT_ENV", "Subscriber", "Subscription", "TaskFinished", "TaskStarted",
-    "utc_now", "version", "violation",
+    "typed", "utc_now", "version", "violation",
     # the kinds
     "SESSION_STARTED", "SESSION_FINISHED", "TASK_STARTED", "TASK_FINISHED", "LLM_REQUEST", "LLM_ACTION",
     "LLM_MALFORMED", "AGENT_APPROVAL", "AGENT_OBSERVATION", "SANDBOX_STARTED", "EXEC_STARTED",

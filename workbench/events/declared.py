@@ -131,6 +131,16 @@ def decode(kind: str, data: Mapping[str, Any] | None) -> Payload | None:
     return cls.decode(data) if cls is not None else None
 
 
+def typed(kind: str, data: Mapping[str, Any]) -> Payload | Mapping[str, Any]:
+    """`data` as `kind`'s payload class when the contract declares every field in it; otherwise `data`
+    itself, which the bus then refuses when strict and records with a warning otherwise: a producer whose
+    dict comes from elsewhere (`ExecutionResult.to_payload`, a caller's details) never loses a field."""
+    cls = payload_class(kind)
+    if cls is None or not data.keys() <= cls.field_names():
+        return data
+    return cls(**data)
+
+
 def violation(kind: str, data: Mapping[str, Any]) -> str | None:
     """What is wrong with publishing `data` as `kind` under the contract, in one line, or None."""
     cls = payload_class(kind)
