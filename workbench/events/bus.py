@@ -134,7 +134,8 @@ class EventBus:
         self._warned: set[str] = set()
 
     def subscribe(self, callback: Subscriber, kinds: Iterable[str] | None = None) -> Callable[[], None]:
-        """Call `callback` for each event (or only those whose kind is in `kinds`; `"exec.*"` matches a prefix).
+        """Call `callback` for each event (or only those whose kind is in `kinds`; `"exec.*"` matches a
+        prefix).
 
         Returns a function that unsubscribes.
         """

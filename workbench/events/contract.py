@@ -92,15 +92,16 @@ def _raw(value: Any) -> Any:
     return value
 
 
-coerce_text, coerce_int, coerce_float, coerce_bool = _text, _integer, _number, _flag  # for consumers' nested data
+# The same coercions, for consumers reading nested data (a stream summary, a file entry).
+coerce_text, coerce_int, coerce_float, coerce_bool = _text, _integer, _number, _flag
 
 
 # --- field declarations ---------------------------------------------------------------------------
 def _field(coerce: Callable[[Any], Any], default: Any, *, required: bool, omit: bool, since: int,
            legacy: bool = False, factory: Callable[[], Any] | None = None) -> Any:
     # legacy: a field only older logs hold; decode reads it, a producer may no longer write it.
-    metadata = {"coerce": coerce, "required": required, "omit": omit or legacy, "since": 0 if legacy else since,
-                "legacy": legacy}
+    metadata = {"coerce": coerce, "required": required, "omit": omit or legacy,
+                "since": 0 if legacy else since, "legacy": legacy}
     if factory is not None:
         return dataclasses.field(default_factory=factory, metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
@@ -233,12 +234,14 @@ def _plan(cls: type) -> tuple[tuple[str, Callable[[Any], Any], Any, bool], ...]:
 def _names(cls: type) -> frozenset[str]:
     found = _NAMES.get(cls)
     if found is None:
-        found = _NAMES[cls] = frozenset(f.name for f in dataclasses.fields(cls) if not f.metadata.get("legacy"))
+        found = frozenset(f.name for f in dataclasses.fields(cls) if not f.metadata.get("legacy"))
+        _NAMES[cls] = found
     return found
 
 
 def _required(cls: type) -> frozenset[str]:
     found = _REQUIRED.get(cls)
     if found is None:
-        found = _REQUIRED[cls] = frozenset(f.name for f in dataclasses.fields(cls) if f.metadata.get("required"))
+        found = frozenset(f.name for f in dataclasses.fields(cls) if f.metadata.get("required"))
+        _REQUIRED[cls] = found
     return found

@@ -152,7 +152,8 @@ def violation(kind: str, data: Mapping[str, Any]) -> str | None:
         return f"{kind} has no field{'s' if len(extra) > 1 else ''} {', '.join(map(repr, sorted(extra)))}"
     missing = [name for name in cls.required() if name not in data]
     if missing:
-        return f"{kind} lacks the required field{'s' if len(missing) > 1 else ''} {', '.join(sorted(missing))}"
+        plural = "s" if len(missing) > 1 else ""
+        return f"{kind} lacks the required field{plural} {', '.join(sorted(missing))}"
     return None
 
 
@@ -164,7 +165,8 @@ def check(settings: Any = None) -> list[Finding]:
     """What doctor shows of the event contract: the kinds declared, and each plug-in kind that was not."""
     kinds = declared_kinds()
     plugged = len(kinds) - len(_BUILT_IN)
-    found = [Finding("event kinds", "ok", f"{len(kinds)} declared" + (f" ({plugged} by plug-ins)" if plugged else ""))]
+    by_plugins = f" ({plugged} by plug-ins)" if plugged else ""
+    found = [Finding("event kinds", "ok", f"{len(kinds)} declared{by_plugins}")]
     found += [Finding("event plug-in", "warn", line, "fix or uninstall the plug-in; its kind is not declared")
               for line in problems()]
     return found

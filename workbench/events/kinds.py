@@ -27,7 +27,7 @@ PACKAGE_INSTALLED = "package.installed"
 
 # Files the agent's tools touched or would not touch.
 FILE_CHANGED = "file.changed"
-FILE_REFUSED = "file.refused"  # a file tool would not touch a path (a symlink, a FIFO, a device): what and why
+FILE_REFUSED = "file.refused"  # a file tool would not touch a path (a symlink, a FIFO, a device)
 
 # Memory.
 MEMORY_SAVED = "memory.saved"
