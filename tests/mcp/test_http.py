@@ -113,3 +113,23 @@ def test_a_malformed_address_is_refused_in_one_line(workbench_cmd, mcp_project):
     result = subprocess.run([*workbench_cmd, "mcp", "-p", str(mcp_project.root), "--http", "localhost"],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "HOST:PORT" in result.stderr and result.stderr.count("\n") == 1
+
+
+def test_print_token_shows_the_token_the_server_made(workbench_cmd, http_server):
+    printed = subprocess.run([*workbench_cmd, "mcp", "--print-token"], capture_output=True, text=True, timeout=60)
+    assert printed.returncode == 0 and printed.stdout.strip() == token()
+
+
+def test_malformed_json_rpc_is_an_error_and_the_server_goes_on(http_server):
+    headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream",
+               "Authorization": f"Bearer {token()}"}
+    request = urllib.request.Request(http_server.url, data=b'{"jsonrpc": "2.0", "id": 1, "method": ', headers=headers,
+                                     method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            status, body = response.status, response.read(2000).decode(errors="replace")
+    except urllib.error.HTTPError as exc:
+        status, body = exc.code, exc.read().decode(errors="replace")
+    assert status == 400 and "Parse error" in body
+    assert http_server.process.poll() is None
+    assert post(http_server.url, f"Bearer {token()}")[0] == 200

@@ -169,3 +169,23 @@ def test_python_prints_42_and_a_warm_session_keeps_a_variable(workbench_cmd, mcp
         assert by_seq[seq].actor == f"mcp:{CLIENT_NAME}"
         assert f"audit seq {seq}" in reply.content[0].text
     assert by_seq[once.structured_content["audit_seq"]].payload["exit_code"] == 0
+
+
+def test_an_open_tui_finds_the_calls_in_the_log_as_it_finds_heartbeat_runs(workbench_cmd, mcp_project):
+    # The TUI learns of other processes' work by polling the audit log (its size for the Audit pane, and
+    # events by actor prefix for followed runs): the same reads find an MCP call, with its trigger.
+    from workbench.tui.services import Services
+
+    services = Services()
+    before = services.audit_size(mcp_project)
+
+    async def main():
+        async with stdio_client(workbench_cmd, mcp_project.root) as client:
+            await client.call_tool("list_files", {})
+
+    run(main)
+    size, found = services.audit_events_from(mcp_project, before, None, "mcp:")
+    assert size > before
+    assert [e.kind for e in found] == ["session.started", "mcp.call", "session.finished"]
+    assert found[0].payload["trigger"] == "mcp" and found[0].payload["command"] == "mcp list_files"
+    assert all(e.actor == f"mcp:{CLIENT_NAME}" for e in found)
