@@ -107,6 +107,9 @@ def test_a_restricted_project_cannot_widen_its_policy_for_mcp_callers(workbench_
     # and a tightening one applies.
     config = mcp_project.state_dir / "config.toml"
     config.write_text('[agent]\napprove_installs = "auto"\napproval = "ask"\n')
+    from workbench import trust
+
+    assert not trust.state(mcp_project).trusted
 
     async def main():
         async with stdio_client(workbench_cmd, mcp_project.root) as client:
@@ -189,3 +192,25 @@ def test_an_open_tui_finds_the_calls_in_the_log_as_it_finds_heartbeat_runs(workb
     assert [e.kind for e in found] == ["session.started", "mcp.call", "session.finished"]
     assert found[0].payload["trigger"] == "mcp" and found[0].payload["command"] == "mcp list_files"
     assert all(e.actor == f"mcp:{CLIENT_NAME}" for e in found)
+
+
+def test_export_report_writes_the_pdf_into_the_workspace_and_never_through_a_symlink(workbench_cmd, mcp_project,
+                                                                                     tmp_path):
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    os.symlink(outside, mcp_project.workspace / "reports-link")
+
+    async def main():
+        async with stdio_client(workbench_cmd, mcp_project.root) as client:
+            await client.call_tool("write_file", {"path": "a.txt", "content": "something to report"})
+            written = await client.call_tool("export_report", {"path": "reports/audit.pdf"})
+            through = await client.call_tool("export_report", {"path": "reports-link/audit.pdf"})
+            not_pdf = await client.call_tool("export_report", {"path": "reports/audit.txt"})
+            return written, through, not_pdf
+
+    written, through, not_pdf = run(main)
+    assert not written.is_error, written.content[0].text
+    assert written.structured_content["verified"] is True and written.structured_content["pages"] >= 1
+    assert (mcp_project.workspace / "reports" / "audit.pdf").read_bytes().startswith(b"%PDF")
+    assert through.is_error and "symlink" in through.content[0].text and not list(outside.iterdir())
+    assert not_pdf.is_error and ".pdf" in not_pdf.content[0].text
