@@ -38,7 +38,7 @@ class EventSink:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def emit(self, kind: str, payload: dict[str, Any]) -> None:
+    def emit(self, kind: str, payload: events.Payload | dict[str, Any]) -> None:
         if self.bus is not None:
             self.bus.emit(kind, self.session_id, self.actor, payload)
 
@@ -64,9 +64,9 @@ class EventSink:
     def _flush_locked(self) -> None:
         for stream in self._order:
             offset, data = self._pending.pop(stream)
-            self.emit(events.EXEC_OUTPUT, {"execution_id": self.execution_id, "stream": stream,
-                                           "text": bytes(data).decode("utf-8", errors="backslashreplace"),
-                                           "offset": offset, "bytes": len(data)})
+            self.emit(events.EXEC_OUTPUT, events.ExecOutput(
+                execution_id=self.execution_id, stream=stream,
+                text=bytes(data).decode("utf-8", errors="backslashreplace"), offset=offset, bytes=len(data)))
         self._order.clear()
 
     def flush(self) -> None:
@@ -141,7 +141,8 @@ class LiveExecution:
             if self._result is None:
                 self._result = self._finalize(self)
                 self._sink.stop()
-                self._sink.emit(events.EXEC_FINISHED, self._result.to_payload())
+                finished = events.typed(events.EXEC_FINISHED, self._result.to_payload())
+                self._sink.emit(events.EXEC_FINISHED, finished)
             return self._result
 
     def cancel(self) -> None:

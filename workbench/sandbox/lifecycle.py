@@ -167,10 +167,10 @@ class Execution:
 
     def start(self) -> LiveExecution:
         sandbox, request, transport = self.sandbox, self.request, self.transport
-        self.sink.emit(events.EXEC_STARTED, {
-            "execution_id": request.execution_id, "language": request.runtime.name, "code": request.code,
-            "session": request.session, "limits": policy.limits(sandbox.settings) | {
-                "timeout": request.timeout, "enforced": sandbox.engine.limits_enforced}})
+        self.sink.emit(events.EXEC_STARTED, events.ExecStarted(
+            execution_id=request.execution_id, language=request.runtime.name, code=request.code,
+            session=request.session, limits=policy.limits(sandbox.settings) | {
+                "timeout": request.timeout, "enforced": sandbox.engine.limits_enforced}))
         self.sink.start()
         try:
             transport.prepare()
@@ -279,5 +279,5 @@ class Execution:
             notes.append(f"the environment could not be recorded: {type(exc).__name__}: {exc}")
             return None
         if found.payload is not None:
-            self.sink.emit(events.ENVIRONMENT_RECORDED, found.payload.encode())
+            self.sink.emit(events.ENVIRONMENT_RECORDED, found.payload)
         return found.digest

@@ -44,7 +44,7 @@ from workbench.sandbox.types import InstallResult, PackageManager, SandboxInfo
 log = logging.getLogger(__name__)
 
 ROLE_EXEC = "exec"
-SANDBOX_STARTED = "sandbox.started"
+SANDBOX_STARTED = events.SANDBOX_STARTED
 NOT_ENFORCED = ("memory, CPU and PID limits are not enforced by this engine (rootless Podman on cgroup v1); "
                 "rlimits and the timeout stand in")
 
@@ -113,11 +113,10 @@ class Sandbox:
         sandbox._prepare_host()
         sandbox.remove_stale()  # the container itself starts with the first one-off execution
         info = sandbox.info
-        sandbox._emit(SANDBOX_STARTED, {"engine": info.engine, "endpoint": info.endpoint,
-                                        "rootless": info.rootless, "limits_enforced": info.limits_enforced,
-                                        "image": info.image, "limits": info.limits,
-                                        "user": sandbox.identity.user,
-                                        "mapping": sandbox.identity.mapping})
+        sandbox._emit(events.SANDBOX_STARTED, events.SandboxStarted(
+            engine=info.engine, endpoint=info.endpoint, rootless=info.rootless,
+            limits_enforced=info.limits_enforced, image=info.image, limits=info.limits,
+            user=sandbox.identity.user, mapping=sandbox.identity.mapping))
         return sandbox
 
     def _prepare_host(self) -> None:
@@ -218,7 +217,7 @@ class Sandbox:
     def notes(self) -> tuple[str, ...]:
         return () if self.engine.limits_enforced else (NOT_ENFORCED,)
 
-    def _emit(self, kind: str, payload: dict[str, Any]) -> None:
+    def _emit(self, kind: str, payload: events.Payload | dict[str, Any]) -> None:
         if self.bus is not None:
             self.bus.emit(kind, self.session_id, self.actor, payload)
 
