@@ -133,3 +133,16 @@ def test_malformed_json_rpc_is_an_error_and_the_server_goes_on(http_server):
     assert status == 400 and "Parse error" in body
     assert http_server.process.poll() is None
     assert post(http_server.url, f"Bearer {token()}")[0] == 200
+
+
+def test_a_request_under_another_host_name_is_refused_even_with_the_token(http_server):
+    # DNS rebinding: a web page whose name resolves to 127.0.0.1 makes the browser send its own Host header.
+    headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream",
+               "Authorization": f"Bearer {token()}", "Host": "attacker.example:80"}
+    request = urllib.request.Request(http_server.url, data=INITIALIZE, headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            status = response.status
+    except urllib.error.HTTPError as exc:
+        status = exc.code
+    assert status in (400, 403, 421)

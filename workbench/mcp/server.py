@@ -157,8 +157,16 @@ class BearerGate:
 
 
 def http_app(project: Project, host: str, token: str) -> Any:
+    """The ASGI app: the token gate in front of the SDK's app, which checks Host and Origin headers against
+    loopback names (DNS rebinding: a web page cannot make a browser talk to it under another name)."""
+    from mcp.server.transport_security import TransportSecuritySettings
+
     server = build(project, transport="http")
-    return BearerGate(server.streamable_http_app(host=host), token)
+    names = ["127.0.0.1", "localhost", "[::1]", f"[{host}]" if ":" in host else host]
+    security = TransportSecuritySettings(enable_dns_rebinding_protection=True,
+                                         allowed_hosts=[f"{name}:*" for name in names],
+                                         allowed_origins=[f"http://{name}:*" for name in names])
+    return BearerGate(server.streamable_http_app(host=host, transport_security=security), token)
 
 
 def serve_http(project: Project, host: str, port: int, on_ready: Any = None) -> None:
