@@ -214,3 +214,29 @@ def test_export_report_writes_the_pdf_into_the_workspace_and_never_through_a_sym
     assert (mcp_project.workspace / "reports" / "audit.pdf").read_bytes().startswith(b"%PDF")
     assert through.is_error and "symlink" in through.content[0].text and not list(outside.iterdir())
     assert not_pdf.is_error and ".pdf" in not_pdf.content[0].text
+
+
+def test_a_garbage_line_on_stdin_does_not_stop_the_server_from_answering_the_next_request(workbench_cmd, mcp_project):
+    import json
+    import subprocess
+
+    initialize = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}}}
+    stdin = "this is not json\n" + json.dumps(initialize) + "\n"
+    result = subprocess.run([*workbench_cmd, "mcp", "-p", str(mcp_project.root)], input=stdin, capture_output=True,
+                            text=True, timeout=60, env=dict(os.environ))
+    replies = [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
+    # The SDK drops a line that is not JSON (it has no id to answer); stdout stays pure JSON-RPC.
+    assert all(r.get("jsonrpc") == "2.0" for r in replies)
+    answered = [r for r in replies if r.get("id") == 1]
+    assert answered and answered[0]["result"]["serverInfo"]["name"] == "workbench"
+    assert result.returncode == 0  # stdin closed: the server ends cleanly
+
+
+def test_a_missing_project_is_one_line(workbench_cmd, tmp_path):
+    import subprocess
+
+    result = subprocess.run([*workbench_cmd, "mcp", "-p", str(tmp_path / "nope")], capture_output=True, text=True,
+                            timeout=60, stdin=subprocess.DEVNULL)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "nope" in result.stderr
