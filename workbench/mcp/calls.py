@@ -16,6 +16,7 @@ gets its restricted settings from `Project.settings()`, exactly as the CLI does.
 from __future__ import annotations
 
 import hashlib
+import math
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -141,7 +142,8 @@ class Tools:
                 timeout: float | None = None) -> Reply:
         from workbench import languages
 
-        arguments = {"language": language, "session": session, "timeout": timeout,
+        arguments = {"language": language, "session": session,
+                     "timeout": timeout if timeout is None or math.isfinite(timeout) else str(timeout),
                      "code_sha256": hashlib.sha256(code.encode("utf-8", "surrogatepass")).hexdigest()}
 
         def body(work: WorkSession, _outcome: Outcome) -> Reply:
@@ -210,12 +212,24 @@ class Tools:
 
         return self.run(caller, "list_files", {"path": path}, body)
 
+    def confined_call(self, work: WorkSession, tool: str, path: str, act: Any) -> Reply:
+        """Run the agent's file tool `act(files)` on `path`; a path outside the workspace, or one the
+        confined walk refused (its `file.refused` event), is a refusal."""
+        files = self.files(work, [0])
+        try:
+            files.resolve(path)
+        except OutsideWorkspace as exc:
+            raise CallRefused(f"{tool} {one_line(path)}: {exc}") from None
+        refusals: list[str] = []
+        work.bus.subscribe(lambda event: refusals.append(event.id), kinds=[events.FILE_REFUSED])
+        text, ok = act(files)
+        if refusals:
+            raise CallRefused(text)
+        return Reply(ok, text, {"path": path})
+
     def read_file(self, caller: Caller, path: str) -> Reply:
         def body(work: WorkSession, _outcome: Outcome) -> Reply:
-            text, ok = self.files(work, [0]).read(path)
-            if not ok and ("outside /workspace" in text or "not followed" in text or "not opened" in text):
-                raise CallRefused(text)
-            return Reply(ok, text, {"path": path})
+            return self.confined_call(work, "read_file", path, lambda files: files.read(path))
 
         return self.run(caller, "read_file", {"path": path}, body)
 
@@ -224,11 +238,7 @@ class Tools:
 
         def body(work: WorkSession, _outcome: Outcome) -> Reply:
             self.check_approval(work, "write_file")
-            text, ok = self.files(work, [0]).write(path, content)
-            if not ok and ("outside /workspace" in text or "not followed" in text or "Refused" in text
-                           or "symlink" in text):
-                raise CallRefused(text)
-            return Reply(ok, text, {"path": path})
+            return self.confined_call(work, "write_file", path, lambda files: files.write(path, content))
 
         return self.run(caller, "write_file", arguments, body)
 
