@@ -53,7 +53,7 @@ def ev(sid: str, kind: str, payload: dict, offset: float, actor: str = "agent:wb
     return Event(kind, sid, actor, payload, user="user:alice", time=T0 + timedelta(seconds=offset))
 
 
-def execution(sid, exec_id, code, out, exit_code, offset, *, err="", artifacts=(), language="python"):
+def execution(sid, exec_id, code, out, exit_code, offset, *, err="", artifacts=(), language="python", **finish):
     finished = {"execution_id": exec_id, "language": language, "exit_code": exit_code, "duration": 0.25,
                 "timed_out": False, "killed_by": None, "limits_enforced": True, "notes": [],
                 "stdout": {"total_bytes": len(out.encode()), "sha256": sha(out), "truncated": False,
@@ -62,7 +62,7 @@ def execution(sid, exec_id, code, out, exit_code, offset, *, err="", artifacts=(
                            "kept_bytes": len(err.encode())},
                 "files": [{"path": a["path"], "change": "created", "sha256": a["sha256"], "size": a["size"]}
                           for a in artifacts],
-                "artifacts": list(artifacts)}
+                "artifacts": list(artifacts), **finish}
     body = [ev(sid, "exec.started", {"execution_id": exec_id, "language": language, "code": code}, offset)]
     if out:
         body.append(ev(sid, "exec.output", {"execution_id": exec_id, "stream": "stdout", "text": out}, offset + .1))
@@ -269,3 +269,31 @@ def test_cli_exports_refuses_and_says_one_line(planted, tmp_path, workbench_cmd)
     wrong = subprocess.run([*workbench_cmd, "export", "notebook", "-p", str(planted.root), "--session", "sess-nb",
                             "--out", str(tmp_path / "m.pdf")], capture_output=True, text=True, timeout=120)
     assert wrong.returncode != 0 and ".ipynb" in wrong.stderr and "Traceback" not in wrong.stderr
+
+
+def test_truncation_timeouts_and_images_not_shown_are_stated(project, tmp_path):
+    ws = project.workspace
+    changed = artifact(ws, "changed.png", png(), "image/png")
+    (ws / "changed.png").write_bytes(png(4, 4))  # overwritten after the run: not what it produced
+    gone = artifact(ws, "gone.png", png(), "image/png")
+    (ws / "gone.png").unlink()
+    long_out = "".join(f"line {n}\n" for n in range(200))
+    sid = "sess-notes"
+    body = execution(sid, "ex-long", "for n in range(200): print(f'line {n}')", long_out, 0, 1,
+                     artifacts=[changed, gone])
+    capped = execution(sid, "ex-cap", "print('x' * 10**9)", "xxxx", None, 2, timed_out=True,
+                       stdout={"total_bytes": 10**9, "kept_bytes": 4, "sha256": "a" * 64, "truncated": True})
+    append(project, [ev(sid, "session.started", {"trigger": "user:alice"}, 0, "user:alice"), *body, *capped])
+    out = tmp_path / "notes.ipynb"
+    export_notebook(project, out, sid)
+    nb = nbformat.read(str(out), as_version=4)
+    nbformat.validate(nb)
+    long_cell, cap_cell = [c for c in nb.cells if c.cell_type == "code"]
+    note = long_cell.outputs[-1].data["text/plain"]
+    assert "stdout: the notebook shows the first 60 lines" in note and f"of {len(long_out):,} in the log" in note
+    assert "image changed.png not shown: the file in workspace/ has changed since" in note
+    assert "image gone.png not shown: the file is no longer in workspace/" in note
+    assert not [o for o in long_cell.outputs if "image/png" in o.get("data", {})]
+    note = cap_cell.outputs[-1].data["text/plain"]
+    assert "timed out" in note and "the sandbox kept the first" in note and "a" * 64 in note
+    assert cap_cell.metadata.workbench.timed_out is True
