@@ -146,3 +146,24 @@ def test_a_request_under_another_host_name_is_refused_even_with_the_token(http_s
     except urllib.error.HTTPError as exc:
         status = exc.code
     assert status in (400, 403, 421)
+
+
+def test_concurrent_calls_each_get_their_session_and_the_log_still_verifies(http_server, mcp_project):
+    async def main():
+        async with http_server.client(token()) as client:
+            replies = []
+
+            async def one(index: int) -> None:
+                replies.append(await client.call_tool("write_file", {"path": f"c/{index}.txt", "content": str(index)}))
+
+            async with anyio.create_task_group() as group:
+                for index in range(6):
+                    group.start_soon(one, index)
+            return replies, await client.call_tool("audit_verify", {})
+
+    replies, verify = anyio.run(main)
+    assert len(replies) == 6 and not any(r.is_error for r in replies)
+    assert verify.structured_content["ok"] is True, verify.content[0].text
+    calls = [e for e in entries(mcp_project) if e.kind == "mcp.call" and e.payload["tool"] == "write_file"]
+    assert len({c.session_id for c in calls}) == 6
+    assert sorted(p.name for p in (mcp_project.workspace / "c").iterdir()) == [f"{i}.txt" for i in range(6)]
