@@ -155,3 +155,16 @@ def test_a_failing_record_is_one_note_and_the_result_is_kept(box, monkeypatch):
     assert "the environment could not be recorded: OSError: disk on fire" in result.notes
     finished = box.recorder.of("exec.finished", result.execution_id)[0].payload
     assert "environment" not in finished and not box.recorder.of("environment.recorded")
+
+
+def test_a_copied_project_or_a_new_log_stores_its_package_list_again(host, listed):
+    host.project.audit_db.write_bytes(b"")  # the log this project's cache is about
+    first = environment.record(host, emitting=True)
+    environment.forget()
+    assert environment.record(host, emitting=True).payload is None  # the same log holds it
+    fresh = host.project.audit_db.with_name("fresh.db")
+    fresh.write_bytes(b"")  # another file (made while the old one exists: another inode): a fresh log
+    os.replace(fresh, host.project.audit_db)
+    environment.forget()
+    again = environment.record(host, emitting=True)
+    assert again.digest == first.digest and again.payload is not None

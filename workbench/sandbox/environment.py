@@ -13,7 +13,11 @@ Caches, and why each lives where it does:
     digest of the image, so what it holds never changes; it is kept outside the project, where a project
     folder someone sent cannot plant a package list for an image of ours;
   * the project's state folder (`environments.json`): (image id, fingerprint) -> digest, and the digests
-    whose `environment.recorded` this project's log already holds, so the package list is stored once.
+    whose `environment.recorded` this project's log already holds, so the package list is stored once;
+    tied to the log file's identity, so a copied project (or a new log) stores its lists again.
+
+The digest is taken as the execution ends: the environment it ran with, unless its own code changed the
+packages (then it names the state it left, and the execution before it names the state it found).
 
 The image's packages come from `dpkg-query` in a throw-away container of the image with no network, no
 workspace and every capability dropped; the workspace's from the package managers' own metadata read on the
@@ -182,6 +186,16 @@ _digests: dict[tuple[str, str, str], str] = {}
 _stored: set[tuple[str, str]] = set()  # (project id, digest) this process knows the log holds
 
 
+def log_identity(path: Path) -> str:
+    """Which audit log the "recorded" digests are in: its file's device and inode (a project folder copied
+    from someone else, or a log started afresh, is another file, so its package lists are stored again)."""
+    try:
+        found = os.stat(path)
+    except OSError:
+        return ""
+    return f"{found.st_dev}:{found.st_ino}"
+
+
 def forget() -> None:
     """Drop what this process remembers (as a new process starts): the files' caches stay."""
     with _lock:
@@ -232,9 +246,12 @@ def record(sandbox: Any, emitting: bool) -> Recorded:
         if digest is not None and (not emitting or (sandbox.project.id, digest) in _stored):
             return Recorded(digest, None)
         cache = project_cache(sandbox)
+        log_id = log_identity(sandbox.project.audit_db)
         state = cache.load()
         states = state.get("states") if isinstance(state.get("states"), dict) else {}
         stored = state.get("recorded") if isinstance(state.get("recorded"), list) else []
+        if state.get("log") != log_id:  # another log (a copied project, a new audit.db): it holds none of them
+            stored = []
         state_key = f"{ident}|{key[2]}"
         if digest is None:
             digest = states.get(state_key) if isinstance(states.get(state_key), str) else None
@@ -257,5 +274,6 @@ def record(sandbox: Any, emitting: bool) -> Recorded:
             _stored.add((sandbox.project.id, digest))
             payload = EnvironmentRecorded(digest=digest, image=ref, image_id=ident, packages=packages,
                                           notes=tuple([*image_notes, *notes][: readback.MAX_NOTES]))
-        cache.save({"states": dict(list(states.items())[-CACHE_ENTRIES:]), "recorded": stored[-4096:]})
+        cache.save({"log": log_id, "states": dict(list(states.items())[-CACHE_ENTRIES:]),
+                    "recorded": stored[-4096:]})
         return Recorded(digest, payload)
