@@ -297,3 +297,19 @@ def test_truncation_timeouts_and_images_not_shown_are_stated(project, tmp_path):
     note = cap_cell.outputs[-1].data["text/plain"]
     assert "timed out" in note and "the sandbox kept the first" in note and "a" * 64 in note
     assert cap_cell.metadata.workbench.timed_out is True
+
+
+def test_a_timeline_item_the_exporter_does_not_know_is_named_not_a_crash():
+    from dataclasses import dataclass
+
+    import nbformat.v4 as nbf
+
+    from workbench.report.notebook import item_cell
+
+    @dataclass
+    class EnvironmentRecorded:  # what a newer collector might add to a session's timeline
+        time: datetime
+
+    cell = item_cell(nbf, EnvironmentRecorded(T0), [(7, "ab" * 32)])
+    assert "EnvironmentRecorded" in cell.source and cell.metadata.workbench.entries == [{"seq": 7, "hash": "ab" * 32}]
+    nbformat.validate(nbf.new_notebook(cells=[cell]))

@@ -177,10 +177,11 @@ def header_cell(nbf: Any, session: Session, verification: Any, entries: list[tup
     lines += [f"- **{name}**: {md(value, single_line=True)}" for name, value in rows if value]
     state = "verified" if verification.ok else "DID NOT VERIFY"
     lines.append(f"- **audit log**: {state} at export time, {verification.entries:,} entries, root "
-                 f"`{md(verification.root or 'unknown', single_line=True)}`")
+                 f"{md(verification.root or 'unknown', single_line=True)}")  # no code span: it keeps escapes
     lines += ["", f"Exported by Workbench {__version__} from the audit log: each cell's metadata "
                   "(`workbench.entries`) names the entries it shows."]
-    return nbf.new_markdown_cell("\n".join(lines), metadata=cell_meta("session", entries, session_id=session.id))
+    meta = cell_meta("session", entries, session_id=session.id)
+    return nbf.new_markdown_cell("\n".join(lines), metadata=meta)
 
 
 def warning_cell(nbf: Any, verification: Any) -> Any:
@@ -193,7 +194,7 @@ def warning_cell(nbf: Any, verification: Any) -> Any:
 
 def item_cell(nbf: Any, item: Item, entries: list[tuple[int, str]]) -> Any:
     md = markdown_text
-    when = fmt.when(item.time)
+    when = fmt.when(getattr(item, "time", None))
     if isinstance(item, TaskNote):
         label = "Task" if item.kind == events.TASK_STARTED else "Task finished"
         text = f"## {label}\n\n{md(item.text or '(no words recorded)')}\n\n*{md(f'{when} · {item.actor}')}*"
@@ -212,10 +213,13 @@ def item_cell(nbf: Any, item: Item, entries: list[tuple[int, str]]) -> Any:
         text = (f"**Install network** ({md(item.manager or '?', single_line=True)}): reached "
                 f"{md(reached, single_line=True)}" + (f"; refused {md(', '.join(item.refused), single_line=True)}"
                                                       if item.refused else "") + f" · *{md(when)}*")
-    else:
+    elif isinstance(item, ErrorNote):
         text = f"**Error** (entry {item.seq}): {md(item.message)}"
+    else:  # a kind of timeline item this exporter does not know yet: named, never a crash
+        text = f"**{md(type(item).__name__, single_line=True)}** · *{md(when)}*"
     kind = type(item).__name__.lower()
-    return nbf.new_markdown_cell(text, metadata=cell_meta(kind, entries, time=when, actor=item.actor))
+    meta = cell_meta(kind, entries, time=when, actor=getattr(item, "actor", ""))
+    return nbf.new_markdown_cell(text, metadata=meta)
 
 
 def stream_note(stream: StreamExcerpt) -> str:
@@ -223,7 +227,8 @@ def stream_note(stream: StreamExcerpt) -> str:
         return (f"{stream.name}: the sandbox kept the first {fmt.size(stream.kept_bytes)} of "
                 f"{fmt.size(stream.total_bytes)} (output cap); sha256 {stream.sha256} covers all of it")
     if stream.cut:
-        return (f"{stream.name}: the notebook shows the first {stream.shown_lines:,} lines / {stream.shown_chars:,} "
+        return (f"{stream.name}: the notebook shows the first {stream.shown_lines:,} lines / "
+                f"{stream.shown_chars:,} "
                 f"characters of {stream.logged_chars:,} in the log (workbench audit export has all of it)")
     if stream.total_bytes and not stream.logged_chars:
         return f"{stream.name}: {fmt.size(stream.total_bytes)} written, no output text in the log"
@@ -274,7 +279,8 @@ def execution_cell(nbf: Any, ex: Execution, count: int, workspace: Path, budget:
     if ex.state_lost:
         notes.append("state lost: the warm session's interpreter had to restart")
     for touched in ex.files[:100]:
-        notes.append(f"file {touched.change} {touched.path}" + (f" sha256 {touched.sha256}" if touched.sha256 else ""))
+        digest = f" sha256 {touched.sha256}" if touched.sha256 else ""
+        notes.append(f"file {touched.change} {touched.path}{digest}")
     if len(ex.files) > 100:
         notes.append(f"and {len(ex.files) - 100:,} more files (in the exec.finished entry)")
     for art in ex.artifacts[:50]:
