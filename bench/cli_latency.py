@@ -1,0 +1,108 @@
+"""Command-line latency of `print(1)`: `workbench exec` beside the engine's own CLI, measured in the same run.
+
+    .venv/bin/python bench/cli_latency.py [-n 20] [-p PROJECT_DIR]
+
+Rows (median and p95 wall time over N runs, each a new process as a shell loop would make):
+  workbench exec one-off   `workbench exec -p P --lang python -c 'print(1)'`
+  workbench exec warm      the same with `--session bench` (a live interpreter kept between calls)
+  podman exec              `podman exec C python3 -c 'print(1)'` in a running container of the base image
+  podman run --rm          `podman run --rm --network none IMAGE python3 -c 'print(1)'` (a new container)
+Then the ratios the issue sets targets for: one-off / podman run --rm (target <= 1), one-off / podman exec
+(stretch <= 1.5), and the warm row's median against 150 ms. The podman rows use the podman CLI the way a
+person would type it (local, no --url), against the image Workbench runs (workbench.sandbox.image.BASE_IMAGE).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+WARM_TARGET_S = 0.150
+
+
+def timed(command: list[str], runs: int, expect: bytes = b"1\n") -> list[float]:
+    """Wall time of `command` as a new process, `runs` times after one uncounted warm-up."""
+    samples = []
+    for index in range(runs + 1):
+        start = time.perf_counter()
+        result = subprocess.run(command, capture_output=True, timeout=120)
+        elapsed = time.perf_counter() - start
+        if result.returncode != 0 or result.stdout != expect:
+            raise SystemExit(f"{' '.join(command)!r} failed (exit {result.returncode}): "
+                             f"{result.stdout[-200:]!r} {result.stderr[-400:]!r}")
+        if index:
+            samples.append(elapsed)
+    return samples
+
+
+def p95(samples: list[float]) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))]
+
+
+def workbench_command() -> list[str]:
+    """The console script beside this interpreter (what a user runs), else `python -m workbench`."""
+    script = Path(sys.executable).with_name("workbench")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "workbench"]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-n", "--runs", type=int, default=20)
+    parser.add_argument("-p", "--project", type=Path, help="a project folder (default: a temporary one)")
+    args = parser.parse_args()
+
+    from workbench.project import Project
+    from workbench.sandbox.image import BASE_IMAGE
+    from workbench.sandbox.kernels import stop_sessions
+
+    podman = shutil.which("podman")
+    if podman is None:
+        print("podman is not on PATH: the baselines cannot be measured", file=sys.stderr)
+        return 1
+    folder = args.project or Path(tempfile.mkdtemp(prefix="wb-cli-bench-")) / "project"
+    project = Project.open(folder, create=True)
+    workbench = [*workbench_command(), "exec", "-p", str(project.root), "--lang", "python"]
+    rows: list[tuple[str, list[float]]] = []
+    rows.append(("workbench exec one-off", timed([*workbench, "-c", "print(1)"], args.runs)))
+    rows.append(("workbench exec warm", timed([*workbench, "--session", "bench", "-c", "print(1)"], args.runs)))
+    stop_sessions(project)  # the warm session container would otherwise idle on for its timeout
+
+    started = subprocess.run([podman, "run", "-d", "--rm", "--network", "none", BASE_IMAGE, "sleep", "600"],
+                             capture_output=True, text=True, timeout=120)
+    if started.returncode != 0:
+        print(f"podman run -d {BASE_IMAGE} failed: {started.stderr.strip()}", file=sys.stderr)
+        return 1
+    container = started.stdout.strip()
+    try:
+        rows.append(("podman exec", timed([podman, "exec", container, "python3", "-c", "print(1)"], args.runs)))
+    finally:
+        subprocess.run([podman, "rm", "-f", "-t", "0", container], capture_output=True, timeout=120)
+    rows.append(("podman run --rm", timed([podman, "run", "--rm", "--network", "none", BASE_IMAGE,
+                                           "python3", "-c", "print(1)"], args.runs)))
+
+    medians = {name: statistics.median(samples) for name, samples in rows}
+    load = " ".join(f"{value:.2f}" for value in os.getloadavg())
+    print(f"CLI latency of print(1), {args.runs} runs each, {os.cpu_count()} CPUs, load {load}, image {BASE_IMAGE}")
+    print(f"{'':26}{'median ms':>10}{'p95 ms':>10}")
+    for name, samples in rows:
+        print(f"{name:26}{medians[name] * 1000:10.1f}{p95(samples) * 1000:10.1f}")
+    one_off, warm = medians["workbench exec one-off"], medians["workbench exec warm"]
+    print(f"one-off / podman run --rm  {one_off / medians['podman run --rm']:6.2f}   (target <= 1.00)")
+    print(f"one-off / podman exec      {one_off / medians['podman exec']:6.2f}   (stretch <= 1.50)")
+    print(f"warm / podman exec         {warm / medians['podman exec']:6.2f}")
+    print(f"warm median                {warm * 1000:6.0f} ms (target < {WARM_TARGET_S * 1000:.0f} ms)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
