@@ -247,7 +247,8 @@ class _Collector:
 
 
 def _ignore(collector: _Collector, entry: EntryLike, session: Session, payload: dict[str, Any]) -> None:
-    """Kinds the report reads nothing from: an install's start (its outcome follows), a saved note."""
+    """Kinds the report reads nothing from here: an install's start (its outcome follows), a saved note, an
+    environment's package list (the software appendix reads those, `workbench.report.software`)."""
 
 
 _HANDLERS: dict[str, Callable[[_Collector, EntryLike, Session, dict[str, Any]], None]] = {
@@ -265,6 +266,7 @@ _HANDLERS: dict[str, Callable[[_Collector, EntryLike, Session, dict[str, Any]], 
     events.FILE_CHANGED: _Collector.on_file_changed,
     events.SANDBOX_STARTED: _Collector.on_sandbox_started,
     events.MEMORY_SAVED: _ignore,
+    events.ENVIRONMENT_RECORDED: _ignore,
 }
 
 
