@@ -49,6 +49,8 @@ class SandboxSettings(BaseModel):
     # The OCI runtime of every container Workbench makes: "" the engine's default (runc where Workbench set the
     # engine up), "runsc" gVisor (a user-space kernel between code and the host; see workbench.sandbox.gvisor).
     runtime: str = ""
+    # Record the workspace files each execution opened for reading (inotify; workbench.sandbox.reads).
+    record_reads: bool = True
 
 
 class InstallSettings(BaseModel):

@@ -80,10 +80,13 @@ class ExecFinished(Payload):
     themselves travel in `exec.output`. `files` are the workspace changes (`path`, `change`, `sha256`,
     `size`, and `kind`/`target` for what is not a regular file), `artifacts` rich results (`path`, `mime`,
     `sha256`, `size`). Version 2 added `session`, `state_lost` and `notes`; version 3 `environment`, the
-    digest of the `environment.recorded` it ran with (left out where none was recorded)."""
+    digest of the `environment.recorded` it ran with (left out where none was recorded); version 4
+    `files_read`, the workspace files code opened for reading (`path`, `sha256`, `size`, and `kind`/`target`
+    for what the host found that is not a regular file; `workbench.sandbox.reads`), and `reads_own`, files
+    read in Workbench's own folders counted per folder ({".venv": 812}); both left out where empty."""
 
     KIND = K.EXEC_FINISHED
-    VERSION = 3
+    VERSION = 4
 
     execution_id: str = C.text()
     language: str = C.text()
@@ -100,6 +103,8 @@ class ExecFinished(Payload):
     files: tuple[Any, ...] = C.items()
     artifacts: tuple[Any, ...] = C.items()
     environment: str | None = C.text(None, omit=True, since=3)
+    files_read: tuple[Any, ...] = C.items(since=4, omit=True)
+    reads_own: dict[str, Any] = C.mapping(since=4, omit=True)
 
     def stream(self, name: str) -> dict[str, Any]:
         """A stream's summary as a dict ({} where the entry holds none, or something else)."""

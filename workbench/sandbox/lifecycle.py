@@ -31,7 +31,7 @@ from workbench.config import Settings
 from workbench.events import EventBus
 from workbench.languages import Language
 from workbench.project import Project
-from workbench.sandbox import environment, policy, workspace
+from workbench.sandbox import environment, policy, reads, workspace
 from workbench.sandbox.diskguard import DiskGuard
 from workbench.sandbox.engine import Engine
 from workbench.sandbox.execution import EventSink, LiveExecution
@@ -162,6 +162,8 @@ class Execution:
                                   self._finalize, self._cancel)
         self.before: workspace.Snapshot = {}
         self.guard: DiskGuard | None = None
+        self.reads: reads.Reads | None = None
+        self.reads_note: str | None = None
         self.facts = ExitFacts()
         self._ended = False
 
@@ -175,6 +177,7 @@ class Execution:
         try:
             transport.prepare()
             self.before = workspace.snapshot(sandbox.project.workspace, owner=sandbox.workspace_owner())
+            self._watch_reads()
             transport.launch()
         except Ended as ended:
             self._end(ended.facts)
@@ -188,6 +191,26 @@ class Execution:
         self.guard = DiskGuard(sandbox.project.workspace, policy.parse_size(sandbox.settings.sandbox.disk_floor),
                                self._disk_low).start()
         return self.live
+
+    def _watch_reads(self) -> None:
+        """Start collecting the files code opens (after the snapshot, so the host's own walk is not in it)."""
+        if not self.sandbox.settings.sandbox.record_reads:
+            return
+        watcher, self.reads_note = reads.watcher_for(self.sandbox.project.workspace)
+        if watcher is not None:
+            self.reads = watcher.begin()
+
+    def _collect_reads(self) -> tuple[tuple, tuple, list[str]]:
+        """Stop collecting (before the host hashes what changed, which would read as the code's reads)."""
+        if self.reads is None:
+            return (), (), [self.reads_note] if self.reads_note else []
+        try:
+            watcher, _ = reads.watcher_for(self.sandbox.project.workspace)
+            if watcher is not None:
+                watcher.end(self.reads)
+            return self.reads.finish(set())
+        except Exception as exc:  # noqa: BLE001 - the execution's own result is never lost to it
+            return (), (), [f"files read could not be recorded: {type(exc).__name__}: {exc}"]
 
     # --- while it runs ----------------------------------------------------------------------------
     def _pump(self) -> None:
@@ -234,6 +257,7 @@ class Execution:
         if disk_tripped:
             facts = replace(facts, killed_by="disk")
         facts = transport.explain(facts, live)
+        files_read, reads_own, read_notes = self._collect_reads()
         notes = [*sandbox.notes(), *transport.incidents()]
         if disk_tripped:
             notes.append(f"stopped: the disk holding the workspace fell under {settings.disk_floor} free "
@@ -259,6 +283,7 @@ class Execution:
         after = workspace.snapshot(sandbox.project.workspace)
         changes = workspace.diff(sandbox.project.workspace, self.before, after)
         notes.extend(workspace.notes(changes))
+        notes.extend(read_notes)
         if changes and workspace.size_of(after) > policy.parse_size(settings.workspace_quota):
             notes.append(f"the workspace is over its quota of {settings.workspace_quota}")
         return ExecutionResult(
@@ -268,7 +293,7 @@ class Execution:
             stdout=live.records["stdout"].summary(), stderr=live.records["stderr"].summary(),
             files=changes, artifacts=workspace.artifacts(changes), session=request.session,
             limits_enforced=sandbox.engine.limits_enforced, state_lost=facts.state_lost, notes=tuple(notes),
-            environment=recorded)
+            environment=recorded, files_read=files_read, reads_own=reads_own)
 
     def _environment(self, notes: list[str]) -> str | None:
         """The digest of the environment this execution ran with; its package list is published first when the

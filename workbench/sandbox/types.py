@@ -67,6 +67,28 @@ class FileChange:
 
 
 @dataclass(frozen=True, slots=True)
+class FileRead:
+    """A file in the workspace that the execution opened for reading, as it was when read (path relative to
+    it; `workbench.sandbox.reads`). `kind` says what the host found there when it hashed it: a regular file,
+    or a symlink (target recorded, never followed), a FIFO (never opened), "deleted" (gone before or while
+    it was hashed), or "refused" (a folder above it had become a symlink or a file)."""
+
+    path: str
+    sha256: str | None  # None for anything that is not a regular file, and past the hashing budget
+    size: int | None
+    kind: str = "file"
+    target: str | None = None
+
+    def to_payload(self) -> dict[str, Any]:
+        payload: dict[str, Any] = {"path": self.path, "sha256": self.sha256, "size": self.size}
+        if self.kind != "file":
+            payload["kind"] = self.kind
+            if self.target is not None:
+                payload["target"] = self.target
+        return payload
+
+
+@dataclass(frozen=True, slots=True)
 class Artifact:
     """A rich result, such as a plot, written by the execution."""
 
@@ -94,6 +116,8 @@ class ExecutionResult:
     state_lost: bool = False  # a warm session had to restart its interpreter
     notes: tuple[str, ...] = ()  # things the user should know (e.g. "memory limit not enforced")
     environment: str | None = None  # the digest of the environment it ran with (workbench.sandbox.environment)
+    files_read: tuple[FileRead, ...] = ()  # workspace files it opened for reading (workbench.sandbox.reads)
+    reads_own: tuple[tuple[str, int], ...] = ()  # (Workbench's own folder, how many files read there)
 
     @property
     def ok(self) -> bool:
@@ -117,7 +141,9 @@ class ExecutionResult:
             "files": [f.to_payload() for f in self.files],
             "artifacts": [{"path": a.path, "mime": a.mime, "sha256": a.sha256, "size": a.size}
                           for a in self.artifacts],
-        } | ({"environment": self.environment} if self.environment else {})
+        } | ({"environment": self.environment} if self.environment else {}) | (
+            {"files_read": [r.to_payload() for r in self.files_read]} if self.files_read else {}) | (
+            {"reads_own": dict(self.reads_own)} if self.reads_own else {})
 
 
 def _stream_payload(summary: StreamSummary) -> dict[str, Any]:

@@ -1,0 +1,202 @@
+"""Files read: what code opened in the workspace is recorded with its hash, through the real engine (one-off,
+shell and warm) and through the watcher on its own (symlinks, FIFOs, deletions, caps, watch limits)."""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.sandbox.conftest import make_settings, run
+from workbench.events.execution import ExecFinished
+from workbench.sandbox import reads
+from workbench.sandbox.types import FileRead
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def by_path(result) -> dict[str, FileRead]:
+    return {r.path: r for r in result.files_read}
+
+
+# --- through the real engine -----------------------------------------------------------------------
+
+@pytest.mark.engine
+def test_python_reads_data_and_writes_out(sandbox, module_project, recorder):
+    data = b"a,b\n1,2\n3,4\n"
+    (module_project.workspace / "data.csv").write_bytes(data)
+    code = ("rows = open('/workspace/data.csv').read().splitlines()\n"
+            "open('/workspace/out.csv', 'w').write('\\n'.join(rows[:2]))\n")
+    result, _ = run(sandbox, "python", code)
+    assert result.ok, result
+    read = by_path(result)
+    assert read["data.csv"].sha256 == sha(data) and read["data.csv"].size == len(data)
+    assert "out.csv" not in read  # written, not read
+    changed = {c.path: c for c in result.files}
+    assert changed["out.csv"].change == "created"
+    assert changed["out.csv"].sha256 == sha((module_project.workspace / "out.csv").read_bytes())
+    # exec.finished carries them, and decodes through its payload class
+    finished = recorder.of("exec.finished", result.execution_id)[-1]
+    decoded = ExecFinished.decode(finished.payload)
+    assert {"path": "data.csv", "sha256": sha(data), "size": len(data)} in [dict(r) for r in decoded.files_read]
+    assert ExecFinished.VERSION == 4
+
+
+@pytest.mark.engine
+def test_cat_in_a_shell_execution_is_recorded_once(sandbox, module_project):
+    (module_project.workspace / "notes.txt").write_bytes(b"hello\n")
+    result, _ = run(sandbox, "shell", "cat /workspace/notes.txt; cat /workspace/notes.txt; ls /workspace >/dev/null")
+    assert result.ok and result.stdout.kept == b"hello\nhello\n"
+    assert [r for r in result.files_read if r.path == "notes.txt"] == [FileRead("notes.txt", sha(b"hello\n"), 6)]
+
+
+@pytest.mark.engine
+def test_a_later_execution_does_not_inherit_reads(sandbox, module_project):
+    (module_project.workspace / "once.txt").write_bytes(b"1")
+    first, _ = run(sandbox, "shell", "cat /workspace/once.txt")
+    second, _ = run(sandbox, "shell", "echo nothing read")
+    assert "once.txt" in by_path(first)
+    assert "once.txt" not in by_path(second)
+
+
+@pytest.mark.engine
+def test_a_warm_session_read(sandbox, module_project):
+    from workbench.sandbox.kernels import stop_sessions
+
+    (module_project.workspace / "warm.txt").write_bytes(b"warm data")
+    try:
+        run(sandbox, "python", "x = 1", session="reads")
+        result, _ = run(sandbox, "python", "print(open('/workspace/warm.txt').read())", session="reads")
+    finally:
+        stop_sessions(sandbox.project)
+    assert result.ok, result
+    assert by_path(result)["warm.txt"] == FileRead("warm.txt", sha(b"warm data"), 9)
+
+
+@pytest.mark.engine
+def test_reads_in_the_venv_are_counted_not_listed(sandbox, module_project):
+    lib = module_project.workspace / ".venv" / "lib"
+    lib.mkdir(parents=True, exist_ok=True)
+    for name in ("a.py", "b.py"):
+        (lib / name).write_text("x")
+    result, _ = run(sandbox, "shell", "cat /workspace/.venv/lib/a.py /workspace/.venv/lib/b.py >/dev/null")
+    assert result.ok, result
+    assert not [r for r in result.files_read if r.path.startswith(".venv")]
+    assert dict(result.reads_own).get(".venv", 0) >= 2
+    assert result.to_payload()["reads_own"][".venv"] >= 2
+
+
+@pytest.mark.engine
+def test_a_symlink_to_etc_passwd_is_not_followed_by_the_host(sandbox, module_project):
+    host_passwd = sha(Path("/etc/passwd").read_bytes())
+    result, _ = run(sandbox, "shell", "ln -sf /etc/passwd /workspace/pw; cat /workspace/pw >/dev/null; "
+                                      "ln -sf /etc /workspace/etclink; cat /workspace/etclink/passwd >/dev/null")
+    assert result.ok, result
+    assert all(r.sha256 != host_passwd for r in result.files_read)
+    assert not [r for r in result.files_read if "passwd" in r.path and r.kind == "file"]
+    link = {c.path: c for c in result.files}["pw"]
+    assert link.kind == "symlink" and link.target == "/etc/passwd"
+
+
+@pytest.mark.engine
+def test_record_reads_off_records_none(engine_ready, tmp_path):
+    from workbench.project import Project
+    from workbench.sandbox import Sandbox
+
+    project = Project.init(tmp_path / "p")
+    (project.workspace / "d.txt").write_text("d")
+    box = Sandbox.open(project, settings=make_settings(timeout=30, record_reads=False), session_id="t", actor="user:t")
+    try:
+        result, _ = run(box, "shell", "cat /workspace/d.txt")
+    finally:
+        box.close()
+    assert result.ok and result.files_read == () and "files_read" not in result.to_payload()
+
+
+# --- the watcher on its own (a real inotify on a temporary folder) --------------------------------
+
+def collect(root: Path, act) -> tuple:
+    watcher, why = reads.watcher_for(root)
+    assert watcher is not None, why
+    collector = watcher.begin()
+    act()
+    watcher.end(collector)
+    return collector.finish(set())
+
+
+def test_new_folders_are_watched_and_writes_are_not_reads(tmp_path):
+    (tmp_path / "in.txt").write_text("in")
+
+    def act():
+        (tmp_path / "in.txt").read_text()
+        os.makedirs(tmp_path / "new" / "deep")
+        time.sleep(0.2)  # a new folder's watch is added when its IN_CREATE arrives (see reads.py)
+        (tmp_path / "new" / "deep" / "f").write_text("f")
+        (tmp_path / "new" / "deep" / "f").read_text()
+        (tmp_path / "w.txt").write_text("w")
+
+    listed, own, notes = collect(tmp_path, act)
+    assert [r.path for r in listed] == ["in.txt", "new/deep/f"]
+    assert listed[1].sha256 == sha(b"f") and own == () and notes == []
+
+
+def test_a_read_file_swapped_for_a_symlink_or_fifo_or_deleted_is_recorded_as_what_it_became(tmp_path):
+    for name in ("link", "pipe", "gone"):
+        (tmp_path / name).write_text("x")
+    folder = reads.Confined(tmp_path)
+    collector = reads.Reads(folder)
+    (tmp_path / "link").unlink()
+    (tmp_path / "link").symlink_to("/etc/passwd")
+    (tmp_path / "pipe").unlink()
+    os.mkfifo(tmp_path / "pipe")
+    (tmp_path / "gone").unlink()
+    assert collector.hash("link") == FileRead("link", None, len("/etc/passwd"), kind="symlink", target="/etc/passwd")
+    assert collector.hash("pipe") == FileRead("pipe", None, None, kind="fifo")  # never opened: no hang
+    assert collector.hash("gone") == FileRead("gone", None, None, kind="deleted")
+    folder.close()
+
+
+def test_many_files_read_give_a_count_past_the_limit(tmp_path, monkeypatch):
+    monkeypatch.setattr(reads, "LISTED", 3)
+    for i in range(8):
+        (tmp_path / f"f{i}").write_text(str(i))
+
+    def act():
+        for i in range(8):
+            (tmp_path / f"f{i}").read_text()
+
+    listed, _own, notes = collect(tmp_path, act)
+    assert len(listed) == 3
+    assert any("5 more files were read than the 3 listed" in n for n in notes)
+
+
+def test_the_watch_limit_is_a_note_not_a_failure(tmp_path, monkeypatch):
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    (tmp_path / "a" / "b" / "x").write_text("x")
+    real = reads.InotifyFD.add_callback
+    calls = []
+
+    def limited(self, path, mask, callback, id_):
+        calls.append(path)
+        if len(calls) > 2:  # the private mark folder and the workspace root, then the limit
+            raise OSError(errno.ENOSPC, "inotify watch limit reached")
+        return real(self, path, mask, callback, id_)
+
+    monkeypatch.setattr(reads.InotifyFD, "add_callback", limited)
+    listed, _own, notes = collect(tmp_path, lambda: (tmp_path / "a" / "b" / "x").read_text())
+    assert listed == ()  # its folder had no watch
+    assert any("max_user_watches" in n for n in notes)
+
+
+def test_old_exec_finished_entries_decode_and_encode_as_they_were():
+    v3 = {"execution_id": "e", "language": "python", "session": None, "exit_code": 0, "duration": 0.1,
+          "timed_out": False, "killed_by": None, "limits_enforced": True, "state_lost": False, "notes": [],
+          "stdout": {}, "stderr": {}, "files": [], "artifacts": []}
+    decoded = ExecFinished.decode(v3)
+    assert decoded.files_read == () and decoded.encode() == v3
