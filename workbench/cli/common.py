@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from workbench.errors import NotAvailableYet, WorkbenchError
 from workbench.inert import one_line, visible
-from workbench.project import Project
+
+if TYPE_CHECKING:  # the settings (pydantic-settings) load only when a command opens a project
+    from workbench.project import Project
 
 __all__ = ["VerificationFailed", "not_available", "one_line", "open_project", "project_option", "say"]
 
@@ -26,6 +28,8 @@ class VerificationFailed(WorkbenchError):
 
 
 def open_project(project_dir: Path, create: bool = False) -> Project:
+    from workbench.project import Project
+
     project = Project.open(project_dir, create=create)
     warn_if_restricted(project)
     return project

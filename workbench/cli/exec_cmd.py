@@ -14,7 +14,6 @@ import click
 
 from workbench.cli.common import one_line, open_project, project_option, say
 from workbench.errors import UsageError
-from workbench.sandbox.errors import ExecutionNotStarted, ExecutionTimedOut, InstallFailed
 
 EXIT_CODES = """\b
 Exit status: the code's own, or
@@ -116,6 +115,7 @@ def exec_(project_dir: Path, language: str, code: str | None, timeout: float | N
           runtime: str | None, file: Path | None) -> None:
     """Run code in the project's sandbox, streaming its stdout and stderr to ours as it runs."""
     from workbench import events, languages
+    from workbench.sandbox.errors import ExecutionNotStarted, ExecutionTimedOut
     from workbench.session import WorkSession
 
     source = _read_code(code, file)
@@ -173,6 +173,7 @@ def install(project_dir: Path, manager: str, packages: tuple[str, ...]) -> None:
     out is Workbench's proxy, which reaches the configured sources' host:port and nothing else (what it
     refused is printed and audited). Code you run never has a network at all.
     """
+    from workbench.sandbox.errors import InstallFailed
     from workbench.session import WorkSession
 
     project = open_project(project_dir)
