@@ -9,6 +9,8 @@ Rows (median and p95 over N runs, and the ratio to bare host python3):
   podman exec           `podman exec CONTAINER python3 -c 'print(1)'` in the same container (CLI)
   gvisor one-off/warm/start   the same three under gVisor ([sandbox] runtime = "runsc"), when it is set up
   host python3 -c       bare python3 on the host, no container at all
+  reads on / reads off  one-off and warm with files-read tracking ([sandbox] record_reads) on beside off: two
+                        sandboxes, their runs alternated so both see the same machine load (runc only)
 Figures are ratios against a baseline measured in the same run, so they compare across machines.
 """
 
@@ -39,6 +41,42 @@ def timed(fn, runs: int) -> list[float]:
 def p95(samples: list[float]) -> float:
     ordered = sorted(samples)
     return ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))]
+
+
+def alternated(on, off, runs: int) -> tuple[list[float], list[float]]:
+    """Samples of `on` and `off` taken in turn (one warm-up each), so drift in the machine's load hits both."""
+    on(), off()
+    samples: tuple[list[float], list[float]] = ([], [])
+    for _ in range(runs):
+        for fn, into in ((on, samples[0]), (off, samples[1])):
+            start = time.perf_counter()
+            fn()
+            into.append(time.perf_counter() - start)
+    return samples
+
+
+def reads_rows(project, settings, runs: int) -> list[tuple[str, list[float]]]:
+    """One-off and warm medians with read tracking on beside off, in the same run."""
+    from workbench.sandbox import Sandbox
+
+    rows: list[tuple[str, list[float]]] = []
+    off_settings = settings.model_copy(update={"sandbox": settings.sandbox.model_copy(
+        update={"record_reads": False})})
+    on_settings = settings.model_copy(update={"sandbox": settings.sandbox.model_copy(
+        update={"record_reads": True})})
+    with Sandbox.open(project, settings=on_settings) as on_box, Sandbox.open(project, settings=off_settings) as off:
+        for kind, session in (("one-off", None), ("warm", "bench-reads")):
+            def run(box, session=session):
+                result = box.execute("python", "print(1)", session=session).result()
+                assert result.stdout.kept == b"1\n", result
+
+            try:
+                with_reads, without = alternated(lambda: run(on_box), lambda: run(off), runs)
+            except Exception as exc:  # warm sessions unavailable: say so, go on
+                print(f"(reads {kind} rows skipped: {' '.join(str(exc).split())})", file=sys.stderr)
+                continue
+            rows += [(f"{kind}, reads on", with_reads), (f"{kind}, reads off", without)]
+    return rows
 
 
 def main() -> int:
@@ -91,6 +129,8 @@ def main() -> int:
                 assert result.stdout.kept == b"1\n", result
 
         rows.append((f"{label} start", timed(start, max(3, args.runs // 5))))
+        if not runtime:
+            rows += reads_rows(project, settings, args.runs)
     if info is None:
         print("no sandbox could be opened", file=sys.stderr)
         return 1
@@ -108,6 +148,11 @@ def main() -> int:
     for name, samples in rows:
         median = statistics.median(samples)
         print(f"{name:22}{median * 1000:10.1f}{p95(samples) * 1000:10.1f}{median / baseline:16.2f}")
+    medians = {name: statistics.median(samples) for name, samples in rows}
+    for kind in ("one-off", "warm"):
+        if f"{kind}, reads off" in medians:
+            added = medians[f"{kind}, reads on"] / medians[f"{kind}, reads off"] - 1
+            print(f"read tracking adds {added * 100:+.1f}% to the {kind} median (target: under 5%)")
     return 0
 
 
