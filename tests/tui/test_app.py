@@ -45,7 +45,7 @@ async def test_panes_titles_status_and_session(make):
 @aio
 async def test_palette_offers_every_action(make):
     wanted = {"New session", "Stop", "Approve", "Deny", "Install package", "Run code directly", "Verify audit",
-              "Export report", "Switch model", "Switch theme", "Open file in $EDITOR"}
+              "Export report", "Choose model", "Switch theme", "Open file in $EDITOR"}
     app = make()
     async with app.run_test(size=SIZE) as pilot:
         titles = {command.title for command in app.get_system_commands(app.screen)}

@@ -37,7 +37,7 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("Install package", "Install pip, R or apt packages into the project", "install_package"),
     ("Verify audit", "Recompute the audit log's hash chain and check its signatures", "verify_audit"),
     ("Export report", "Write the PDF compliance report", "export_report"),
-    ("Switch model", "Use another local GGUF model for this project", "switch_model"),
+    ("Choose model", "Pick a model server or GGUF file found on this machine for this project", "switch_model"),
     ("Switch theme", "Pick a theme (the choice is saved)", "switch_theme"),
     ("Open file in $EDITOR", "Open the file selected in the Files pane", "open_in_editor"),
     ("Add note", "Write a note into the project's memory (the agent reads relevant notes)", "add_note"),

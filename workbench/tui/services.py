@@ -92,6 +92,13 @@ def summarize_payload(kind: str, payload: dict[str, Any]) -> str:
     return ", ".join(sorted(payload))[:80]
 
 
+def human_size(size: int) -> str:
+    """Bytes as `workbench model list` shows them (for the model picker)."""
+    from workbench.agent.models import human_size as shown
+
+    return shown(size)
+
+
 class Services:
     """The real core. Subclass and override for tests; `open_llm` swaps the model (a scripted one),
     `heartbeat_runner` and `heartbeat_clock` what the in-process scheduler runs schedules with and when."""
@@ -252,15 +259,20 @@ class Services:
         """Pick up hand edits: opening the store re-indexes what changed on disk (a `memory.reindexed` event)."""
         self._with_memory(project, session, lambda store: None)
 
-    def models(self, settings: Settings) -> list[Any]:
+    def model_choices(self, settings: Settings) -> Any:
+        """Model servers answering on loopback, then GGUF files (`workbench.agent.discovery.Discovery`)."""
+        from workbench.agent import discovery
+
+        return discovery.find_all(settings.model.models_dir or None)
+
+    def use_model_choice(self, project: Project, choice: Any) -> None:
+        """A server's model becomes the project's OpenAI-compatible endpoint; a file its `[model] path`."""
         from workbench.agent import models
 
-        return models.discover(settings.model.models_dir or None)
-
-    def use_model(self, project: Project, path: Path) -> None:
-        from workbench.agent import models
-
-        models.use(project.config_file, path)
+        if choice.endpoint:
+            models.use_endpoint(project.config_file, choice.endpoint, choice.endpoint_model)
+        else:
+            models.use(project.config_file, Path(choice.path))
 
     # --- heartbeat: schedules and the in-process scheduler --------------------------------------------
     def now(self) -> datetime:

@@ -1,20 +1,16 @@
-"""Small dialogs: run code directly, install packages, export the report, switch model."""
+"""Small dialogs: run code directly, install packages, export the report (the model picker: `models`)."""
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, Input, Label, OptionList, Select, TextArea
-from textual.widgets.option_list import Option
-
-from workbench.inert import plain
+from textual.widgets import Button, Input, Label, Select, TextArea
 
 
 @functools.cache
@@ -106,29 +102,6 @@ class InputPrompt(ModalScreen[str | None]):
         if self.choices:
             value = f"{self.query_one(Select).value} {value}"
         self.dismiss(value)
-
-    def action_cancel(self) -> None:
-        self.dismiss(None)
-
-
-class ModelPicker(ModalScreen[Any]):
-    """Pick one of the GGUF models found on this machine."""
-
-    BINDINGS = [Binding("escape", "cancel", "Cancel")]
-
-    def __init__(self, models: list[Any]) -> None:
-        super().__init__()
-        self.models = models
-
-    def compose(self) -> ComposeResult:
-        with Vertical(id="model-dialog", classes="dialog"):
-            yield Label("Switch model (enter picks, esc cancels)", classes="dialog-title")
-            options = [Option(plain(f"{m.name}  ·  {m.source}  ·  {m.describe_size()}", single_line=True), id=str(i))
-                       for i, m in enumerate(self.models)]
-            yield OptionList(*options) if options else Label("No GGUF models found on this machine.")
-
-    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
-        self.dismiss(self.models[int(event.option.id or 0)])
 
     def action_cancel(self) -> None:
         self.dismiss(None)

@@ -10,13 +10,13 @@ import os
 import shlex
 import subprocess
 import sys
-from pathlib import Path
 from typing import Any
 
 from textual import work
 
 from workbench.tui.screens.approval import ApprovalScreen
-from workbench.tui.screens.prompts import CodeRequest, ExecPrompt, InputPrompt, ModelPicker
+from workbench.tui.screens.models import ModelChooser
+from workbench.tui.screens.prompts import CodeRequest, ExecPrompt, InputPrompt
 
 PANES = {"steps": "#steps", "output": "#output", "files": "#files-tree", "audit": "#audit-sessions"}
 
@@ -109,8 +109,9 @@ class ToolActions:
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="models")
     def find_models(self) -> None:
-        models = self.services.models(self.app.settings)
-        self.later(self.app.push_screen, ModelPicker(models), self._model_picked)
+        """Probing servers and reading GGUF headers blocks: in a thread, the picker pushed when done."""
+        found = self.services.model_choices(self.app.settings)
+        self.later(self.app.push_screen, ModelChooser(found.choices, found.notes), self._model_picked)
 
     def _model_picked(self, model: Any) -> None:
         if model is not None:
@@ -118,7 +119,7 @@ class ToolActions:
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="models")
     def use_model(self, model: Any) -> None:
-        self.services.use_model(self.project, Path(model.path))
+        self.services.use_model_choice(self.project, model)
         self.later(self.app.reload_settings)
         self.later(self.notify, f"Model: {model.name} (used from the next task on)", timeout=6)
         self.check_environment()

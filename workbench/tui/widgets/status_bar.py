@@ -26,6 +26,7 @@ class StatusBar(Static):
     heartbeat: reactive[str] = reactive("")  # e.g. "scheduler: running elsewhere (pid 42)"
     alert: reactive[str] = reactive("")  # e.g. "⚠ 1 schedule failed: nightly"
     trust: reactive[str] = reactive("")  # "restricted" for a project not trusted on this machine
+    demo_model: reactive[bool] = reactive(False)  # the bundled SmolLM2: it cannot do real tasks
 
     def apply_report(self, report: DoctorReport) -> None:
         """Take model, engine, isolation and limits from doctor's findings."""
@@ -34,6 +35,9 @@ class StatusBar(Static):
         isolation = report.get("isolation")
         limits = report.get("limits")
         self.model = (model.detail if model.status == "ok" else "missing") if model else "unknown"
+        self.demo_model = bool(model and model.status == "warn" and "demo model" in model.detail)
+        if self.demo_model:
+            self.model = model.detail.split(" (")[0] + " · demo model, cannot do real tasks: ctrl+p → Choose model"
         if engine is None:
             self.engine = "unknown"
         elif engine.status != "ok":
@@ -51,7 +55,8 @@ class StatusBar(Static):
         text = Text(no_wrap=True, overflow="ellipsis")
         # Model and schedule names are not Workbench's own words: shown on one line, escapes visible.
         model = one_line(self.model)
-        parts = [("model", model, ""), ("engine", one_line(" ".join(p for p in (self.engine, self.isolation) if p)),
+        model_style = "bold yellow" if self.demo_model else ""
+        parts = [("model", model, model_style), ("engine", one_line(" ".join(p for p in (self.engine, self.isolation) if p)),
                   ""),
                  ("limits", self.limits or "?", "bold red" if self.limits.startswith("NOT") else ""),
                  ("sandbox", one_line(self.sandbox), "bold" if self.sandbox == "running" else ""),
@@ -65,13 +70,13 @@ class StatusBar(Static):
             # the scheduler's state must fit: the model's name gives way first
             width = self.content_size.width or 160
             used = sum(len(label) + 1 + len(value) for label, value, _ in parts) + len(sep[0]) * (len(parts) - 1)
-            index = parts.index(("model", model, ""))
+            index = parts.index(("model", model, model_style))
             keep = len(model) - (used - width)
             if keep < 8:
                 del parts[index]  # even a short model name would push the scheduler's state off
             elif used > width:
                 short = model.split(" (")[0]
-                parts[index] = ("model", short if len(short) <= keep else short[: keep - 1] + "…", "")
+                parts[index] = ("model", short if len(short) <= keep else short[: keep - 1] + "…", model_style)
         for index, (label, value, style) in enumerate(parts):
             if index:
                 text.append(*sep)
