@@ -200,3 +200,76 @@ def test_old_exec_finished_entries_decode_and_encode_as_they_were():
           "stdout": {}, "stderr": {}, "files": [], "artifacts": []}
     decoded = ExecFinished.decode(v3)
     assert decoded.files_read == () and decoded.encode() == v3
+
+
+# --- shown: the PDF report and the audit export -----------------------------------------------------
+
+@pytest.mark.engine
+def test_the_report_and_the_export_show_reads_beside_writes(engine_ready, tmp_path, monkeypatch):
+    import json
+    import subprocess
+    import sys
+
+    import keyring
+    from keyring.backends import fail
+
+    from tests.report.conftest import pdf_text
+    from workbench.project import Project
+    from workbench.report import render_report
+    from workbench.session import WorkSession
+
+    monkeypatch.setenv("WORKBENCH_DATA_DIR", str(tmp_path / "user-data"))
+    previous = keyring.get_keyring()
+    keyring.set_keyring(fail.Keyring())
+    try:
+        project = Project.init(tmp_path / "proj")
+        data = b"x,y\n1,2\n"
+        (project.workspace / "data.csv").write_bytes(data)
+        with WorkSession.open(project) as ws:
+            result = ws.sandbox.execute("python", "open('/workspace/out.csv', 'w').write("
+                                                  "open('/workspace/data.csv').read().upper())").result()
+        assert result.ok, result
+        out = tmp_path / "r.pdf"
+        render_report(project, out)
+        text = pdf_text(out)
+        assert "read data.csv" in text and sha(data) in text
+        assert "created out.csv" in text
+        exported = tmp_path / "log.jsonl"
+        done = subprocess.run([sys.executable, "-m", "workbench", "audit", "export", "-p", str(project.root),
+                               "--out", str(exported)], capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        finished = [json.loads(line) for line in exported.read_text().splitlines() if '"exec.finished"' in line]
+        assert finished, exported.read_text()[:500]
+        payloads = [e["event"]["payload"] if "event" in e else e["payload"] for e in finished]
+        assert {"path": "data.csv", "sha256": sha(data), "size": len(data)} in payloads[-1]["files_read"]
+    finally:
+        keyring.set_keyring(previous)
+
+
+def test_the_tui_step_card_names_files_read_beside_files_changed():
+    import asyncio
+
+    from textual.app import App
+
+    from workbench.events import Event
+    from workbench.tui.widgets.steps_panel import StepCard, StepsPanel
+
+    class One(App):
+        def compose(self):
+            yield StepsPanel()
+
+    async def go():
+        app = One()
+        async with app.run_test() as pilot:
+            panel = app.query_one(StepsPanel)
+            panel.add_event(Event("exec.started", "s", "user:t", {"execution_id": "e", "language": "python",
+                                                                   "code": "x"}))
+            panel.add_event(Event("exec.finished", "s", "user:t", {
+                "execution_id": "e", "exit_code": 0, "duration": 0.1,
+                "files": [{"path": "out.csv", "change": "created", "sha256": "0" * 64, "size": 1}],
+                "files_read": [{"path": "data\x1b[31m.csv", "sha256": "1" * 64, "size": 2}]}))
+            await pilot.pause()
+            return [card.result for card in app.query(StepCard)]
+
+    results = asyncio.run(go())
+    assert any("files: out.csv (created)" in r and "read: data" in r and "\x1b" not in r for r in results), results

@@ -190,6 +190,13 @@ class _Collector:
         for item in p.files:
             if isinstance(item, dict):
                 self.touch(ex.files, item)
+        for item in p.files_read:  # read, not touched: the report's list of files changed stays as it was
+            if isinstance(item, dict):
+                kind = P.get_str(item, "kind") or "file"
+                ex.files_read.append(FileTouch(P.get_str(item, "path") or "(no path)",
+                                               "read" if kind == "file" else kind,
+                                               P.get_str(item, "sha256") or None, P.get_int(item, "size")))
+        ex.reads_own = {str(k): P.get_int(p.reads_own, k) or 0 for k in p.reads_own}
         for item in p.artifacts:
             if isinstance(item, dict):
                 ex.artifacts.append(ArtifactRef(P.get_str(item, "path"), P.get_str(item, "mime"),

@@ -115,6 +115,8 @@ class Execution:
     stderr: StreamExcerpt = field(default_factory=lambda: StreamExcerpt("stderr"))
     files: list[FileTouch] = field(default_factory=list)
     artifacts: list[ArtifactRef] = field(default_factory=list)
+    files_read: list[FileTouch] = field(default_factory=list)  # change: "read", or what the host found there
+    reads_own: dict[str, int] = field(default_factory=dict)  # files read in Workbench's own folders, counted
     finished: bool = False
     entry_hashes: list[tuple[int, str]] = field(default_factory=list)  # (seq, hash) of its entries
 

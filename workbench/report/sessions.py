@@ -159,6 +159,15 @@ def file_lines(st: Styles, ex: Execution) -> list[Line]:
         out.append(ml(f"{'':<10} sha256 {f.sha256}" if f.sha256 else f"{'':<10} (no digest: deleted)", MUTED))
     if len(ex.files) > 500:
         out.append(ml(f"... and {len(ex.files) - 500:,} more files (in the exec.finished entry)", AMBER))
+    for f in ex.files_read[:500]:
+        size = f" ({fmt.size(f.size)})" if f.size is not None else ""
+        out.append(ml(f"{'file':<10} {f.change} {f.path}{size}"))
+        out.append(ml(f"{'':<10} sha256 {f.sha256}" if f.sha256 else f"{'':<10} (no digest: {f.change})", MUTED))
+    if len(ex.files_read) > 500:
+        out.append(ml(f"... and {len(ex.files_read) - 500:,} more files read (in the exec.finished entry)", AMBER))
+    if ex.reads_own:
+        counted = ", ".join(f"{n:,} in {folder}" for folder, n in sorted(ex.reads_own.items()))
+        out.append(ml(f"{'read':<10} Workbench's own folders: {counted} (counted, not listed)", MUTED))
     return out
 
 

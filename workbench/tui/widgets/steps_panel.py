@@ -195,4 +195,8 @@ class StepsPanel(VerticalScroll):
         if files:  # one name each on one line: a newline in a file name must not start a line of its own
             text += " · files: " + ", ".join(f"{one_line(f.get('path'))} ({one_line(f.get('change'))})"
                                              for f in files[:6])
+        read = [f for f in p.files_read if isinstance(f, dict)]
+        if read:
+            text += " · read: " + ", ".join(one_line(f.get("path")) for f in read[:6]) + (
+                f" (+{len(read) - 6})" if len(read) > 6 else "")
         card.set_result(text, ok)
