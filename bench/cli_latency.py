@@ -7,6 +7,8 @@ Rows (median and p95 wall time over N runs, each a new process as a shell loop w
   workbench exec warm      the same with `--session bench` (a live interpreter kept between calls)
   podman exec              `podman exec C python3 -c 'print(1)'` in a running container of the base image
   podman run --rm          `podman run --rm --network none IMAGE python3 -c 'print(1)'` (a new container)
+  in-process one-off/warm  (with --in-process) the same two through `WorkSession` in this long-lived process,
+                           after a warm-up: the floor a per-project service the CLI talks to could reach
 Then the ratios the issue sets targets for: one-off / podman run --rm (target <= 1), one-off / podman exec
 (stretch <= 1.5), and the warm row's median against 150 ms. The podman rows use the podman CLI the way a
 person would type it (local, no --url), against the image Workbench runs (workbench.sandbox.image.BASE_IMAGE).
@@ -55,10 +57,31 @@ def workbench_command() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "workbench"]
 
 
+def in_process_rows(project, runs: int) -> list[tuple[str, list[float]]]:
+    """One-off and warm `print(1)` as a long-lived process would run them: imports, the engine client and
+    the signing key already loaded, each call still its own audited work session."""
+    from workbench.session import WorkSession
+
+    def once(session: str | None) -> float:
+        start = time.perf_counter()
+        with WorkSession.open(project, details={"command": "exec"}) as work:
+            result = work.sandbox.execute("python", "print(1)", session=session).result()
+        assert result.stdout.kept == b"1\n", result
+        return time.perf_counter() - start
+
+    rows = []
+    for label, session in (("in-process one-off", None), ("in-process warm", "bench")):
+        once(session)  # warm-up: the first call pays the imports and the key lookup
+        rows.append((label, [once(session) for _ in range(runs)]))
+    return rows
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-n", "--runs", type=int, default=20)
     parser.add_argument("-p", "--project", type=Path, help="a project folder (default: a temporary one)")
+    parser.add_argument("--in-process", action="store_true",
+                        help="also time both through WorkSession in this process (a long-lived service's floor)")
     args = parser.parse_args()
 
     from workbench.project import Project
@@ -75,6 +98,8 @@ def main() -> int:
     rows: list[tuple[str, list[float]]] = []
     rows.append(("workbench exec one-off", timed([*workbench, "-c", "print(1)"], args.runs)))
     rows.append(("workbench exec warm", timed([*workbench, "--session", "bench", "-c", "print(1)"], args.runs)))
+    if args.in_process:
+        rows.extend(in_process_rows(project, args.runs))
     stop_sessions(project)  # the warm session container would otherwise idle on for its timeout
 
     started = subprocess.run([podman, "run", "-d", "--rm", "--network", "none", BASE_IMAGE, "sleep", "600"],
