@@ -182,18 +182,21 @@ class Finish:
     name: Literal["finish"] = "finish"
 
 
-# Registration order is the order the grammar and the prompt list them in.
-register(Tool("run_code", (Param("language", "language", "python"), Param("code", "string", "print(sum(range(10)))")),
-              make=RunCode))
-register(Tool("install", (Param("manager", "manager", "pip"), Param("packages", "packages", ["tabulate"])),
+# Registration order is the order the grammar and the prompt list them in. The examples are the system
+# prompt's: placeholders in capitals, so a small model that copies one verbatim fails visibly (a file that
+# does not exist, a package that is not there) instead of printing a plausible number it could report.
+register(Tool("run_code", (Param("language", "language", "python"),
+                          Param("code", "string", "print(open('FILE_NAME.csv').read(500))")), make=RunCode))
+register(Tool("install", (Param("manager", "manager", "pip"), Param("packages", "packages", ["PACKAGE_NAME"])),
               make=Install, approval="installs"))
-register(Tool("read_file", (Param("path", "string", "data.csv"),), make=ReadFile, approval="none", effect=False))
-register(Tool("write_file", (Param("path", "string", "notes.txt"), Param("content", "text", "text")),
-              make=WriteFile))
-register(Tool("save_note", (Param("title", "text", "short title"), Param("text", "string", "a fact worth keeping")),
+register(Tool("read_file", (Param("path", "string", "FILE_NAME.csv"),), make=ReadFile, approval="none",
+              effect=False))
+register(Tool("write_file", (Param("path", "string", "FILE_NAME.txt"),
+                            Param("content", "text", "TEXT TO WRITE")), make=WriteFile))
+register(Tool("save_note", (Param("title", "text", "SHORT TITLE"), Param("text", "string", "A FACT FOR LATER")),
               make=SaveNote, approval="none", effect=False))
-register(Tool("search_memory", (Param("query", "string", "what to look up"),), make=SearchMemory,
+register(Tool("search_memory", (Param("query", "string", "WORDS TO LOOK UP"),), make=SearchMemory,
               approval="none", effect=False))
 register(Tool("think", make=Think, approval="none", effect=False))
-register(Tool("finish", (Param("answer", "text", "the result"), Param("success", "boolean", True)), make=Finish,
-              approval="none", effect=False))
+register(Tool("finish", (Param("answer", "text", "THE RESULT YOUR CODE PRINTED"),
+                        Param("success", "boolean", True)), make=Finish, approval="none", effect=False))
