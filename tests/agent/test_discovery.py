@@ -218,7 +218,7 @@ def test_the_bundled_model_is_a_warning_in_doctor():
     settings = load_settings(None, overrides={"model": {"provider": "llama_cpp", "path": str(bundled)}})
     finding = models.check(settings)[0]
     assert finding.name == "model" and finding.status == "warn"
-    assert "demo model" in finding.detail and "cannot do real tasks" in finding.fix
+    assert "demo model" in finding.detail and "cannot do real tasks" in finding.detail
     assert "workbench model use ollama:NAME" in finding.fix
 
 
@@ -288,3 +288,29 @@ def test_probe_never_raises_on_odd_replies():
     for reply in ({"data": [{"id": ""}]}, {"data": [7]}, [], {"data": None}):
         with pytest.raises(ValueError):
             discovery.parse_models(kind, reply)
+
+
+def test_workbench_own_folder_is_listed_without_its_embedding_model(tmp_path, monkeypatch):
+    from tests.agent.gguf_writer import write_gguf
+
+    monkeypatch.setenv("WORKBENCH_CACHE_DIR", str(tmp_path / "cache"))
+    own = tmp_path / "cache" / "models"
+    chat = write_gguf(own / "coder-Q4_K_M.gguf", {"tokenizer.chat_template": "{{ x }}"})
+    write_gguf(own / "minilm-q8_0.gguf", {"general.architecture": "bert"})
+    (own / "broken.gguf").write_bytes(b"nope")
+    choices = {c.name: c for c in discovery.file_choices(tmp_path / "none") if c.source == "workbench"}
+    assert set(choices) == {"coder-Q4_K_M", "broken"}
+    assert choices["coder-Q4_K_M"].spec == str(chat) and not choices["coder-Q4_K_M"].problem
+    assert "not a GGUF" in choices["broken"].problem
+
+
+def test_lmstudio_and_server_specs_pick_a_listed_model():
+    two = {"object": "list", "data": [{"id": "a"}, {"id": "b"}]}
+    with fake_server({"/v1/models": two}) as (url, _):
+        picked = discovery.endpoint_for("lmstudio:b", targets=[(LMSTUDIO, url)])
+        assert (picked.endpoint, picked.endpoint_model, picked.spec) == (url + "/v1", "b", "lmstudio:b")
+        with pytest.raises(UsageError, match=r"several models \(it serves: a, b\)"):
+            discovery.endpoint_for(f"server:{url}/v1")
+        assert discovery.endpoint_for(f"server:{url}/v1#a").endpoint_model == "a"
+        with pytest.raises(UsageError, match="no model named"):
+            discovery.endpoint_for("lmstudio:", targets=[(LMSTUDIO, url)])

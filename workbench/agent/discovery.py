@@ -23,10 +23,11 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from workbench.errors import UsageError
+from workbench.agent.models import ModelEntry
+from workbench.errors import UsageError, WorkbenchError
 
 PROBE_TIMEOUT = 0.3  # seconds per server: an answer from loopback takes milliseconds
 MAX_REPLY_BYTES = 2_000_000  # a model list is small; a server streaming without end is cut here
@@ -213,13 +214,42 @@ def find_servers(targets: Sequence[tuple[ServerKind, str]] | None = None,
 
 # --- everything, as choices ---------------------------------------------------------------------------
 
-def file_choices(models_dir: str | Path | None = None) -> list[Choice]:
-    from workbench.agent.models import discover
+# Workbench's own model folder also holds the memory's sentence-embedding model: not something to chat with.
+EMBEDDING_ARCHITECTURES = frozenset({"bert", "nomic-bert", "jina-bert-v2", "t5encoder"})
 
-    return [Choice(spec=str(entry.path) if entry.source == "path" else entry.name, name=entry.name,
-                   where=str(entry.path), source=entry.source, size=entry.size, quantization=entry.quantization,
-                   path=entry.path, problem=entry.error or "")
-            for entry in discover(models_dir)]
+
+def own_model_files() -> list[Path]:
+    """Chat-model GGUF files in Workbench's own model folder (`user_cache_dir()/models`)."""
+    from workbench import paths
+    from workbench.agent.gguf import GGUFError, read_header
+
+    found = []
+    for path in sorted((paths.user_cache_dir() / "models").glob("*.gguf")):
+        try:
+            if read_header(path).architecture in EMBEDDING_ARCHITECTURES:
+                continue
+        except GGUFError:
+            pass  # listed, and `models.discover`'s reading of it says why it cannot be used
+        found.append(path)
+    return found
+
+
+def file_choices(models_dir: str | Path | None = None) -> list[Choice]:
+    """The GGUF files `models.discover` finds, plus Workbench's own folder (given by path: not a store)."""
+    from workbench.agent.models import discover, resolve
+
+    entries = discover(models_dir)
+    seen = {entry.path.resolve() for entry in entries}
+    for path in own_model_files():
+        if path.resolve() not in seen:
+            try:
+                entries.append(replace(resolve(str(path)), source="workbench"))
+            except WorkbenchError as exc:
+                entries.append(ModelEntry(path.stem, path, "workbench", 0, error=exc.one_line()))
+    return [Choice(spec=str(entry.path) if entry.source in ("path", "workbench") else entry.name,
+                   name=entry.name, where=str(entry.path), source=entry.source, size=entry.size,
+                   quantization=entry.quantization, path=entry.path, problem=entry.error or "")
+            for entry in entries]
 
 
 def server_choices(servers: Sequence[ServerProbe]) -> list[Choice]:

