@@ -110,3 +110,15 @@ def test_the_real_model_choices_answer_quickly_with_nothing_listening(tmp_path, 
     started = time.monotonic()
     found = find_all(tmp_path / "none", targets=[])
     assert time.monotonic() - started < 2 and all(c.source == "bundled" for c in found.choices)
+
+
+def test_the_real_services_find_a_fake_ollama(tmp_path, monkeypatch):
+    from tests.agent.test_discovery import OLLAMA_TAGS, fake_server
+    from workbench.config import Settings
+
+    monkeypatch.setenv("WORKBENCH_CACHE_DIR", str(tmp_path / "cache"))
+    with fake_server({"/api/tags": OLLAMA_TAGS}) as (url, _):
+        monkeypatch.setenv("OLLAMA_HOST", url.removeprefix("http://"))
+        found = Services().model_choices(Settings())
+    first = found.choices[0]
+    assert (first.spec, first.endpoint, first.quantization) == ("ollama:qwen2.5-coder:7b", url + "/v1", "Q4_K_M")
