@@ -51,7 +51,6 @@ KNOWN_PRIVATE: dict[tuple[str, str], str] = {}
 # Long modules without their reason yet: module -> who is splitting it or stating why.
 KNOWN_LONG: dict[str, str] = {
     "workbench.agent.loop": "H1",
-    "workbench.tui.screens.main": "H1",
 }
 
 

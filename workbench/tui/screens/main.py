@@ -3,6 +3,8 @@
 Everything that blocks (opening a session, doctor, sqlite, the engine, the model) runs in a labelled
 thread worker; results come back as messages. Events from the session's bus arrive through the
 `EventBridge` (output coalesced, everything else one message per event).
+
+Long because this is where the panes, the workers and their messages meet; the actions live in mixins.
 """
 
 from __future__ import annotations
