@@ -50,7 +50,6 @@ KNOWN_CONTRACT_BREACHES: dict[tuple[str, str], str] = {
 KNOWN_PRIVATE: dict[tuple[str, str], str] = {}
 # Long modules without their reason yet: module -> who is splitting it or stating why.
 KNOWN_LONG: dict[str, str] = {
-    "workbench.agent.loop": "H1",
 }
 
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -37,7 +37,7 @@ from workbench.agent.budgets import Budgets, Memory, Policy, memory_budget
 from workbench.agent.file_tools import WorkspaceFiles
 from workbench.agent.llm import LLM, LLMError, Message
 from workbench.agent.outcome import Reason, RunOutcome, StepRecord
-from workbench.agent.repair import hints_for
+from workbench.agent.repair import error_line, hints_for
 from workbench.agent.session_note import compose_session_note
 from workbench.sandbox.types import ExecutionResult, OutputChunk, SandboxAPI
 
@@ -325,7 +325,7 @@ class AgentLoop:
             done.set()
         self._executions.append(result)
         if not result.ok:
-            self._error = _error_line(result)
+            self._error = error_line(result)
         return prompts.execution_observation(result, hints_for(result, self._list_workspace)), result.ok
 
     def _cancel_on_stop(self, execution: Any, done: threading.Event) -> None:
@@ -385,32 +385,3 @@ class AgentLoop:
 
 
 OMITTED = "(Earlier steps were omitted to fit the context window.)"
-
-
-def _error_line(result: ExecutionResult) -> str:
-    """A failed execution's error in one line: the last line of stderr (the exception), or what stopped it."""
-    if result.timed_out or result.killed_by == "timeout":
-        return f"timed out after {result.duration:.1f} s"
-    if result.killed_by == "oom":
-        return "killed: out of memory"
-    if result.killed_by == "user":
-        return "stopped by the user"
-    for stream in (result.stderr, result.stdout):
-        lines = [line.strip() for line in stream.text().splitlines() if line.strip()]
-        if lines:
-            return f"exit code {result.exit_code}: {lines[-1]}"
-    return f"exit code {result.exit_code}"
-
-
-def summarize(outcome: RunOutcome) -> str:
-    """One line a person reads at the end of a run."""
-    what = {"finished": "finished", "gave_up": "the agent gave up", "unverified": "finished without a verified "
-            "result", "max_steps": "step budget used up", "max_tokens": "token budget used up",
-            "wall_clock": "time budget used up", "stopped": "stopped by the user",
-            "stuck": "stopped: the agent was repeating itself", "model_error": "the model failed"}[outcome.reason]
-    why = f" ({outcome.detail})" if outcome.detail else ""
-    return f"{what}{why} after {outcome.steps} step(s), {outcome.tokens:,} tokens, {outcome.seconds:.1f} s"
-
-
-def history_text(history: Sequence[StepRecord]) -> str:  # pragma: no cover - a debugging aid
-    return "\n".join(f"[{r.index}] {getattr(r.action, 'name', 'malformed')}: {r.observation}" for r in history)

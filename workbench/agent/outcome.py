@@ -37,3 +37,17 @@ class RunOutcome:
     history: tuple[StepRecord, ...] = field(default_factory=tuple)
     detail: str = ""  # why it ended, in words, when the model did not say (stuck, model error)
     note_id: str | None = None  # the session note written to memory at the end, if any
+
+
+def summarize(outcome: RunOutcome) -> str:
+    """One line a person reads at the end of a run."""
+    what = {"finished": "finished", "gave_up": "the agent gave up", "unverified": "finished without a verified "
+            "result", "max_steps": "step budget used up", "max_tokens": "token budget used up",
+            "wall_clock": "time budget used up", "stopped": "stopped by the user",
+            "stuck": "stopped: the agent was repeating itself", "model_error": "the model failed"}[outcome.reason]
+    why = f" ({outcome.detail})" if outcome.detail else ""
+    return f"{what}{why} after {outcome.steps} step(s), {outcome.tokens:,} tokens, {outcome.seconds:.1f} s"
+
+
+def history_text(history: list[StepRecord] | tuple[StepRecord, ...]) -> str:  # pragma: no cover - a debugging aid
+    return "\n".join(f"[{r.index}] {getattr(r.action, 'name', 'malformed')}: {r.observation}" for r in history)

@@ -65,3 +65,18 @@ def hints_for(result: ExecutionResult, list_workspace: Callable[[], Sequence[str
     if not hints:
         hints.append("read the last lines of stderr: they name the error and the line; fix that and run again")
     return hints
+
+
+def error_line(result: ExecutionResult) -> str:
+    """A failed execution's error in one line: the last line of stderr (the exception), or what stopped it."""
+    if result.timed_out or result.killed_by == "timeout":
+        return f"timed out after {result.duration:.1f} s"
+    if result.killed_by == "oom":
+        return "killed: out of memory"
+    if result.killed_by == "user":
+        return "stopped by the user"
+    for stream in (result.stderr, result.stdout):
+        lines = [line.strip() for line in stream.text().splitlines() if line.strip()]
+        if lines:
+            return f"exit code {result.exit_code}: {lines[-1]}"
+    return f"exit code {result.exit_code}"

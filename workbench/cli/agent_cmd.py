@@ -199,8 +199,8 @@ def prompt_approval(action, settings: Any = None) -> bool:
 def run(project_dir: Path, task: str, model_spec: str | None, max_steps: int | None, approve: str | None) -> None:
     """Run the agent on TASK, headless: print each step as it happens."""
     from workbench.agent.llm import open_model
-    from workbench.agent.loop import summarize
     from workbench.agent.models import resolve
+    from workbench.agent.outcome import summarize
     from workbench.agent.runner import policy_from, run_task
     from workbench.session import WorkSession
 

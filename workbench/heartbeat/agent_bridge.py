@@ -8,7 +8,7 @@ timeout can only shorten the agent's wall clock.
 from __future__ import annotations
 
 from workbench.agent.llm import open_model
-from workbench.agent.loop import summarize
+from workbench.agent.outcome import summarize
 from workbench.agent.runner import run_task as run_agent_task
 from workbench.heartbeat.schedule import Schedule
 from workbench.heartbeat.scheduler import RunOutcome
