@@ -146,6 +146,18 @@ def test_new_folders_are_watched_and_writes_are_not_reads(tmp_path):
     assert listed[1].sha256 == sha(b"f") and own == () and notes == []
 
 
+def test_back_to_back_executions_never_wait_on_a_merged_mark(tmp_path):
+    """The kernel merges two identical events in a row: marks alternate between two files so none is lost."""
+    watcher, why = reads.watcher_for(tmp_path)
+    assert watcher is not None, why
+    start = time.perf_counter()
+    for _ in range(50):
+        collector = watcher.begin()
+        watcher.end(collector)
+        assert collector.finish(set()) == ((), (), [])
+    assert time.perf_counter() - start < reads.MARK_WAIT
+
+
 def test_a_read_file_swapped_for_a_symlink_or_fifo_or_deleted_is_recorded_as_what_it_became(tmp_path):
     for name in ("link", "pipe", "gone"):
         (tmp_path / name).write_text("x")

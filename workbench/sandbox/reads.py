@@ -147,8 +147,12 @@ class Watcher:
         self._marks: deque[tuple[str, Reads]] = deque()
         self._lock = threading.Lock()
         self._private = tempfile.mkdtemp(prefix="workbench-reads-")
-        self._mark_path = os.path.join(self._private, "mark")
-        Path(self._mark_path).touch()
+        # Two mark files, used in turn: the kernel merges an event identical to the one before it still unread,
+        # so two marks in a row on one file could come back as one.
+        self._mark_paths = (os.path.join(self._private, "mark0"), os.path.join(self._private, "mark1"))
+        self._mark_count = 0
+        for path in self._mark_paths:
+            Path(path).touch()
         self._fd = InotifyFD()
         self._id = CallbackId(id(self))
         self._mark_wd = self._fd.add_callback(os.fsencode(self._private), _MARK_MASK, self, self._id)
@@ -221,14 +225,15 @@ class Watcher:
             reads.ended.set()
 
     def _mark(self, what: str, reads: Reads) -> None:
-        with self._lock:
+        with self._lock:  # appended and opened under the lock, so the queue's order is the marks' order
             self._marks.append((what, reads))
-        os.close(os.open(self._mark_path, os.O_RDONLY | os.O_CLOEXEC))
+            self._mark_count += 1
+            os.close(os.open(self._mark_paths[self._mark_count % 2], os.O_RDONLY | os.O_CLOEXEC))
 
     # --- the event thread (watchdog's InotifyFD calls these) --------------------------------------
     def on_event(self, event: InotifyEvent) -> None:
         if event.wd == self._mark_wd:
-            if event.name == b"mark" and event.is_open:
+            if event.name.startswith(b"mark") and event.is_open:
                 self._marked()
             return
         with self._lock:
@@ -279,10 +284,21 @@ class Watcher:
             self._paths.pop(wd, None)
 
     def on_queue_overflow(self) -> None:
+        """Events were lost, marks perhaps among them: every pending mark takes effect now."""
         with self._lock:
-            active = list(self._active)
+            pending = list(self._marks)
+            self._marks.clear()
+            for what, reads in pending:
+                if what == "begin":
+                    self._active.append(reads)
+                elif reads in self._active:
+                    self._active.remove(reads)
+            active = list(self._active) + [reads for what, reads in pending if what == "end"]
         for reads in active:
             reads.notes.append("some files read were not recorded: inotify's event queue overflowed")
+        for what, reads in pending:
+            if what == "end":
+                reads.ended.set()
 
     def close(self) -> None:
         self._fd.close()
