@@ -32,6 +32,7 @@ from workbench.events import EventBus
 from workbench.languages import Language
 from workbench.project import Project
 from workbench.sandbox import environment, policy, reads, workspace
+from workbench.sandbox.deadlines import DEADLINES
 from workbench.sandbox.diskguard import DiskGuard
 from workbench.sandbox.engine import Engine
 from workbench.sandbox.execution import EventSink, LiveExecution
@@ -166,6 +167,7 @@ class Execution:
         self.reads_note: str | None = None
         self.facts = ExitFacts()
         self._ended = False
+        self._cancel_watchdog: Callable[[], None] = lambda: None
 
     def start(self) -> LiveExecution:
         sandbox, request, transport = self.sandbox, self.request, self.transport
@@ -185,9 +187,8 @@ class Execution:
         except Exception as exc:  # noqa: BLE001 - whatever broke, the execution ends with one line
             self._end(transport.refused(exc))
             return self.live
+        self._cancel_watchdog = DEADLINES.after(self.transport.backstop(), self._overdue)
         threading.Thread(target=self._pump, name=f"exec-{request.execution_id}", daemon=True).start()
-        threading.Thread(target=self._watchdog, name=f"exec-watchdog-{request.execution_id}",
-                         daemon=True).start()
         self.guard = DiskGuard(sandbox.project.workspace, policy.parse_size(sandbox.settings.sandbox.disk_floor),
                                self._disk_low).start()
         return self.live
@@ -228,14 +229,15 @@ class Execution:
         if self._ended:
             return
         self._ended = True
+        self._cancel_watchdog()
         self.facts = facts
         try:
             self.transport.release()
         finally:
             self.transport.conclude(lambda: self.live.finish(facts.exit_code), facts)
 
-    def _watchdog(self) -> None:
-        if not self.live.wait(self.transport.backstop()):
+    def _overdue(self) -> None:
+        if not self.live.wait(0):
             self.transport.overdue()
 
     def _disk_low(self, _free: int) -> None:
