@@ -212,8 +212,11 @@ class DockerEngine:
         except self._docker.errors.NotFound:
             pass
 
-    def logs(self, container: str) -> Iterator[bytes]:
-        return self.api.logs(container, stream=True, follow=True, stdout=True, stderr=True)
+    def logs(self, container: str, follow: bool = True) -> Iterator[bytes]:
+        """The container's output as it comes (`follow`), or what it has written so far."""
+        if follow:
+            return self.api.logs(container, stream=True, follow=True, stdout=True, stderr=True)
+        return iter([self.api.logs(container, stream=False, follow=False, stdout=True, stderr=True)])
 
     def wait(self, container: str, timeout: float | None = None) -> int | None:
         return self.api.wait(container, timeout=timeout).get("StatusCode")

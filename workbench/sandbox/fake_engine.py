@@ -243,8 +243,14 @@ class FakeEngine:
             self._containers.pop(box.id, None)
         shutil.rmtree(box.root, ignore_errors=True)
 
-    def logs(self, container: str) -> Iterator[bytes]:
+    def logs(self, container: str, follow: bool = True) -> Iterator[bytes]:
         box = self._get(container)
+        if not follow:
+            with box.changed:
+                return iter([bytes(box.output)])
+        return self._follow_log(box)
+
+    def _follow_log(self, box) -> Iterator[bytes]:
         sent = 0
         while True:
             with box.changed:

@@ -16,9 +16,11 @@ Network policy (egress.py holds the proxy and says why it has this shape):
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import shutil
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -129,6 +131,56 @@ def way_out(sandbox: InstallingSandbox, user: str, allowed: frozenset[Destinatio
     return WayOut(sandbox, user, allowed) if allowed else contextlib.nullcontext()
 
 
+log = logging.getLogger(__name__)
+LOG_GRACE = 5.0  # seconds a followed log may lag behind its container's exit before it is read whole
+
+
+def follow_to_the_end(engine, container: Any, output: KeptOutput, lines: LineSplitter) -> int | None:
+    """Pass the container's output on as it comes (in this thread, so an exception from `progress`, such as
+    the user's Ctrl-C, ends the install here), and return its exit code once it has ended.
+
+    Podman now and then never ends a followed log of a container that exited (an install then hung until
+    its caller's timeout; seen with the probe of the image's apt sources). So a second thread waits for the
+    exit; if the followed log is still open `LOG_GRACE` seconds after it, that thread closes the stream,
+    and the log is read whole instead: what had not been passed on yet is passed on from there."""
+    stream = engine.logs(container)
+    code: list[int | None] = [None]
+    exited, drained = threading.Event(), threading.Event()
+
+    def watch_exit() -> None:
+        try:
+            code[0] = engine.wait(container)
+        except Exception:  # noqa: BLE001 - the container is gone: the caller's removal says the rest
+            pass
+        exited.set()
+        if not drained.wait(LOG_GRACE):
+            close = getattr(stream, "close", None)
+            try:
+                if close is not None:
+                    close()
+            except Exception:  # noqa: BLE001 - (a generator mid-iteration cannot be closed from here)
+                log.warning("could not close the stuck log stream of install container %s", container)
+
+    threading.Thread(target=watch_exit, name="install-exit", daemon=True).start()
+    seen = 0
+    try:
+        for data in stream:
+            seen += len(data)
+            output.add(data)
+            lines.add(data)
+    except Exception:  # noqa: BLE001 - the stream closed under it (above): the whole log is read below
+        if not exited.is_set():
+            raise
+    finally:
+        drained.set()
+    exited.wait()
+    whole = b"".join(engine.logs(container, follow=False))
+    if len(whole) > seen:
+        output.add(whole[seen:])
+        lines.add(whole[seen:])
+    return code[0]
+
+
 def run_container(sandbox: InstallingSandbox, *, image: str, command: list[str], user: str,
                   allowed: frozenset[Destination], mounts: dict[str, dict[str, str]], workspace: bool,
                   hardened: bool, progress: Progress | None, keep: bool = False,
@@ -175,10 +227,7 @@ def run_container(sandbox: InstallingSandbox, *, image: str, command: list[str],
         container = engine.create_container(spec)
         try:
             engine.start(container)
-            for data in engine.logs(container):
-                output.add(data)
-                lines.add(data)
-            code = engine.wait(container)
+            code = follow_to_the_end(engine, container, output, lines)
         finally:
             if not keep:
                 engine.remove(container)
