@@ -92,7 +92,10 @@ def _change(folder: Confined, entry: Entry, change: str) -> FileChange:
     try:
         digest: str | None = folder.sha256(entry.path)
     except Refused:  # swapped for something else since the walk: recorded as what it is now
-        now = folder.lstat(entry.path)
+        try:
+            now = folder.lstat(entry.path)
+        except (Refused, OSError):  # a folder above it was swapped for a link too: nothing to follow there
+            now = None
         if now is not None and now.kind != "file":
             return _change(folder, now, change)
         digest = None
