@@ -11,7 +11,7 @@ import pytest
 from conftest import event
 
 from workbench.audit import AuditLog, KeyStore
-from workbench.audit.log import sign_head
+from workbench.audit.head import sign_head
 from workbench.audit.witness_state import WitnessState
 from workbench.cli import main
 

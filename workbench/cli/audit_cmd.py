@@ -15,7 +15,7 @@ import click
 
 from workbench.audit import AuditError, AuditLog, Checkpoint, KeyStore, PublicKey, VerifyResult
 from workbench.audit.export import ExportFilter, verify_export, write_export
-from workbench.audit.log import HeadSigning, sign_head
+from workbench.audit.head import HeadSigning, sign_head
 from workbench.audit.store import AuditStore
 from workbench.audit.verify import verify_store
 from workbench.cli.common import VerificationFailed, one_line, open_project, project_option, say

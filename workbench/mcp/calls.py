@@ -320,13 +320,17 @@ class Tools:
 
 
 def execution_text(data: dict[str, Any]) -> str:
-    """The result as text for clients that read only the text: exit code, streams, truncation, audit seq."""
-    parts = [f"exit code {data['exit_code']}" + (" (timed out)" if data["timed_out"] else "")
-             + (f" (killed: {data['killed_by']})" if data["killed_by"] else "")
-             + f"; audit seq {data['audit_seq']}"]
+    """The result as text for clients that read only the text: the output first, as the code printed it
+    (what the caller asked for), then stderr under its heading, then the exit code and audit seq; a cut
+    stream says how much of it came back."""
+    parts = []
     for name in ("stdout", "stderr"):
         if data[name] or data[f"{name}_truncated"]:
             cut = (f" (truncated: the first {data[f'{name}_returned_bytes']} of {data[f'{name}_bytes']} bytes)"
                    if data[f"{name}_truncated"] else "")
-            parts.append(f"--- {name}{cut}\n{data[name]}")
-    return "\n".join(parts)
+            parts.append(data[name] + (f"\n--- stdout{cut}" if cut else "") if name == "stdout"
+                         else f"--- stderr{cut}\n{data[name]}")
+    parts.append(f"exit code {data['exit_code']}" + (" (timed out)" if data["timed_out"] else "")
+                 + (f" (killed: {data['killed_by']})" if data["killed_by"] else "")
+                 + f"; audit seq {data['audit_seq']}")
+    return "\n".join(part.rstrip("\n") if i < len(parts) - 1 else part for i, part in enumerate(parts))

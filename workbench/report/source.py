@@ -75,7 +75,7 @@ def read(project: Project, since: datetime | None = None, until: datetime | None
     """Verify the project's audit log and read the selected entries; raises only if the log cannot open.
 
     The database is opened read-only here; `render_report` has signed a checkpoint over the head first
-    where this machine's key may (`workbench.audit.log.sign_head`), so that nothing is exported unsigned.
+    where this machine's key may (`workbench.audit.head.sign_head`), so that nothing is exported unsigned.
     """
     store = AuditStore(project.audit_db, create=False, readonly=True)
     try:

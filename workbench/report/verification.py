@@ -26,7 +26,7 @@ def sign_head_first(project) -> str:
 
     Without it a report made while a session is open shows entries no signature covers.
     """
-    from workbench.audit.log import sign_head
+    from workbench.audit.head import sign_head
 
     try:
         signing = sign_head(project.audit_db, project_root=project.root,
