@@ -49,6 +49,8 @@ def handled(server, send) -> bytes:
     worker.start()
     try:
         send(ours)
+    except (BrokenPipeError, ConnectionResetError):  # it hung up before we finished: what a refusal may look like
+        pass
     finally:
         worker.join(15)
     ours.settimeout(5)
