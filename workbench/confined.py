@@ -362,6 +362,54 @@ class Confined:
         finally:
             os.close(parent)
 
+    def copy_from(self, source: Confined, source_path: str, path: str, *, expect: str | None = None,
+                  mode: int | None = None) -> str:
+        """Copy the regular file `source_path` of `source` to `path` here, streaming and hashing it in one
+        read, through a temporary file renamed over the name (a symlink at `path` is replaced, never written
+        through). With `expect`, a copy whose SHA-256 differs is not put in place. Returns the SHA-256, so
+        the bytes placed are exactly the bytes hashed, whatever changes in the source meanwhile."""
+        src, st = source._open_regular(source_path)
+        try:
+            parent, name, rel = self._parent(path, create=True)
+            try:
+                existing = self.lstat_at(parent, name, rel)
+                if existing is not None and existing.kind == "dir":
+                    raise Refused(f"{one_line(rel)} is a folder: not overwritten")
+                tmp = f".{name[:200]}.{secrets.token_hex(6)}.wb-tmp"
+                fd = os.open(tmp, _TMP_FLAGS, 0o600, dir_fd=parent)
+                digest = hashlib.sha256()
+                try:
+                    while block := os.read(src, HASH_BLOCK):
+                        digest.update(block)
+                        view = memoryview(block)
+                        while view:
+                            view = view[os.write(fd, view):]
+                    os.fchmod(fd, stat.S_IMODE(st.st_mode) if mode is None else mode)
+                finally:
+                    os.close(fd)
+                if expect is not None and digest.hexdigest() != expect:
+                    os.unlink(tmp, dir_fd=parent)
+                    return digest.hexdigest()
+                try:
+                    os.replace(tmp, name, src_dir_fd=parent, dst_dir_fd=parent)
+                except BaseException:
+                    os.unlink(tmp, dir_fd=parent)
+                    raise
+                return digest.hexdigest()
+            finally:
+                os.close(parent)
+        finally:
+            os.close(src)
+
+    def symlink(self, target: str, path: str) -> None:
+        """Make a symlink at `path` holding `target` as written (made, never followed: the host does not
+        resolve it). Missing folders are created; an existing name is `FileExistsError`."""
+        parent, name, _rel = self._parent(path, create=True)
+        try:
+            os.symlink(target, name, dir_fd=parent)
+        finally:
+            os.close(parent)
+
     def mkdir(self, path: str, mode: int = 0o755) -> None:
         os.close(self._open_dir(split(path), create=True))
         if mode != 0o755:

@@ -339,3 +339,7 @@ audit.add_command(audit_witness)
 from workbench.cli.sbom_cmd import sbom  # noqa: E402 - `audit sbom` lives in its own module
 
 audit.add_command(sbom)
+
+from workbench.cli.replay_cmd import replay  # noqa: E402 - `audit replay` lives in its own module
+
+audit.add_command(replay)

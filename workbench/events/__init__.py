@@ -60,6 +60,7 @@ from workbench.events.memory import (
     MemoryRolledUp,
     MemorySaved,
 )
+from workbench.events.replay import ReplayCompared
 from workbench.events.session import Error, SessionFinished, SessionStarted
 
 __all__ = [  # noqa: F405  (the kinds come from the star import)
@@ -68,13 +69,13 @@ __all__ = [  # noqa: F405  (the kinds come from the star import)
     "ExecOutput", "ExecStarted", "FileChanged", "FileRefused", "InstallEgress", "LlmAction", "LlmMalformed",
     "LlmRequest", "McpCall", "MemoryDeleted", "MemoryIgnored", "MemoryReindexed", "MemoryRetrieved",
     "MemoryRolledUp", "MemorySaved", "new_session_id", "PackageInstalled", "PackageInstallStarted",
-    "Payload", "payload_class", "PAYLOADS", "PLUGIN_GROUP", "problems", "SandboxStarted", "SessionFinished",
+    "Payload", "ReplayCompared", "payload_class", "PAYLOADS", "PLUGIN_GROUP", "problems", "SandboxStarted", "SessionFinished",
     "SessionStarted", "strict", "STRICT_ENV", "Subscriber", "Subscription", "TaskFinished", "TaskStarted",
     "typed", "utc_now", "version", "violation",
     # the kinds
     "SESSION_STARTED", "SESSION_FINISHED", "TASK_STARTED", "TASK_FINISHED", "LLM_REQUEST", "LLM_ACTION",
     "LLM_MALFORMED", "AGENT_APPROVAL", "AGENT_OBSERVATION", "SANDBOX_STARTED", "EXEC_STARTED",
-    "EXEC_OUTPUT", "EXEC_FINISHED", "ENVIRONMENT_RECORDED", "PACKAGE_INSTALL_STARTED", "INSTALL_EGRESS",
+    "EXEC_OUTPUT", "EXEC_FINISHED", "ENVIRONMENT_RECORDED", "REPLAY_COMPARED", "PACKAGE_INSTALL_STARTED", "INSTALL_EGRESS",
     "PACKAGE_INSTALLED", "FILE_CHANGED", "FILE_REFUSED", "MEMORY_SAVED", "MEMORY_DELETED",
     "MEMORY_RETRIEVED", "MEMORY_REINDEXED", "MEMORY_ROLLED_UP", "MEMORY_IGNORED", "MCP_CALL", "ERROR",
 ]

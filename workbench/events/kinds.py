@@ -19,6 +19,7 @@ EXEC_STARTED = "exec.started"
 EXEC_OUTPUT = "exec.output"
 EXEC_FINISHED = "exec.finished"
 ENVIRONMENT_RECORDED = "environment.recorded"  # the packages of an image + workspace state, once per state
+REPLAY_COMPARED = "replay.compared"  # a recorded execution run again (workbench audit replay), and the verdict
 
 # Installs.
 PACKAGE_INSTALL_STARTED = "package.install_started"
