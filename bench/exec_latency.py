@@ -11,6 +11,11 @@ Rows (median and p95 over N runs, and the ratio to bare host python3):
   host python3 -c       bare python3 on the host, no container at all
   reads on / reads off  one-off and warm with files-read tracking ([sandbox] record_reads) on beside off: two
                         sandboxes, their runs alternated so both see the same machine load (runc only)
+  sbom first            the base image's environment worked out with every cache cold: dpkg-query in a
+                        throw-away container of the image, plus the (empty) workspace's packages (N/10 runs)
+  sbom cached           the same in a new process: the image's package list and the state from the file caches
+  sbom per execution    what every execution pays once the state is known in-process (fingerprint + lookup)
+  sbom document         the recorded environment as a validated CycloneDX document (`workbench audit sbom`)
 Figures are ratios against a baseline measured in the same run, so they compare across machines.
 """
 
@@ -79,6 +84,57 @@ def reads_rows(project, settings, runs: int) -> list[tuple[str, list[float]]]:
     return rows
 
 
+def sbom_rows(project, settings, runs: int) -> list[tuple[str, list[float]]]:
+    """The SBOM of the base image: worked out cold, from the caches, per execution, and as a document."""
+    import os
+
+    from workbench.audit import sbom
+    from workbench.sandbox import Sandbox, environment
+
+    saved = os.environ.get("WORKBENCH_CACHE_DIR")
+    state = project.state_dir / "environments.json"
+    # Put back afterwards: it says which package lists the log holds, and nothing here is published to a log.
+    kept = state.read_bytes() if state.exists() else None
+
+    def cold() -> None:  # a cache folder nothing was ever written to, a project that never recorded a state
+        os.environ["WORKBENCH_CACHE_DIR"] = tempfile.mkdtemp(prefix="wb-bench-cache-")
+        state.unlink(missing_ok=True)
+        environment.forget()
+
+    try:
+        with Sandbox.open(project, settings=settings) as box:
+            box.execute("python", "print(1)").result()  # the container is up: the rows time the record alone
+            first, payloads = [], []
+            for _ in range(max(3, runs // 10)):
+                cold()
+                start = time.perf_counter()
+                payloads.append(environment.record(box, emitting=True).payload)
+                first.append(time.perf_counter() - start)
+            assert payloads[-1] is not None and payloads[-1].lines("deb"), payloads[-1]
+
+            def new_process():
+                environment.forget()
+                environment.record(box, emitting=True)
+
+            cached = timed(new_process, runs)
+            hot = timed(lambda: environment.record(box, emitting=True), runs)
+            env = sbom.from_payload(payloads[-1])
+            document = timed(lambda: sbom.document(env, "cyclonedx", project.name), max(3, runs // 10))
+            print(f"(sbom: the base image {box.image} holds {len(payloads[-1].lines('deb'))} Debian packages)",
+                  file=sys.stderr)
+    finally:
+        if saved is None:
+            os.environ.pop("WORKBENCH_CACHE_DIR", None)
+        else:
+            os.environ["WORKBENCH_CACHE_DIR"] = saved
+        state.unlink(missing_ok=True)
+        if kept is not None:
+            state.write_bytes(kept)
+        environment.forget()
+    return [("sbom first", first), ("sbom cached", cached), ("sbom per execution", hot),
+            ("sbom document", document)]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-n", "--runs", type=int, default=50)
@@ -131,6 +187,7 @@ def main() -> int:
         rows.append((f"{label} start", timed(start, max(3, args.runs // 5))))
         if not runtime:
             rows += reads_rows(project, settings, args.runs)
+            rows += sbom_rows(project, settings, args.runs)
     if info is None:
         print("no sandbox could be opened", file=sys.stderr)
         return 1
