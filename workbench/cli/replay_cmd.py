@@ -14,6 +14,7 @@ import click
 from workbench.cli.common import one_line, open_project, project_option, say
 from workbench.errors import WorkbenchError
 
+
 class NotReproduced(WorkbenchError):
     """Some execution differed from its record, or could not be replayed (exit 1)."""
 
