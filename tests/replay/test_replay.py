@@ -175,3 +175,41 @@ def test_replayed_code_cannot_reach_the_real_workspace(engine_ready, project):  
     assert reader.status == "not_replayed"
     assert "data.csv is a symlink" in reader.differences[0].line
     assert not list(project.state_dir.glob("replay-*"))  # the copy is gone, its symlinks removed, not followed
+
+
+SITE = Path(".venv/lib/python3.11/site-packages")
+
+
+def dist(workspace: Path, name: str, version: str) -> None:
+    info = workspace / SITE / f"{name}-{version}.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+
+
+def test_a_different_environment_is_said_plainly(engine_ready, project, workbench_cmd):  # noqa: F811
+    dist(project.workspace, "alpha", "1.0")
+    session, results = record(project, ("shell", "echo same"))
+    assert results[0].environment
+    dist(project.workspace, "beta", "2.0")  # installed after the recording
+
+    done = replay_cli(workbench_cmd, project, "--session", session)
+
+    assert done.returncode == 0, done.stdout + done.stderr  # the output still reproduced bit for bit
+    assert "the environment differs: +pypi:beta 2.0" in done.stdout
+    verdict = entries(project, kind="replay.compared")[-1].payload
+    assert verdict["environment"] == results[0].environment != verdict["replay_environment"]
+
+
+def test_a_log_that_does_not_verify_is_not_replayed(engine_ready, project, workbench_cmd):  # noqa: F811
+    import sqlite3
+
+    session, _ = record(project, ("shell", "echo MARKER"))
+    conn = sqlite3.connect(project.audit_db)
+    with conn:
+        conn.execute("UPDATE entries SET payload = replace(payload, 'echo MARKER', 'echo FORGED')")
+    conn.close()
+
+    done = replay_cli(workbench_cmd, project, "--session", session)
+
+    assert done.returncode == 1 and "the audit log does not verify" in done.stderr, done.stdout + done.stderr
+    assert "FORGED" not in done.stdout and len(done.stderr.strip().splitlines()) == 1

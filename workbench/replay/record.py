@@ -29,6 +29,12 @@ class ReplayError(WorkbenchError):
     exit_code = 2
 
 
+class LogNotVerified(WorkbenchError):
+    """The audit log does not verify: what it says ran cannot be the measure of a replay."""
+
+    exit_code = 1
+
+
 @dataclass
 class Recorded:
     """One recorded execution, as the log holds it."""

@@ -113,6 +113,7 @@ def replay(project: Project, *, session_id: str | None = None, execution_id: str
         raise rec.ReplayError(f"no audit log in {project.root}", "nothing has been recorded in this project yet")
     log = AuditLog.open_path(project.audit_db, create=False, readonly=True)
     try:
+        _verified(log)
         selection = rec.select(log, session_id, execution_id)
     finally:
         log.close()
@@ -127,6 +128,18 @@ def replay(project: Project, *, session_id: str | None = None, execution_id: str
         finally:
             runner.close()
     return Report(selection.session_id, work.session_id, outcomes, [*selection.notes, *runner.notes])
+
+
+def _verified(log) -> None:  # noqa: ANN001 - an AuditLog
+    """A replay says whether the record holds up; a record that may have been changed cannot be its measure."""
+    from workbench.audit import KeyStore
+    from workbench.audit.verify import verify_store
+
+    result = verify_store(log.store, key_store=KeyStore())
+    if not result.ok:
+        raise rec.LogNotVerified(f"the audit log does not verify ({one_line(result.first_error or 'unknown')}): "
+                                 "a replay compares with what it records, so it is refused",
+                                 "see: workbench audit verify")
 
 
 def _remember(event: events.Event, seen: dict[str, events.EnvironmentRecorded]) -> None:
