@@ -213,3 +213,26 @@ def test_a_log_that_does_not_verify_is_not_replayed(engine_ready, project, workb
 
     assert done.returncode == 1 and "the audit log does not verify" in done.stderr, done.stdout + done.stderr
     assert "FORGED" not in done.stdout and len(done.stderr.strip().splitlines()) == 1
+
+
+def test_a_warm_cell_replays_as_a_one_off_and_says_so(engine_ready, project):  # noqa: F811
+    from workbench.replay import replay
+    from workbench.sandbox.kernels import stop_sessions
+    from workbench.session import WorkSession
+
+    try:
+        with WorkSession.open(project, settings=make_settings(timeout=30)) as work:
+            for code in ("x = 41", "print(x + 1)"):
+                execution = work.sandbox.execute("python", code, session="w")
+                list(execution)
+                assert execution.result().ok
+            session = work.session_id
+    finally:
+        stop_sessions(project)
+
+    report = replay(project, session_id=session)
+
+    first, second = report.outcomes
+    assert first.status == "reproduced" and second.status == "differs"
+    assert {d.what for d in second.differences} >= {"exit code", "stdout", "stderr"}
+    assert any("replayed as a one-off run" in note for note in second.notes)

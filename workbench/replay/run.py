@@ -203,6 +203,10 @@ class _Runner:
             notes.append(f"recorded in warm session {one_line(recorded.warm_session)!r}; replayed as a one-off run "
                          "(variables earlier cells left are not there)")
         try:
+            lacking = self._lacking(sandbox, recorded.language)
+            if lacking:  # installing them would change the project's image: a replay changes nothing real
+                return Outcome(recorded, NOT_REPLAYED, [Difference("image", f"{how} lacks the packages "
+                               f"{recorded.language} needs now ({' '.join(lacking)})")], inputs=inputs, notes=notes)
             execution = sandbox.execute(recorded.language, recorded.code, timeout=recorded.timeout)
             for _chunk in execution:  # drained: the result holds every byte counted and the kept ones
                 pass
@@ -215,6 +219,12 @@ class _Runner:
                        environment_note=environment_note(recorded.finished.environment, result.environment,
                                                          self.envs),
                        inputs=inputs, notes=notes)
+
+    @staticmethod
+    def _lacking(sandbox, language: str) -> list[str]:  # noqa: ANN001 - a Sandbox
+        from workbench import languages
+
+        return languages.missing_packages(sandbox, languages.get(language, sandbox.settings))
 
     def close(self) -> None:
         try:
