@@ -82,6 +82,10 @@ def test_a_deterministic_session_reproduces_and_is_audited_as_a_replay(engine_re
     assert {v.payload["status"] for v in verdicts} == {"reproduced"}
     assert all(v.payload["session"] == session for v in verdicts)
     assert len(entries(project, replay_session, "exec.finished")) == 2
+    recorded_env = {e.payload["digest"]: e.payload for e in entries(project, kind="environment.recorded")}
+    image_id = recorded_env[results[0].environment]["image_id"]
+    assert image_id.startswith("sha256:")  # run on the recorded image by its id, not by a tag that may move
+    assert [e.payload["image"] for e in entries(project, replay_session, "sandbox.started")] == [image_id]
     replayed = [json.loads(json.dumps(e.payload)) for e in entries(project, replay_session, "exec.finished")]
     assert replayed[1]["files_read"][0]["path"] == "data.csv"  # it read the copy the first replayed run made
     assert subprocess.run([*workbench_cmd, "audit", "verify", "-p", str(project.root)],
@@ -236,3 +240,37 @@ def test_a_warm_cell_replays_as_a_one_off_and_says_so(engine_ready, project):  #
     assert first.status == "reproduced" and second.status == "differs"
     assert {d.what for d in second.differences} >= {"exit code", "stdout", "stderr"}
     assert any("replayed as a one-off run" in note for note in second.notes)
+
+
+def test_an_image_that_is_gone_is_not_replayed_on_another(engine_ready, project):  # noqa: F811
+    import shutil
+
+    from tests.conftest import need
+    from workbench.replay import replay
+    from workbench.sandbox import BASE_IMAGE
+
+    podman = shutil.which("podman")
+    need(podman is not None, "the podman command (to make and remove a throw-away image)")
+    tag = f"localhost/wb-replay-test:{project.id[:12]}"
+    box = f"wb-replay-test-{project.id[:12]}"
+    subprocess.run([podman, "create", "--name", box, BASE_IMAGE, "true"], check=True, capture_output=True)
+    try:
+        subprocess.run([podman, "commit", "-q", "--change", "LABEL wb.test=replay", box, tag], check=True,
+                       capture_output=True)
+        from workbench.session import WorkSession
+
+        with WorkSession.open(project, settings=make_settings(timeout=30, image=tag)) as work:
+            execution = work.sandbox.execute("shell", "echo on the test image")
+            list(execution)
+            assert execution.result().ok
+            session = work.session_id
+    finally:
+        subprocess.run([podman, "rm", "-f", box], capture_output=True)
+        subprocess.run([podman, "rmi", "-f", tag], capture_output=True)
+
+    report = replay(project, session_id=session)
+
+    (outcome,) = report.outcomes
+    assert outcome.status == "not_replayed" and not outcome.replay_execution_id
+    assert "by its id sha256:" in outcome.differences[0].line
+    assert "is no longer in the engine" in outcome.differences[0].line

@@ -191,8 +191,13 @@ class _Runner:
                            inputs=inputs)
         if not image:
             return Outcome(recorded, NOT_REPLAYED, [Difference("image", "no image recorded for this execution")])
+        from workbench.sandbox.errors import ImageMissing
+
         try:
             sandbox = self._sandbox_on(image)
+        except ImageMissing:
+            return Outcome(recorded, NOT_REPLAYED, [Difference("image", f"{how} is no longer in the engine")],
+                           inputs=inputs)
         except WorkbenchError as exc:
             return Outcome(recorded, NOT_REPLAYED, [Difference("image", f"{how}: {exc.one_line()}")], inputs=inputs)
         if not sandbox.engine.image_exists(image):
