@@ -62,7 +62,8 @@ def show(report) -> None:  # noqa: ANN001 - a workbench.replay.Report
         table.add_column(name, overflow="fold")
     for o in report.outcomes:
         what = "; ".join(sorted({d.what for d in o.differences})) or "-"
-        env = "same" if not o.environment_note else ("differs" if "differs" in o.environment_note else "not compared")
+        env = ("-" if o.status == "not_replayed" else "same" if not o.environment_note
+               else "differs" if "differs" in o.environment_note else "not compared")
         table.add_row(Text(one_line(o.recorded.execution_id)), Text(one_line(o.recorded.language)),
                       Text(o.status.replace("_", " "), style=STATUS_STYLE.get(o.status, "")), Text(one_line(what)),
                       Text(env), Text(one_line(o.inputs)))
