@@ -21,6 +21,10 @@ if TYPE_CHECKING:
     from workbench.audit import AuditLog
     from workbench.sandbox import Sandbox
 
+# How a session's sandbox is opened: `Sandbox.open`'s signature. The sandbox service passes its own, which
+# reuses its engine connection and idle container (workbench.service.pool); the events are the same.
+SandboxOpener = Callable[..., "Sandbox"]
+
 
 class WorkSession:
     def __init__(self, project: Project, actor: str, settings: Settings, session_id: str,
@@ -35,11 +39,13 @@ class WorkSession:
         self._sandbox: Sandbox | None = None
         self._closed = False
         self._detach: Callable[[], None] | None = None
+        self._open_sandbox: SandboxOpener | None = None
 
     @classmethod
     def open(cls, project: Project, actor: str | None = None, *, settings: Settings | None = None,
              session_id: str | None = None, trigger: str | None = None, bus: EventBus | None = None,
-             record: bool = True, details: dict[str, Any] | None = None) -> WorkSession:
+             record: bool = True, details: dict[str, Any] | None = None,
+             open_sandbox: SandboxOpener | None = None) -> WorkSession:
         """Open a session on `project`. With `record` (the default) every event goes to the audit log."""
         settings = settings or project.settings()
         bus = bus or EventBus()
@@ -54,6 +60,7 @@ class WorkSession:
         session = cls(project, actor, settings, session_id or events.new_session_id(), bus, audit,
                       trigger or actor)
         session._detach = detach
+        session._open_sandbox = open_sandbox
         started = {"trigger": session.trigger, "project": project.name, "project_id": project.id,
                    "workbench_version": __version__, **(details or {})}
         # A detail the contract does not declare is still recorded (as a dict the bus warns about, or
@@ -72,8 +79,9 @@ class WorkSession:
         if self._sandbox is None:
             from workbench.sandbox import Sandbox
 
-            self._sandbox = Sandbox.open(self.project, bus=self.bus, session_id=self.session_id,
-                                         actor=self.actor, settings=self.settings)
+            opener = self._open_sandbox or Sandbox.open
+            self._sandbox = opener(self.project, bus=self.bus, session_id=self.session_id,
+                                   actor=self.actor, settings=self.settings)
         return self._sandbox
 
     @property

@@ -37,6 +37,7 @@ COMMANDS: dict[str, str] = {
     "trust": "workbench.cli.trust_cmd:trust",
     "witness": "workbench.cli.witness_cmd:witness",
     "mcp": "workbench.cli.mcp_cmd:mcp",
+    "service": "workbench.cli.service_cmd:service",
 }
 
 SHORT_HELP: dict[str, str] = {
@@ -56,6 +57,7 @@ SHORT_HELP: dict[str, str] = {
     "trust": "Trust a project you received, so its own settings and schedules apply.",
     "witness": "Run a cosigning witness for audit logs (C2SP tlog-witness).",
     "mcp": "Serve the project to other agents over MCP (stdio, or loopback HTTP).",
+    "service": "The project's sandbox service that makes `workbench exec` fast: status, stop.",
 }
 
 UNEXPECTED_EXIT = 70
@@ -109,6 +111,12 @@ def cli(ctx: click.Context, debug: bool) -> None:
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the console script: run the CLI and turn failures into one line."""
     args = sys.argv[1:] if argv is None else argv
+    if argv is None and args[:1] == ["exec"]:  # a console script made before the entry moved to __main__
+        from workbench.service.client import try_exec
+
+        status = try_exec(args[1:])
+        if status is not None:
+            sys.exit(status)
     debug = "--debug" in args or os.environ.get("WORKBENCH_DEBUG") not in (None, "", "0")
     try:
         cli.main(args=args, prog_name="workbench", standalone_mode=False)

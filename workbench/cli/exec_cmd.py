@@ -1,7 +1,8 @@
 """`workbench exec`, `workbench install` and `workbench session`: the sandbox from the command line.
 
-Thin on purpose: parse, open a `WorkSession` (so the audit log records every event), call the sandbox,
-copy its output to ours as it arrives, exit with its status. The code's own stdout and stderr are copied
+Thin on purpose: parse, run the code through `workbench.service.execute.run_exec` (a `WorkSession`, so the
+audit log records every event; the same function the project's sandbox service runs), copy its output to
+ours as it arrives, exit with its status. The code's own stdout and stderr are copied
 raw (like `docker exec`); every line Workbench prints itself goes through `say`, with names made inert.
 """
 
@@ -14,6 +15,7 @@ import click
 
 from workbench.cli.common import one_line, open_project, project_option, say
 from workbench.errors import UsageError
+from workbench.service.client import read_code
 
 EXIT_CODES = """\b
 Exit status: the code's own, or
@@ -74,32 +76,19 @@ class ManagerOption(click.Option):
         return super().get_help_record(ctx)
 
 
-def _read_code(code: str | None, file: Path | None) -> str:
-    if code is not None and file is not None:
-        raise UsageError("give the code with -c or as a FILE, not both")
-    if code is None and file is None:
-        raise UsageError("no code: give -c CODE or a FILE (use - for stdin)")
-    if code is not None:
-        return code
-    assert file is not None
-    if str(file) == "-":
-        return sys.stdin.read()
-    try:
-        return file.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UsageError(f"no such file: {file}") from None
-    except IsADirectoryError:
-        raise UsageError(f"{file} is a folder, not a code file") from None
-    except UnicodeDecodeError:
-        raise UsageError(f"{file} is not UTF-8 text") from None
-    except OSError as exc:
-        raise UsageError(f"cannot read {file}: {exc.strerror or exc}") from None
+class TerminalOutput:
+    """`workbench.service.execute.Output` for this process: the code's bytes raw, our lines through `say`."""
 
+    def stdout(self, data: bytes) -> None:
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
 
-def _say_installing(payload: dict, language: str) -> None:
-    packages = " ".join(one_line(str(name)) for name in payload.get("packages", ()))
-    say(f"workbench: installing {packages} ({one_line(str(payload.get('manager', '?')))}) for "
-        f"{one_line(language)}, on its first use", err=True)
+    def stderr(self, data: bytes) -> None:
+        sys.stderr.buffer.write(data)
+        sys.stderr.buffer.flush()
+
+    def say(self, text: str) -> None:
+        say(text, err=True)
 
 
 @click.command("exec", epilog=EXIT_CODES)
@@ -110,54 +99,26 @@ def _say_installing(payload: dict, language: str) -> None:
 @click.option("--session", metavar="NAME", help="Run in the warm session NAME: variables persist between runs.")
 @click.option("--runtime", type=click.Choice(["runc", "runsc"]), default=None,
               help="runsc: run under gVisor (default: sandbox.runtime; runc is the engine's default).")
+@click.option("--no-service", is_flag=True,
+              help="Run in this process, not through the project's sandbox service (also: WORKBENCH_SERVICE=0).")
 @click.argument("file", required=False, type=click.Path(path_type=Path, allow_dash=True))
 def exec_(project_dir: Path, language: str, code: str | None, timeout: float | None, session: str | None,
-          runtime: str | None, file: Path | None) -> None:
-    """Run code in the project's sandbox, streaming its stdout and stderr to ours as it runs."""
-    from workbench import events, languages
-    from workbench.sandbox.errors import ExecutionNotStarted, ExecutionTimedOut
-    from workbench.session import WorkSession
+          runtime: str | None, no_service: bool, file: Path | None) -> None:
+    """Run code in the project's sandbox, streaming its stdout and stderr to ours as it runs.
 
-    source = _read_code(code, file)
+    From a shell, the call goes to the project's sandbox service (started on first use, ended after a few
+    idle minutes; see `workbench service`), which keeps the engine connection and a running container
+    between calls. Plain calls take that path before this command is even parsed; this one runs in-process.
+    """
+    from workbench.service.execute import run_exec
+
+    source = read_code(code, file)
     if timeout is not None and timeout <= 0:
         raise UsageError("--timeout must be a positive number of seconds")
     project = open_project(project_dir)
     settings = project.settings({"sandbox": {"runtime": runtime}} if runtime else None)
-    languages.get(language, settings)  # bad language (the project's [languages] too): fail before starting
-    with WorkSession.open(project, settings=settings, details={"command": "exec"}) as work:
-        # A language's apt packages install on its first use: say so, or the wait looks like a hang.
-        work.bus.subscribe(lambda event: _say_installing(event.payload, language), kinds=[events.PACKAGE_INSTALL_STARTED])
-        sandbox = work.sandbox
-        if not sandbox.info.limits_enforced:
-            say("workbench: note: this engine does not enforce memory/CPU/PID limits "
-                "(rootless Podman on cgroup v1); rlimits and the timeout stand in", err=True)
-        execution = sandbox.execute(language, source, timeout=timeout, session=session)
-        out, err = sys.stdout.buffer, sys.stderr.buffer
-        try:
-            for chunk in execution:
-                target = out if chunk.stream == "stdout" else err
-                target.write(chunk.data)
-                target.flush()
-        except KeyboardInterrupt:
-            execution.cancel()
-        result = execution.result()
-    if result.state_lost:
-        say(f"workbench: note: session {result.session!r} was restarted; its state was lost", err=True)
-    if result.timed_out:
-        raise ExecutionTimedOut(f"timed out after {result.duration:.1f} s; the code was killed",
-                                "raise --timeout or sandbox.timeout")
-    if result.exit_code is None:
-        reason = "; ".join(result.notes) or "the engine did not report an exit status"
-        raise ExecutionNotStarted(reason)
-    if result.killed_by == "oom":
-        say(f"workbench: killed: out of memory (limit {work.settings.sandbox.memory})", err=True)
-    elif result.killed_by == "user":
-        say("workbench: interrupted", err=True)
-    for stream in (result.stdout, result.stderr):
-        if stream.truncated:
-            say(f"workbench: note: output beyond {len(stream.kept)} bytes was not kept "
-                f"({stream.total_bytes} bytes, sha256 {stream.sha256[:16]}...)", err=True)
-    sys.exit(result.exit_code)
+    sys.exit(run_exec(project, settings, language, source, timeout=timeout, session=session,
+                      output=TerminalOutput()))
 
 
 @click.command(epilog=EXIT_CODES)
