@@ -47,6 +47,7 @@ from workbench.events.declared import (
     version,
     violation,
 )
+from workbench.events.database import NetConnection
 from workbench.events.environment import EnvironmentRecorded
 from workbench.events.execution import ExecFinished, ExecOutput, ExecStarted, SandboxStarted
 from workbench.events.install import InstallEgress, PackageInstalled, PackageInstallStarted
@@ -67,7 +68,7 @@ __all__ = [  # noqa: F405  (the kinds come from the star import)
     "AgentApproval", "AgentObservation", "check", "current_user", "declare", "Declared", "declared_kinds",
     "decode", "EnvironmentRecorded", "Error", "Event", "EventBus", "EventContractError", "ExecFinished",
     "ExecOutput", "ExecStarted", "FileChanged", "FileRefused", "InstallEgress", "LlmAction", "LlmMalformed",
-    "LlmRequest", "McpCall", "MemoryDeleted", "MemoryIgnored", "MemoryReindexed", "MemoryRetrieved",
+    "LlmRequest", "McpCall", "NetConnection", "MemoryDeleted", "MemoryIgnored", "MemoryReindexed", "MemoryRetrieved",
     "MemoryRolledUp", "MemorySaved", "new_session_id", "PackageInstalled", "PackageInstallStarted",
     "Payload", "ReplayCompared", "payload_class", "PAYLOADS", "PLUGIN_GROUP", "problems", "SandboxStarted", "SessionFinished",
     "SessionStarted", "strict", "STRICT_ENV", "Subscriber", "Subscription", "TaskFinished", "TaskStarted",
@@ -77,5 +78,5 @@ __all__ = [  # noqa: F405  (the kinds come from the star import)
     "LLM_MALFORMED", "AGENT_APPROVAL", "AGENT_OBSERVATION", "SANDBOX_STARTED", "EXEC_STARTED",
     "EXEC_OUTPUT", "EXEC_FINISHED", "ENVIRONMENT_RECORDED", "REPLAY_COMPARED", "PACKAGE_INSTALL_STARTED", "INSTALL_EGRESS",
     "PACKAGE_INSTALLED", "FILE_CHANGED", "FILE_REFUSED", "MEMORY_SAVED", "MEMORY_DELETED",
-    "MEMORY_RETRIEVED", "MEMORY_REINDEXED", "MEMORY_ROLLED_UP", "MEMORY_IGNORED", "MCP_CALL", "ERROR",
+    "MEMORY_RETRIEVED", "MEMORY_REINDEXED", "MEMORY_ROLLED_UP", "MEMORY_IGNORED", "MCP_CALL", "NET_CONNECTION", "ERROR",
 ]

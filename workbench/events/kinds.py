@@ -41,5 +41,8 @@ MEMORY_IGNORED = "memory.ignored"  # a note file that is not a regular file: ign
 # A call another agent made through the MCP server (`workbench mcp`).
 MCP_CALL = "mcp.call"
 
+# The network code may reach (workbench network allow): one per database connection.
+NET_CONNECTION = "net.connection"
+
 # Something went wrong that the record must show (a memory failure, a failed scheduled run, ...).
 ERROR = "error"
