@@ -253,10 +253,11 @@ def missing_packages(sandbox: Any, language: Language) -> list[str]:
 _READY: weakref.WeakKeyDictionary[Any, set[tuple[str, tuple[str, ...]]]] = weakref.WeakKeyDictionary()
 
 
-def prepare(sandbox: Any, language: str) -> Language:
+def prepare(sandbox: Any, language: str | Language) -> Language:
     """The language for an execution in `sandbox`, its apt packages installed first when the project image
-    lacks them (through `Sandbox.install("apt", ...)`, which records `package.installed`)."""
-    found = get(language, sandbox.settings)
+    lacks them (through `Sandbox.install("apt", ...)`, which records `package.installed`). A `Language`
+    itself is taken as it is (one no registry lists, such as `--db`'s PostgreSQL client)."""
+    found = language if isinstance(language, Language) else get(language, sandbox.settings)
     if not found.apt:
         return found
     ready = _READY.setdefault(sandbox, set())

@@ -99,11 +99,13 @@ class TerminalOutput:
 @click.option("--session", metavar="NAME", help="Run in the warm session NAME: variables persist between runs.")
 @click.option("--runtime", type=click.Choice(["runc", "runsc"]), default=None,
               help="runsc: run under gVisor (default: sandbox.runtime; runc is the engine's default).")
+@click.option("--db", "database", metavar="DBNAME",
+              help="With --lang sql: run it on this PostgreSQL database of the project's network policy.")
 @click.option("--no-service", is_flag=True,
               help="Run in this process, not through the project's sandbox service (also: WORKBENCH_SERVICE=0).")
 @click.argument("file", required=False, type=click.Path(path_type=Path, allow_dash=True))
 def exec_(project_dir: Path, language: str, code: str | None, timeout: float | None, session: str | None,
-          runtime: str | None, no_service: bool, file: Path | None) -> None:
+          runtime: str | None, database: str | None, no_service: bool, file: Path | None) -> None:
     """Run code in the project's sandbox, streaming its stdout and stderr to ours as it runs.
 
     From a shell, the call goes to the project's sandbox service (started on first use, ended after a few
@@ -118,7 +120,7 @@ def exec_(project_dir: Path, language: str, code: str | None, timeout: float | N
     project = open_project(project_dir)
     settings = project.settings({"sandbox": {"runtime": runtime}} if runtime else None)
     sys.exit(run_exec(project, settings, language, source, timeout=timeout, session=session,
-                      output=TerminalOutput()))
+                      output=TerminalOutput(), database=database))
 
 
 @click.command(epilog=EXIT_CODES)

@@ -80,7 +80,8 @@ class Kernels:
     def spec_digest(self) -> str:
         settings = self.sandbox.settings
         key = json.dumps([self.sandbox.image, policy.limits(settings), self.sandbox.identity.user, PROTOCOL,
-                          self.runner_script, container_code.digest()],
+                          self.runner_script, container_code.digest(),
+                          getattr(self.sandbox, "databases", None) is not None],  # the database mount
                          sort_keys=True)
         return hashlib.sha256(key.encode()).hexdigest()[:16]
 
@@ -139,7 +140,10 @@ class Kernels:
             command=[*container_code.by_path(policy.prlimit_args(sandbox.settings, sandbox.engine.limits_enforced)),
                      container_code.PYTHON, f"{policy.CODE_DIR}/{self.runner_script}", "--serve",
                      f"{RUNNER_MOUNT}/{SOCKET_NAME}", "--idle", f"{idle:g}"])
-        spec = spec.with_mounts(Mount(str(folder), RUNNER_MOUNT))
+        # imported here: workbench.network builds on this package's spec module
+        from workbench.network.databases import with_access
+
+        spec = with_access(spec.with_mounts(Mount(str(folder), RUNNER_MOUNT)), getattr(sandbox, "databases", None))
         container = sandbox.engine.create_container(spec)
         try:
             write_private(host_key_path(self.project), json.dumps({"container": container,

@@ -74,6 +74,7 @@ class Request:
     code: str
     timeout: float
     session: str | None = None  # the warm session's name; None for a one-off execution
+    database: str | None = None  # the PostgreSQL database the postgres language runs against (--db)
 
 
 @dataclass(frozen=True)

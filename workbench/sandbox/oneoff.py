@@ -67,7 +67,8 @@ class OneOffTransport(Transport):
         sandbox, request = self.sandbox, self.request
         inside = f"{policy.CODE_DIR}/code/{self.code_file.name}"
         cmd = request.runtime.command(file=inside, python=sandbox.python_path(),
-                                      database=f"{policy.WORKSPACE}/{sandbox.settings.sandbox.sql_database}")
+                                      database=request.database or
+                                      f"{policy.WORKSPACE}/{sandbox.settings.sandbox.sql_database}")
         limits = container_code.by_path(policy.prlimit_args(sandbox.settings, sandbox.engine.limits_enforced))
         wrapped = ["/bin/sh", "-c", WRAPPER, request.execution_id, str(KILL_GRACE), f"{request.timeout:g}s",
                    *limits, *cmd]

@@ -57,6 +57,14 @@ def project_image(project: Project) -> str:
 DEAD_STATES = ("created", "configured", "exited", "stopped")  # never started, or ended
 
 
+def database_mounts(spec, access):
+    """`spec` with the session's database socket mounted, when its policy allows databases (imported
+    here, not at the top: workbench.network builds on this package's spec module)."""
+    from workbench.network.databases import with_access
+
+    return with_access(spec, access)
+
+
 def owner_label() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
@@ -94,6 +102,7 @@ class Sandbox:
         self._lock = threading.Lock()
         self.one_at_a_time = threading.Lock()  # one-off executions run one at a time: see oneoff.WRAPPER
         self._kernels = None  # workbench.sandbox.kernels.Kernels, made on first warm execution
+        self.databases = None  # workbench.network.databases.DatabaseAccess: the policy's postgres:// rules
         self._closed = False
 
     # --- opening and closing --------------------------------------------------------------------
@@ -111,6 +120,7 @@ class Sandbox:
         sandbox = cls(project, engine, settings, bus, session_id or events.new_session_id(),
                       actor or events.current_user(), image)
         sandbox._prepare_host()
+        sandbox._open_databases()
         sandbox.remove_stale()  # the container itself starts with the first one-off execution
         info = sandbox.info
         sandbox._emit(events.SANDBOX_STARTED, events.SandboxStarted(
@@ -135,6 +145,18 @@ class Sandbox:
         owner = self.workspace_owner()
         if owner is not None:
             policy.hand_workspace_to(self.project.workspace, *owner)
+
+    def _open_databases(self) -> None:
+        """PgBouncer and its socket for the session when the project's policy allows databases."""
+        from workbench.network.databases import DatabaseAccess
+
+        try:
+            self.databases = DatabaseAccess.open(self.project.state_dir, self.project.root,
+                                                 lambda payload: self._emit(events.NET_CONNECTION, payload),
+                                                 self.workspace_owner())
+        except BaseException:
+            self.engine.close()
+            raise
 
     def labels(self, role: str) -> dict[str, str]:
         return {policy.LABEL_PROJECT: self.project.id, policy.LABEL_ROLE: role, policy.LABEL_OWNER: owner_label()}
@@ -165,6 +187,7 @@ class Sandbox:
             image=self.image, settings=self.settings, workspace=self.project.workspace, code_dir=self.host_dir,
             labels=self.labels(ROLE_EXEC), ident=self.identity, limits_enforced=self.engine.limits_enforced,
             command=[container_code.PYTHON, f"{policy.CODE_DIR}/runner.py", "--init"])
+        spec = database_mounts(spec, self.databases)
         container = self.engine.create_container(spec)
         try:
             self.engine.start(container)
@@ -191,6 +214,8 @@ class Sandbox:
         try:
             if self._kernels is not None:
                 self._kernels.close()
+            if self.databases is not None:
+                self.databases.close()
             if self.container:
                 try:
                     self.engine.remove(self.container, force=True)
@@ -233,14 +258,17 @@ class Sandbox:
 
     # --- executing ------------------------------------------------------------------------------
     def execute(self, language: str, code: str, *, timeout: float | None = None,
-                session: str | None = None) -> LiveExecution:
+                session: str | None = None, database: str | None = None) -> LiveExecution:
+        from workbench.network.databases import language_for
+
+        language = language_for(self.databases, language, database)  # --db: a database the policy allows
         runtime = languages.prepare(self, language)  # the project's [languages] too; apt packages first
         timeout = float(timeout if timeout is not None else self.settings.sandbox.timeout)
         if timeout <= 0:
             raise UsageError("the timeout must be a positive number of seconds")
         if session is not None:
             return self.kernels().execute(runtime, code, timeout=timeout, session=session)
-        request = Request(uuid.uuid4().hex[:16], runtime, code, timeout)
+        request = Request(uuid.uuid4().hex[:16], runtime, code, timeout, database=database)
         return Execution(self, request, OneOffTransport(self, request)).start()
 
     def kernels(self):

@@ -41,7 +41,7 @@ def installing_line(payload: dict, language: str) -> str:
 
 def run_exec(project: Project, settings: Settings, language: str, source: str, *, timeout: float | None,
              session: str | None, output: Output, open_sandbox: SandboxOpener | None = None,
-             started: Callable[[LiveExecution], None] | None = None) -> int:
+             started: Callable[[LiveExecution], None] | None = None, database: str | None = None) -> int:
     """Run `source`, copying its output to `output` as it arrives; the exit status the command exits with.
     A `WorkbenchError` for what the command reports as an error (timed out, could not start)."""
     languages.get(language, settings)  # bad language (the project's [languages] too): fail before starting
@@ -53,7 +53,7 @@ def run_exec(project: Project, settings: Settings, language: str, source: str, *
         sandbox = work.sandbox
         if not sandbox.info.limits_enforced:
             output.say(NOT_ENFORCED)
-        execution = sandbox.execute(language, source, timeout=timeout, session=session)
+        execution = sandbox.execute(language, source, timeout=timeout, session=session, database=database)
         if started is not None:
             started(execution)
         try:

@@ -1,0 +1,188 @@
+"""PostgreSQL through the session's PgBouncer: code in a real container reads rows with no password, reaches
+no other database, sees no secret; the host side keeps PgBouncer's files private and says in one line when
+PgBouncer is missing or the database refuses the credential. Real parts throughout: Debian's postgresql
+and pgbouncer, rootless or rootful Podman, the base image (psql from the project's apt layer)."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+from types import SimpleNamespace
+
+import pytest
+
+from tests.network.conftest import DATABASE, OTHER, PASSWORD, ROLE
+from tests.sandbox.conftest import Recorder, make_settings, run, still_works
+
+pytestmark = pytest.mark.engine
+
+CREDENTIAL = "warehouse"
+
+
+def rule(server, dbname=DATABASE, role=ROLE):
+    # the shape of workbench.network.rules.DatabaseRule (host, port, dbname, credential, role)
+    return SimpleNamespace(host="127.0.0.1", port=server.port, dbname=dbname, credential=CREDENTIAL, role=role)
+
+
+def with_policy(monkeypatch, rules, password=PASSWORD):
+    """The project's policy and vault as the sandbox reads them (the policy module's own tests cover how
+    they are written; these tests are about what the sandbox does with them)."""
+    from workbench.network import databases
+
+    monkeypatch.setattr(databases, "policy_rules", lambda root: list(rules))
+    monkeypatch.setattr(databases, "vault_secret", lambda name: {CREDENTIAL: password}[name])
+
+
+@pytest.fixture(scope="module")
+def pg_recorder():
+    return Recorder()
+
+
+@pytest.fixture(scope="module")
+def pg_sandbox(engine_ready, pg_server, module_project, pg_recorder):
+    from workbench.sandbox import Sandbox
+
+    with pytest.MonkeyPatch.context() as patch:
+        with_policy(patch, [rule(pg_server)])
+        box = Sandbox.open(module_project, bus=pg_recorder.bus, settings=make_settings(timeout=60),
+                           session_id="pgtest", actor="user:test")
+    yield box
+    box.close()
+
+
+def connections(recorder, database=None):
+    return [e.payload for e in recorder.events
+            if e.kind == "net.connection" and (database is None or e.payload["database"] == database)]
+
+
+def test_sql_with_db_reads_rows_as_a_table_with_no_password(pg_sandbox, pg_recorder):
+    # the first use installs postgresql-client into the project image (the apt layer), then runs psql
+    result, _ = run(pg_sandbox, "sql", "select id, name from items order by id", database=DATABASE)
+    out = result.stdout.text()
+    assert result.exit_code == 0, (out, result.stderr.text(), result.notes)
+    assert "apples" in out and "plums" in out and "│" in out and "(3 rows)" in out
+    found = connections(pg_recorder, DATABASE)
+    assert found and found[-1]["role"] == ROLE and found[-1]["credential"] == CREDENTIAL
+    assert found[-1]["refused"] == "" and found[-1]["bytes_down"] > 100 and found[-1]["bytes_up"] > 20
+    assert found[-1]["duration"] > 0
+
+
+def test_code_connects_with_psql_and_python_sees_the_socket(pg_sandbox):
+    run(pg_sandbox, "sql", "select 1", database=DATABASE)  # psql installed
+    result, _ = run(pg_sandbox, "shell", f'psql -X -A -t "host=/run/workbench/pg dbname={DATABASE}" '
+                                          "-c 'select current_user, count(*) from items'")
+    assert result.exit_code == 0, result.stderr.text()
+    assert result.stdout.text().strip() == f"{ROLE}|3"
+
+
+def test_another_database_and_the_admin_console_are_refused(pg_sandbox, pg_recorder):
+    run(pg_sandbox, "sql", "select 1", database=DATABASE)
+    for name in (OTHER, "pgbouncer", "postgres"):
+        result, _ = run(pg_sandbox, "shell", f'psql -X "host=/run/workbench/pg dbname={name} user=pgbouncer" '
+                                              "-c 'select 1'")
+        assert result.exit_code != 0
+        assert f'the database "{name}" is not allowed' in result.stderr.text()
+        assert connections(pg_recorder, name)[-1]["refused"]
+    # a replication connection to the allowed name is refused too
+    result, _ = run(pg_sandbox, "shell", f'psql -X "host=/run/workbench/pg dbname={DATABASE} '
+                                          'replication=database" -c "IDENTIFY_SYSTEM"')
+    assert result.exit_code != 0 and "replication connections are not allowed" in result.stderr.text()
+    still_works(pg_sandbox)
+
+
+def test_no_password_in_the_container_and_its_folder_is_read_only(pg_sandbox):
+    run(pg_sandbox, "sql", "select 1", database=DATABASE)
+    probe = ("env; cat /proc/*/cmdline 2>/dev/null | tr '\\0' ' '; echo; ls -laR /run/workbench 2>&1; "
+             "cat /run/workbench/pg/* 2>&1; grep -rs . /run/workbench 2>&1 | head -50; "
+             "touch /run/workbench/pg/x 2>&1; ln -s /etc/passwd /run/workbench/pg/.s.PGSQL.6432 2>&1; "
+             "rm -f /run/workbench/pg/.s.PGSQL.5432 2>&1; echo done")
+    # a psql connection stays open while the probe looks at every process's command line
+    result, _ = run(pg_sandbox, "shell", f'(psql -X "host=/run/workbench/pg dbname={DATABASE}" -c "select '
+                                          f'pg_sleep(2)" >/dev/null &) ; sleep 0.5; {probe}')
+    text = result.stdout.text() + result.stderr.text()
+    assert "done" in text
+    assert PASSWORD not in text
+    assert "Read-only file system" in text
+    assert "pgbouncer.ini" not in text and "userlist" not in text
+    again, _ = run(pg_sandbox, "sql", "select count(*) from items", database=DATABASE)
+    assert again.exit_code == 0 and "3" in again.stdout.text()
+
+
+def test_pgbouncer_files_are_private_and_outside_the_project(pg_sandbox, module_project):
+    bouncer = pg_sandbox.databases.bouncer
+    root = str(module_project.root.resolve())
+    for path in bouncer.files():
+        st = os.stat(path)
+        assert stat.S_IMODE(st.st_mode) == 0o600 and st.st_uid == os.geteuid()
+        assert not str(path.resolve()).startswith(root)
+    assert PASSWORD in (bouncer.private / "userlist.txt").read_text()
+    assert PASSWORD not in (bouncer.private / "pgbouncer.ini").read_text()
+    assert stat.S_IMODE(os.stat(bouncer.private).st_mode) in (0o700, 0o711)
+    assert not any(PASSWORD in p.read_text(errors="replace") for p in module_project.root.rglob("*")
+                   if p.is_file() and not p.is_symlink() and p.stat().st_size < 1 << 20)
+
+
+def test_the_session_end_stops_pgbouncer_and_removes_its_files(engine_ready, pg_server, tmp_path, monkeypatch):
+    from workbench.project import Project
+    from workbench.sandbox import Sandbox
+
+    with_policy(monkeypatch, [rule(pg_server)])
+    box = Sandbox.open(Project.init(tmp_path / "p"), settings=make_settings())
+    process, private = box.databases.bouncer.process, box.databases.bouncer.private
+    socket_path = box.databases.folder / ".s.PGSQL.5432"
+    assert process.poll() is None and private.exists() and socket_path.exists()
+    box.close()
+    assert process.poll() is not None and not private.exists() and not socket_path.exists()
+
+
+def test_no_database_rules_no_pgbouncer_and_no_mount(engine_ready, tmp_path, monkeypatch):
+    from workbench.project import Project
+    from workbench.sandbox import Sandbox
+
+    with_policy(monkeypatch, [])
+    with Sandbox.open(Project.init(tmp_path / "p"), settings=make_settings()) as box:
+        assert box.databases is None
+        result, _ = run(box, "shell", "ls /run/workbench/pg 2>&1; echo $?")
+        assert "No such file" in result.stdout.text()
+
+
+def test_a_refused_credential_is_one_line_naming_the_secret(pg_server, tmp_path):
+    from workbench.network.databases import DatabaseAccess
+
+    seen = []
+    access = DatabaseAccess.open(tmp_path, tmp_path, seen.append, rules=[rule(pg_server)],
+                                 secret=lambda name: "not-the-password")
+    try:
+        done = subprocess.run([str(pg_server.bin / "psql"), "-X", f"host={access.folder} dbname={DATABASE}",
+                               "-c", "select 1"], capture_output=True, text=True, timeout=30)
+    finally:
+        access.close()
+    assert done.returncode != 0
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, done.stderr
+    assert f"refused the credential '{CREDENTIAL}'" in lines[0] and f"workbench secret set {CREDENTIAL}" in lines[0]
+    assert seen[-1].refused.startswith("Workbench: the database sales refused the credential")
+
+
+def test_pgbouncer_missing_is_one_line_and_changes_nothing(tmp_path, monkeypatch):
+    from workbench.errors import WorkbenchError
+    from workbench.network import pgbouncer
+    from workbench.network.databases import DatabaseAccess
+
+    monkeypatch.setattr(pgbouncer, "PROGRAM", "pgbouncer-not-installed")
+    with pytest.raises(WorkbenchError) as caught:
+        DatabaseAccess.open(tmp_path, tmp_path, print, rules=[SimpleNamespace(
+            host="127.0.0.1", port=5432, dbname="sales", credential="c", role="")], secret=lambda name: "x")
+    line = caught.value.one_line()
+    assert "\n" not in line and "pgbouncer is not installed" in line and "apt-get install pgbouncer" in line
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_db_names_a_database_of_the_policy_or_says_which(pg_sandbox):
+    from workbench.errors import UsageError
+
+    with pytest.raises(UsageError, match="'hr' is not in the project's network policy .allowed: sales"):
+        pg_sandbox.execute("sql", "select 1", database=OTHER)
+    with pytest.raises(UsageError, match="--db goes with --lang sql"):
+        pg_sandbox.execute("python", "print(1)", database=DATABASE)

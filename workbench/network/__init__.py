@@ -1,0 +1,11 @@
+"""The network user code may reach, under the project's policy (`workbench network allow ...`).
+
+Nothing is imported here: the sandbox reaches each part lazily, so a project with no policy pays nothing.
+
+    rules.py       the policy: [network] rules in .workbench/config.toml, `load_policy(project_root)`
+    secrets.py     the credential vault (`get_secret(name)`): the OS keyring, or the 0600 fallback file
+    databases.py   a session's database access: PgBouncer and its relay, the mount at /run/workbench/pg,
+                   and `--lang sql --db NAME`
+    pgbouncer.py   Debian's pgbouncer for one session: config and password file in a private folder
+    pgrelay.py     the socket the sandbox sees: checks the database named, counts bytes for net.connection
+"""
