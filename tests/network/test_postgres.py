@@ -186,3 +186,13 @@ def test_db_names_a_database_of_the_policy_or_says_which(pg_sandbox):
         pg_sandbox.execute("sql", "select 1", database=OTHER)
     with pytest.raises(UsageError, match="--db goes with --lang sql"):
         pg_sandbox.execute("python", "print(1)", database=DATABASE)
+
+
+def test_a_warm_session_reaches_the_database_too(pg_sandbox):
+    run(pg_sandbox, "sql", "select 1", database=DATABASE)  # psql installed in the project image
+    code = (f'import subprocess; print(subprocess.run(["psql", "-X", "-A", "-t", "host=/run/workbench/pg '
+            f'dbname={DATABASE}", "-c", "select name from items where id = 2"], capture_output=True, '
+            'text=True).stdout.strip())')
+    result, _ = run(pg_sandbox, "python", code, session="pg1")
+    assert result.exit_code == 0, result.stderr.text()
+    assert result.stdout.text().strip() == "pears"
