@@ -165,18 +165,46 @@ def test_a_refused_credential_is_one_line_naming_the_secret(pg_server, tmp_path)
     assert seen[-1].refused.startswith("Workbench: the database sales refused the credential")
 
 
-def test_pgbouncer_missing_is_one_line_and_changes_nothing(tmp_path, monkeypatch):
+def test_pgbouncer_missing_is_one_line_and_other_code_still_runs(engine_ready, pg_server, tmp_path, monkeypatch):
     from workbench.errors import WorkbenchError
     from workbench.network import pgbouncer
-    from workbench.network.databases import DatabaseAccess
+    from workbench.project import Project
+    from workbench.sandbox import Sandbox
 
     monkeypatch.setattr(pgbouncer, "PROGRAM", "pgbouncer-not-installed")
-    with pytest.raises(WorkbenchError) as caught:
-        DatabaseAccess.open(tmp_path, tmp_path, print, rules=[SimpleNamespace(
-            host="127.0.0.1", port=5432, dbname="sales", credential="c", role="")], secret=lambda name: "x")
-    line = caught.value.one_line()
-    assert "\n" not in line and "pgbouncer is not installed" in line and "apt-get install pgbouncer" in line
-    assert list(tmp_path.iterdir()) == []
+    with_policy(monkeypatch, [rule(pg_server)])
+    project = Project.init(tmp_path / "p")
+    recorder = Recorder()
+    with Sandbox.open(project, bus=recorder.bus, settings=make_settings()) as box:
+        with pytest.raises(WorkbenchError) as caught:
+            box.execute("sql", "select 1", database=DATABASE)
+        line = caught.value.one_line()
+        assert "\n" not in line and "pgbouncer is not installed" in line and "apt-get install pgbouncer" in line
+        still_works(box)  # nothing else changes: code runs, and a connection is told the same line
+        result, _ = run(box, "python", "import socket; s = socket.socket(socket.AF_UNIX); "
+                        "s.connect('/run/workbench/pg/.s.PGSQL.5432'); import struct; "
+                        "body = struct.pack('!I', 196608) + b'database\\0sales\\0\\0'; "
+                        "s.sendall(struct.pack('!I', len(body) + 4) + body); print(s.recv(1000))")
+        assert b"pgbouncer is not installed" in result.stdout.kept, result.stderr.text()
+    assert "pgbouncer is not installed" in connections(recorder, DATABASE)[-1]["refused"]
+    assert not list(tmp_path.glob("p/workspace/*"))
+
+
+def test_an_unknown_secret_is_one_line_naming_it(pg_server, tmp_path):
+    from workbench.errors import UsageError
+    from workbench.network.databases import DatabaseAccess, language_for
+
+    def vault(name):
+        raise UsageError(f"no secret named {name!r}", f"workbench secret set {name}")
+
+    access = DatabaseAccess.open(tmp_path, tmp_path, print, rules=[rule(pg_server)], secret=vault)
+    try:
+        assert access.bouncer is None
+        with pytest.raises(Exception) as caught:
+            language_for(access, "sql", DATABASE)
+        assert caught.value.one_line() == f"no secret named '{CREDENTIAL}' (workbench secret set {CREDENTIAL})"
+    finally:
+        access.close()
 
 
 def test_db_names_a_database_of_the_policy_or_says_which(pg_sandbox):

@@ -20,9 +20,10 @@ import stat
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from workbench.errors import WorkbenchError
 from workbench.events.database import NetConnection
 from workbench.languages import Language
-from workbench.network.pgbouncer import PgBouncer, Target, targets
+from workbench.network.pgbouncer import DatabaseAccessError, PgBouncer, Target, targets
 from workbench.network.pgrelay import Connection, Relay
 from workbench.sandbox.spec import ContainerSpec, Mount
 
@@ -73,10 +74,17 @@ def vault_secret(name: str) -> str:
 
 
 class DatabaseAccess:
-    """PgBouncer and its relay for one session; `None` from `open` when there is nothing to serve."""
+    """PgBouncer and its relay for one session; `None` from `open` when there is nothing to serve.
 
-    def __init__(self, folder: Path, found: list[Target], bouncer: PgBouncer, relay: Relay):
+    When PgBouncer cannot serve (it is not installed, a rule's secret is not in the vault, it would not
+    start), the session still opens and every other language runs as usual: `problem` is that one line,
+    the relay answers each database connection with it (a FATAL error code sees, and a refused
+    `net.connection`), and `--lang sql --db` says it before running anything."""
+
+    def __init__(self, folder: Path, found: list[Target], bouncer: PgBouncer | None, relay: Relay,
+                 problem: str = ""):
         self.folder, self.targets, self.bouncer, self.relay = folder, found, bouncer, relay
+        self.problem = problem
 
     @classmethod
     def open(cls, state_dir: Path, project_root: Path, emit: Emit, owner: tuple[int, int] | None = None, *,
@@ -85,14 +93,21 @@ class DatabaseAccess:
         found = targets(policy_rules(project_root) if rules is None else rules)
         if not found:
             return None
-        bouncer = PgBouncer(found, secret or vault_secret).start()
+        bouncer: PgBouncer | None = None
+        problem = ""
+        try:
+            bouncer = PgBouncer(found, secret or vault_secret).start()
+        except WorkbenchError as exc:  # an unknown secret, PgBouncer missing or failing: said, not fatal
+            problem = exc.one_line()
         try:
             folder = host_folder(state_dir, owner)
-            relay = Relay(folder, bouncer.socket_path, found, _reporter(emit), owner).start()
+            upstream = bouncer.socket_path if bouncer is not None else None
+            relay = Relay(folder, upstream, found, _reporter(emit), owner, refusal=problem).start()
         except BaseException:
-            bouncer.stop()
+            if bouncer is not None:
+                bouncer.stop()
             raise
-        return cls(folder, found, bouncer, relay)
+        return cls(folder, found, bouncer, relay, problem)
 
     def container_mounts(self) -> tuple[Mount, ...]:
         return (Mount(str(self.folder), MOUNT, read_only=True),)
@@ -104,7 +119,8 @@ class DatabaseAccess:
         try:
             self.relay.stop()
         finally:
-            self.bouncer.stop()
+            if self.bouncer is not None:
+                self.bouncer.stop()
 
 
 def with_access(spec: ContainerSpec, access: DatabaseAccess | None) -> ContainerSpec:
@@ -149,4 +165,6 @@ def language_for(access: DatabaseAccess | None, language: str, database: str | N
     if database not in access.databases():
         raise UsageError(f"the database {one_line(database)!r} is not in the project's network policy "
                          f"(allowed: {', '.join(access.databases())})", "see: workbench network list")
+    if access.problem:
+        raise DatabaseAccessError(access.problem)
     return POSTGRES

@@ -113,9 +113,10 @@ def build_startup(params: dict[str, str]) -> bytes:
 class Relay:
     """Serves `folder`/.s.PGSQL.5432 for the sandbox, forwarding allowed connections to `upstream`."""
 
-    def __init__(self, folder: Path, upstream: Path, targets: list[Target], report: Report,
-                 owner: tuple[int, int] | None = None):
+    def __init__(self, folder: Path, upstream: Path | None, targets: list[Target], report: Report,
+                 owner: tuple[int, int] | None = None, refusal: str = ""):
         self.folder, self.upstream, self.owner = folder, upstream, owner
+        self.refusal = refusal  # why PgBouncer is not there: every allowed connection is told so
         self.targets = {t.dbname: t for t in targets}
         self.report = report
         self.listener: socket.socket | None = None
@@ -218,9 +219,10 @@ class Relay:
                 conn.bytes_down += 1
                 continue
             if code == CANCEL_REQUEST and length == 16:
-                with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC) as server:
-                    server.connect(str(self.upstream))
-                    server.sendall(head + body)
+                if self.upstream is not None:
+                    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC) as server:
+                        server.connect(str(self.upstream))
+                        server.sendall(head + body)
                 return None
             if code != PROTOCOL_3:
                 self._refuse(client, conn, "0A000", f"protocol {code >> 16}.{code & 0xFFFF} is not supported")
@@ -239,6 +241,9 @@ class Relay:
                              f"policy (allowed databases: {allowed}; see: workbench network list)")
                 return None
             conn.role, conn.credential = target.role, target.credential
+            if self.refusal or self.upstream is None:
+                self._refuse(client, conn, "08006", f"Workbench: {self.refusal or 'no PgBouncer for this session'}")
+                return None
             rest = {k: v for k, v in params.items() if k not in ("user", "database", "replication")}
             return {"user": target.role, "database": target.dbname, **rest}
         self._refuse(client, conn, "08P01", "too many encryption requests")
