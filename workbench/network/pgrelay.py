@@ -250,6 +250,7 @@ class Relay:
         return None
 
     def _refuse(self, client: socket.socket, conn: Connection, code: str, text: str) -> None:
+        text = text if text.startswith("Workbench: ") else f"Workbench: {text}"
         conn.refused = text
         message = error_message(code, text)
         try:
