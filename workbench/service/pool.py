@@ -55,7 +55,11 @@ class Idle:
 def key(sandbox: Sandbox) -> str:
     """What a container was made from: a container is reused only for the same image, settings and code."""
     settings: Settings = sandbox.settings
-    text = "\0".join([sandbox.project.id, sandbox.image, settings.model_dump_json(), container_code.digest()])
+    # whether the session serves databases: a container made without the /run/workbench/pg mount is no
+    # use to a session whose policy now allows one (the policy lives beside the settings, not in them)
+    databases = str(getattr(sandbox, "databases", None) is not None)
+    text = "\0".join([sandbox.project.id, sandbox.image, settings.model_dump_json(), container_code.digest(),
+                      databases])
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
