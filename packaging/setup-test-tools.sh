@@ -2,7 +2,8 @@
 # Host tools the test suite drives for real: tmux (the TUI in a terminal), poppler-utils (reading PDFs
 # back), gnome-keyring and dbus (a real Secret Service for the signing key), and Go with golang.org/x/mod
 # (golang-go, golang-golang-x-mod-dev: the reference C2SP note/tlog code the interop test verifies exports
-# with, built offline in GOPATH mode). Listed one per line in packaging/apt-test-packages.txt. Installed only when missing, as root with apt; otherwise we say what
+# with, built offline in GOPATH mode), and Debian's postgresql and pgbouncer (a real database server behind the
+# session's PgBouncer in tests/network). Listed one per line in packaging/apt-test-packages.txt. Installed only when missing, as root with apt; otherwise we say what
 # to install and go on (the tests that need a missing tool say so themselves).
 set -euo pipefail
 cd "$(dirname "$0")/.."
