@@ -224,3 +224,21 @@ def test_a_warm_session_reaches_the_database_too(pg_sandbox):
     result, _ = run(pg_sandbox, "python", code, session="pg1")
     assert result.exit_code == 0, result.stderr.text()
     assert result.stdout.text().strip() == "pears"
+
+
+def test_python_code_connects_with_psycopg_and_no_password(pg_sandbox):
+    # psycopg (with its own libpq) into the workspace venv the way a user installs it: through the install step
+    installed = pg_sandbox.install("pip", ["psycopg[binary]"])
+    assert installed.ok, installed.output[-2000:]
+    code = ("import psycopg\n"
+            f"with psycopg.connect(host='/run/workbench/pg', dbname='{DATABASE}') as conn:\n"
+            "    print(conn.execute('select string_agg(name, \\',\\' order by id) from items').fetchone()[0])\n"
+            "try:\n"
+            f"    psycopg.connect(host='/run/workbench/pg', dbname='{OTHER}')\n"
+            "except psycopg.OperationalError as exc:\n"
+            "    print('refused:', str(exc).strip().splitlines()[-1])\n")
+    result, _ = run(pg_sandbox, "python", code)
+    assert result.exit_code == 0, result.stderr.text()
+    lines = result.stdout.text().splitlines()
+    assert lines[0] == "apples,pears,plums"
+    assert lines[1].startswith("refused:") and f'the database "{OTHER}" is not allowed' in lines[1]
