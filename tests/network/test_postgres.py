@@ -8,47 +8,13 @@ from __future__ import annotations
 import os
 import stat
 import subprocess
-from types import SimpleNamespace
 
 import pytest
 
-from tests.network.conftest import DATABASE, OTHER, PASSWORD, ROLE
+from tests.network.fixtures import CREDENTIAL, DATABASE, OTHER, PASSWORD, ROLE, rule, with_policy
 from tests.sandbox.conftest import Recorder, make_settings, run, still_works
 
 pytestmark = pytest.mark.engine
-
-CREDENTIAL = "warehouse"
-
-
-def rule(server, dbname=DATABASE, role=ROLE):
-    # the shape of workbench.network.rules.DatabaseRule (host, port, dbname, credential, role)
-    return SimpleNamespace(host="127.0.0.1", port=server.port, dbname=dbname, credential=CREDENTIAL, role=role)
-
-
-def with_policy(monkeypatch, rules, password=PASSWORD):
-    """The project's policy and vault as the sandbox reads them (the policy module's own tests cover how
-    they are written; these tests are about what the sandbox does with them)."""
-    from workbench.network import databases
-
-    monkeypatch.setattr(databases, "policy_rules", lambda root: list(rules))
-    monkeypatch.setattr(databases, "vault_secret", lambda name: {CREDENTIAL: password}[name])
-
-
-@pytest.fixture(scope="module")
-def pg_recorder():
-    return Recorder()
-
-
-@pytest.fixture(scope="module")
-def pg_sandbox(engine_ready, pg_server, module_project, pg_recorder):
-    from workbench.sandbox import Sandbox
-
-    with pytest.MonkeyPatch.context() as patch:
-        with_policy(patch, [rule(pg_server)])
-        box = Sandbox.open(module_project, bus=pg_recorder.bus, settings=make_settings(timeout=60),
-                           session_id="pgtest", actor="user:test")
-    yield box
-    box.close()
 
 
 def connections(recorder, database=None):
@@ -66,6 +32,7 @@ def test_sql_with_db_reads_rows_as_a_table_with_no_password(pg_sandbox, pg_recor
     assert found and found[-1]["role"] == ROLE and found[-1]["credential"] == CREDENTIAL
     assert found[-1]["refused"] == "" and found[-1]["bytes_down"] > 100 and found[-1]["bytes_up"] > 20
     assert found[-1]["duration"] > 0
+    assert found[-1]["execution_id"] == result.execution_id  # the execution it was part of
 
 
 def test_code_connects_with_psql_and_python_sees_the_socket(pg_sandbox):

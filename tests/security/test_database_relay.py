@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.network.conftest import DATABASE, pg_server  # noqa: F401 (fixture)
-from tests.network.test_postgres import pg_recorder, pg_sandbox, with_policy  # noqa: F401 (fixtures)
+from tests.network.fixtures import DATABASE
 from tests.sandbox.conftest import run, still_works
 
 pytestmark = pytest.mark.engine

@@ -30,6 +30,7 @@ from workbench.events.bus import (
     utc_now,
 )
 from workbench.events.contract import Payload
+from workbench.events.database import NetConnection
 from workbench.events.declared import (
     PAYLOADS,
     PLUGIN_GROUP,
@@ -47,7 +48,6 @@ from workbench.events.declared import (
     version,
     violation,
 )
-from workbench.events.database import NetConnection
 from workbench.events.environment import EnvironmentRecorded
 from workbench.events.execution import ExecFinished, ExecOutput, ExecStarted, SandboxStarted
 from workbench.events.install import InstallEgress, PackageInstalled, PackageInstallStarted

@@ -18,7 +18,9 @@ class NetConnection(Payload):
     that role's password came from, how long it was open (`duration`, seconds) and the bytes it sent
     (`bytes_up`) and received (`bytes_down`), counted at Workbench's relay in front of PgBouncer.
     `refused` is the one-line reason when it never reached the database (a name the policy does not
-    allow, the database refusing the credential); "" when it did."""
+    allow, the database refusing the credential); "" when it did. `execution_id` is the execution that
+    was running when it opened (one-off executions run one at a time; of warm cells running side by
+    side, the latest started), "" when none was."""
 
     KIND = K.NET_CONNECTION
 
@@ -29,3 +31,4 @@ class NetConnection(Payload):
     bytes_up: int | None = C.integer()
     bytes_down: int | None = C.integer()
     refused: str = C.text()
+    execution_id: str = C.text()

@@ -17,11 +17,14 @@ from __future__ import annotations
 
 import os
 import stat
+import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from workbench.errors import WorkbenchError
+from workbench.events.bus import Event, EventBus
 from workbench.events.database import NetConnection
+from workbench.events.kinds import EXEC_FINISHED, EXEC_STARTED
 from workbench.languages import Language
 from workbench.network.pgbouncer import DatabaseAccessError, PgBouncer, Target, targets
 from workbench.network.pgrelay import Connection, Relay
@@ -82,17 +85,22 @@ class DatabaseAccess:
     `net.connection`), and `--lang sql --db` says it before running anything."""
 
     def __init__(self, folder: Path, found: list[Target], bouncer: PgBouncer | None, relay: Relay,
-                 problem: str = ""):
+                 problem: str = "", unsubscribe: Callable[[], None] | None = None):
         self.folder, self.targets, self.bouncer, self.relay = folder, found, bouncer, relay
         self.problem = problem
+        self.unsubscribe = unsubscribe
 
     @classmethod
     def open(cls, state_dir: Path, project_root: Path, emit: Emit, owner: tuple[int, int] | None = None, *,
-             rules: Iterable[object] | None = None, secret: Callable[[str], str] | None = None
-             ) -> DatabaseAccess | None:
+             rules: Iterable[object] | None = None, secret: Callable[[str], str] | None = None,
+             bus: EventBus | None = None) -> DatabaseAccess | None:
+        """`bus`: the session's, whose exec.started / exec.finished say which execution a connection is
+        part of."""
         found = targets(policy_rules(project_root) if rules is None else rules)
         if not found:
             return None
+        running = Running()
+        unsubscribe = bus.subscribe(running.see, kinds=[EXEC_STARTED, EXEC_FINISHED]) if bus else None
         bouncer: PgBouncer | None = None
         problem = ""
         try:
@@ -102,12 +110,15 @@ class DatabaseAccess:
         try:
             folder = host_folder(state_dir, owner)
             upstream = bouncer.socket_path if bouncer is not None else None
-            relay = Relay(folder, upstream, found, _reporter(emit), owner, refusal=problem).start()
+            relay = Relay(folder, upstream, found, _reporter(emit), owner, refusal=problem,
+                          running=running.now).start()
         except BaseException:
             if bouncer is not None:
                 bouncer.stop()
+            if unsubscribe is not None:
+                unsubscribe()
             raise
-        return cls(folder, found, bouncer, relay, problem)
+        return cls(folder, found, bouncer, relay, problem, unsubscribe)
 
     def container_mounts(self) -> tuple[Mount, ...]:
         return (Mount(str(self.folder), MOUNT, read_only=True),)
@@ -116,11 +127,33 @@ class DatabaseAccess:
         return [t.dbname for t in self.targets]
 
     def close(self) -> None:
+        if self.unsubscribe is not None:
+            self.unsubscribe()
         try:
             self.relay.stop()
         finally:
             if self.bouncer is not None:
                 self.bouncer.stop()
+
+
+class Running:
+    """The executions started and not yet finished, in the order they started (from the session's bus)."""
+
+    def __init__(self) -> None:
+        self.ids: dict[str, None] = {}
+        self.lock = threading.Lock()
+
+    def see(self, event: Event) -> None:
+        execution = str(event.payload.get("execution_id", ""))
+        with self.lock:
+            if event.kind == EXEC_STARTED and execution:
+                self.ids[execution] = None
+            else:
+                self.ids.pop(execution, None)
+
+    def now(self) -> str:
+        with self.lock:
+            return next(reversed(self.ids), "")
 
 
 def with_access(spec: ContainerSpec, access: DatabaseAccess | None) -> ContainerSpec:
@@ -132,7 +165,7 @@ def _reporter(emit: Emit) -> Callable[[Connection, float], None]:
     def report(conn: Connection, duration: float) -> None:
         emit(NetConnection(database=conn.database, role=conn.role, credential=conn.credential,
                            duration=round(duration, 6), bytes_up=conn.bytes_up, bytes_down=conn.bytes_down,
-                           refused=conn.refused))
+                           refused=conn.refused, execution_id=conn.execution_id))
 
     return report
 

@@ -58,6 +58,7 @@ class Connection:
     bytes_down: int = 0
     started: float = 0.0
     refused: str = ""
+    execution_id: str = ""
 
 
 Report = Callable[[Connection, float], None]  # the connection, its duration in seconds
@@ -114,8 +115,10 @@ class Relay:
     """Serves `folder`/.s.PGSQL.5432 for the sandbox, forwarding allowed connections to `upstream`."""
 
     def __init__(self, folder: Path, upstream: Path | None, targets: list[Target], report: Report,
-                 owner: tuple[int, int] | None = None, refusal: str = ""):
+                 owner: tuple[int, int] | None = None, refusal: str = "",
+                 running: Callable[[], str] = lambda: ""):
         self.folder, self.upstream, self.owner = folder, upstream, owner
+        self.running = running  # the execution running now, for the connection's record
         self.refusal = refusal  # why PgBouncer is not there: every allowed connection is told so
         self.targets = {t.dbname: t for t in targets}
         self.report = report
@@ -173,7 +176,7 @@ class Relay:
 
     # --- one connection ------------------------------------------------------------------------------
     def _serve(self, client: socket.socket) -> None:
-        conn = Connection(started=time.monotonic())
+        conn = Connection(started=time.monotonic(), execution_id=self.running())
         server: socket.socket | None = None
         try:
             client.settimeout(STARTUP_TIMEOUT)

@@ -153,7 +153,7 @@ class Sandbox:
         try:
             self.databases = DatabaseAccess.open(self.project.state_dir, self.project.root,
                                                  lambda payload: self._emit(events.NET_CONNECTION, payload),
-                                                 self.workspace_owner())
+                                                 self.workspace_owner(), bus=self.bus)
         except BaseException:
             self.engine.close()
             raise
