@@ -63,6 +63,7 @@ for _check in (
     Check("install sources", "workbench.sandbox.managers"),
     Check("keyring", "workbench.audit.keys"),
     Check("report fonts", "workbench.report.fonts"),
+    Check("pgbouncer", "workbench.network.pgbouncer"),
 ):
     CHECKS.register(_check)
 

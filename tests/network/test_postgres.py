@@ -209,3 +209,13 @@ def test_python_code_connects_with_psycopg_and_no_password(pg_sandbox):
     lines = result.stdout.text().splitlines()
     assert lines[0] == "apples,pears,plums"
     assert lines[1].startswith("refused:") and f'the database "{OTHER}" is not allowed' in lines[1]
+
+
+def test_doctor_says_whether_pgbouncer_is_here(monkeypatch):
+    from workbench.network import pgbouncer
+
+    [found] = pgbouncer.check(None)
+    assert found.status == "ok" and "PgBouncer 1." in found.detail
+    monkeypatch.setattr(pgbouncer, "PROGRAM", "pgbouncer-not-installed")
+    [missing] = pgbouncer.check(None)
+    assert missing.status == "warn" and "apt-get install pgbouncer" in missing.fix

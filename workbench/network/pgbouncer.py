@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from workbench.errors import WorkbenchError
+from workbench.findings import Finding
 from workbench.inert import one_line
 
 PROGRAM = "pgbouncer"
@@ -218,3 +219,18 @@ class PgBouncer:
         private, self.private = self.private, None
         if private is not None:
             shutil.rmtree(private, ignore_errors=True)
+
+
+def check(settings: object = None) -> list[Finding]:
+    """Doctor's finding: is PgBouncer here for a project whose policy allows PostgreSQL databases?"""
+    try:
+        program = find_program()
+    except DatabaseAccessError:
+        return [Finding("pgbouncer", "warn", "not installed: a project whose network policy allows a "
+                        "postgres:// database cannot reach it (other code is unaffected)", INSTALL_HINT)]
+    try:
+        version = subprocess.run([program, "--version"], capture_output=True, text=True, timeout=5).stdout
+    except (OSError, subprocess.SubprocessError):
+        version = ""
+    first = one_line(version.splitlines()[0]) if version.strip() else program
+    return [Finding("pgbouncer", "ok", f"{first} ({program}): postgres:// rules are served through it")]
