@@ -212,8 +212,11 @@ def test_python_code_connects_with_psycopg_and_no_password(pg_sandbox):
 
 
 def test_doctor_says_whether_pgbouncer_is_here(monkeypatch):
+    from tests.conftest import need
     from workbench.network import pgbouncer
 
+    need(pgbouncer.shutil.which("pgbouncer", path="/usr/sbin:/usr/bin:/usr/local/sbin") is not None,
+         "Debian's pgbouncer (bash packaging/setup-test-tools.sh)")
     [found] = pgbouncer.check(None)
     assert found.status == "ok" and "PgBouncer 1." in found.detail
     monkeypatch.setattr(pgbouncer, "PROGRAM", "pgbouncer-not-installed")
