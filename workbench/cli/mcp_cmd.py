@@ -3,7 +3,8 @@
 Over stdio (the default) the client starts this command and speaks MCP on its stdin/stdout, so nothing
 else may be printed there: Workbench's own lines go to stderr. With `--http HOST:PORT` it serves
 streamable HTTP at http://HOST:PORT/mcp, on loopback only, and each request must carry the bearer token
-stored in the user's config folder (`--print-token` shows it and where it lives).
+stored in the user's config folder (`--print-token` shows it and where it lives). A call that needs
+approval waits for a yes in the project's open TUI, at most `--approval-timeout` seconds.
 """
 
 from __future__ import annotations
@@ -28,7 +29,9 @@ def parse_address(value: str) -> tuple[str, int]:
 @click.option("--http", "address", metavar="HOST:PORT",
               help="Serve streamable HTTP on this loopback address instead of stdio (needs the bearer token).")
 @click.option("--print-token", is_flag=True, help="Print the HTTP bearer token (made on first use) and exit.")
-def mcp(project_dir: Path, address: str | None, print_token: bool) -> None:
+@click.option("--approval-timeout", type=click.FloatRange(min=0, min_open=True), default=None, metavar="SECONDS",
+              help="How long a call that needs approval waits for a yes in the open TUI (default 120).")
+def mcp(project_dir: Path, address: str | None, print_token: bool, approval_timeout: float | None) -> None:
     """Serve this project over MCP (stdio by default) for agents such as Claude Desktop, Goose or Zed."""
     from workbench.mcp import token
 
@@ -47,7 +50,7 @@ def mcp(project_dir: Path, address: str | None, print_token: bool) -> None:
 
         from workbench.mcp.server import build
 
-        anyio.run(build(project, transport="stdio").run_stdio_async)
+        anyio.run(build(project, transport="stdio", approval_timeout=approval_timeout).run_stdio_async)
         return
     from workbench.mcp.server import serve_http
 
@@ -55,4 +58,4 @@ def mcp(project_dir: Path, address: str | None, print_token: bool) -> None:
         say(f"workbench: MCP over HTTP at http://{one_line(bound_host)}:{bound_port}/mcp for "
             f"{one_line(str(project.root))}; bearer token in {token.token_path()}", err=True)
 
-    serve_http(project, host, port, on_ready=ready)
+    serve_http(project, host, port, on_ready=ready, approval_timeout=approval_timeout)

@@ -20,6 +20,7 @@ from workbench.events.agent import (
     TaskFinished,
     TaskStarted,
 )
+from workbench.events.approval import ApprovalDecided
 from workbench.events.bus import (
     Event,
     EventBus,
@@ -65,7 +66,7 @@ from workbench.events.replay import ReplayCompared
 from workbench.events.session import Error, SessionFinished, SessionStarted
 
 __all__ = [  # noqa: F405  (the kinds come from the star import)
-    "AgentApproval", "AgentObservation", "check", "current_user", "declare", "Declared", "declared_kinds",
+    "AgentApproval", "AgentObservation", "ApprovalDecided", "check", "current_user", "declare", "Declared", "declared_kinds",
     "decode", "EnvironmentRecorded", "Error", "Event", "EventBus", "EventContractError", "ExecFinished",
     "ExecOutput", "ExecStarted", "FileChanged", "FileRefused", "InstallEgress", "LlmAction", "LlmMalformed",
     "LlmRequest", "McpCall", "NetConnection", "MemoryDeleted", "MemoryIgnored", "MemoryReindexed", "MemoryRetrieved",
@@ -78,5 +79,5 @@ __all__ = [  # noqa: F405  (the kinds come from the star import)
     "LLM_MALFORMED", "AGENT_APPROVAL", "AGENT_OBSERVATION", "SANDBOX_STARTED", "EXEC_STARTED",
     "EXEC_OUTPUT", "EXEC_FINISHED", "ENVIRONMENT_RECORDED", "REPLAY_COMPARED", "PACKAGE_INSTALL_STARTED", "INSTALL_EGRESS",
     "PACKAGE_INSTALLED", "FILE_CHANGED", "FILE_REFUSED", "MEMORY_SAVED", "MEMORY_DELETED",
-    "MEMORY_RETRIEVED", "MEMORY_REINDEXED", "MEMORY_ROLLED_UP", "MEMORY_IGNORED", "MCP_CALL", "NET_CONNECTION", "ERROR",
+    "MEMORY_RETRIEVED", "MEMORY_REINDEXED", "MEMORY_ROLLED_UP", "MEMORY_IGNORED", "MCP_CALL", "APPROVAL_DECIDED", "NET_CONNECTION", "ERROR",
 ]

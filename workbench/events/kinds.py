@@ -41,6 +41,9 @@ MEMORY_IGNORED = "memory.ignored"  # a note file that is not a regular file: ign
 # A call another agent made through the MCP server (`workbench mcp`).
 MCP_CALL = "mcp.call"
 
+# An approval another process (the MCP server) asked the open TUI for (workbench.approvals).
+APPROVAL_DECIDED = "approval.decided"
+
 # The network code may reach (workbench network allow): one per database connection.
 NET_CONNECTION = "net.connection"
 

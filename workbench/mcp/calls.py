@@ -7,9 +7,11 @@ session of its own, which an open TUI's Audit pane picks up as the log grows (it
 reviewer's report shows who called what.
 
 Approval follows the project's policy as the agent's tools do: `execute` and `write_file` ask when
-`[agent] approval = "ask"`, `install` when `[agent] approve_installs = "ask"` (the default). There is no
-way yet for an open TUI to answer an approval for another process, so a call that would ask is refused
-with a message that says what to change; it is on the record as refused. A restricted (untrusted) project
+`[agent] approval = "ask"`, `install` when `[agent] approve_installs = "ask"` (the default). A call that
+asks waits for the person at the project's open TUI (`workbench.approvals`: the TUI's approval dialog,
+at most `approval_timeout` seconds, `workbench mcp --approval-timeout`); with no TUI open it is refused at
+once with a message that says how to open one or what to change. The answer is recorded as an
+`approval.decided` event in the call's session, and a refused call as `mcp.call` outcome refused. A restricted (untrusted) project
 gets its restricted settings from `Project.settings()`, exactly as the CLI does.
 """
 
@@ -76,8 +78,11 @@ class Outcome:
 class Tools:
     """The tools and resources of one project, for any number of callers (one session per call)."""
 
-    def __init__(self, project: Project):
+    def __init__(self, project: Project, approval_timeout: float | None = None):
+        from workbench.approvals import DEFAULT_TIMEOUT
+
         self.project = project
+        self.approval_timeout = DEFAULT_TIMEOUT if approval_timeout is None else approval_timeout
 
     # --- the frame of every call -----------------------------------------------------------------------
     @contextmanager
@@ -114,18 +119,40 @@ class Tools:
         except WorkbenchError as exc:
             return Reply(False, exc.one_line())
 
-    def check_approval(self, work: WorkSession, tool: str) -> None:
+    def check_approval(self, work: WorkSession, caller: Caller, tool: str, **asked: Any) -> None:
+        """Go on when the policy lets `tool` run, or when the person at the project's open TUI says yes
+        (`workbench.approvals`); raise CallRefused otherwise. An asked approval is on the record either way
+        (`approval.decided` in this call's session, `by` the TUI's user)."""
+        from workbench import approvals
         from workbench.agent.tools import TOOLS
 
         asks = TOOLS.get(AGENT_TOOL.get(tool, "run_code")).approval
         policy = {"executions": work.settings.agent.approval, "installs": work.settings.agent.approve_installs}
-        if policy.get(asks) == "ask":
+        if policy.get(asks) != "ask":
+            return
+        if "packages" in asked:
+            asked["packages"] = tuple(asked["packages"])
+        request = approvals.Request(tool, client=one_line(caller.client)[:80], **asked)
+        decision = approvals.ask(self.project.root, request, self.approval_timeout)
+        work.emit(events.APPROVAL_DECIDED, events.ApprovalDecided(
+            what=tool, requester=caller.actor, outcome=decision.outcome, approved=decision.approved,
+            by=decision.by, reason=decision.reason or None, waited=decision.waited, request_id=request.id,
+            details=request.details()))
+        if decision.approved:
+            return
+        own = f"workbench {'install' if asks == 'installs' else 'exec'} -p {self.project.root} ..."
+        if decision.outcome == "refused":
+            raise CallRefused(f"{tool} refused: {decision.reason}", "nothing was run")
+        if decision.outcome == "no-tui":
             raise CallRefused(
-                f"{tool} refused: this project asks for approval first ({SETTING[asks]} = \"ask\"), and a call "
-                "from an MCP client cannot be approved yet (no Workbench TUI answers approvals for other "
-                "processes)",
-                f"run it yourself (workbench {'install' if asks == 'installs' else 'exec'} -p {self.project.root} "
-                f"...), or set {SETTING[asks]} = \"auto\" in your user config to let MCP clients do it")
+                f"{tool} refused: this project asks for approval first ({SETTING[asks]} = \"ask\"), and it "
+                "cannot be approved: no Workbench TUI is open for this project",
+                f"open the TUI (workbench {self.project.root}) and call again to approve it there, run it "
+                f"yourself ({own}), or set {SETTING[asks]} = \"auto\" in your user config to let MCP clients "
+                "do it")
+        raise CallRefused(f"{tool} refused: it needs approval ({SETTING[asks]} = \"ask\") and {decision.reason}",
+                          f"approve it in the open Workbench TUI (workbench {self.project.root}) within "
+                          f"{self.approval_timeout:g} s, or run it yourself ({own})")
 
     @staticmethod
     def seq_of(work: WorkSession, event_id: str | None) -> int | None:
@@ -150,7 +177,7 @@ class Tools:
             if timeout is not None and not timeout > 0:
                 raise UsageError("timeout must be a positive number of seconds")
             languages.get(language, work.settings)
-            self.check_approval(work, "execute")
+            self.check_approval(work, caller, "execute", language=language, code=code)
             finished: list[str] = []
             work.bus.subscribe(lambda event: finished.append(event.id), kinds=[events.EXEC_FINISHED])
             execution = work.sandbox.execute(language, code, timeout=timeout, session=session)
@@ -181,7 +208,7 @@ class Tools:
                 raise UsageError(f"unknown package manager {manager!r}", f"one of: {', '.join(manager_names())}")
             if not packages:
                 raise UsageError("no packages to install")
-            self.check_approval(work, "install")
+            self.check_approval(work, caller, "install", manager=manager, packages=list(packages))
             result = work.sandbox.install(manager, list(packages))  # type: ignore[arg-type]
             installed = [{"name": p.name, "version": p.version, "manager": p.manager} for p in result.installed]
             data = {"exit_code": result.exit_code, "installed": installed, "refused": list(result.refused),
@@ -237,7 +264,7 @@ class Tools:
         arguments = {"path": path, "bytes": len(content.encode("utf-8", "surrogatepass"))}
 
         def body(work: WorkSession, _outcome: Outcome) -> Reply:
-            self.check_approval(work, "write_file")
+            self.check_approval(work, caller, "write_file", path=path)
             return self.confined_call(work, "write_file", path, lambda files: files.write(path, content))
 
         return self.run(caller, "write_file", arguments, body)
@@ -259,7 +286,7 @@ class Tools:
 
             if not path.lower().endswith(".pdf"):
                 raise UsageError(f"{one_line(path)} does not end in .pdf")
-            self.check_approval(work, "export_report")
+            self.check_approval(work, caller, "export_report", path=path)
             files = self.files(work, [0])
             try:
                 relative = files.resolve(path)

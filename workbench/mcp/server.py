@@ -52,9 +52,10 @@ def result(reply: Reply) -> CallToolResult:
                           is_error=not reply.ok)
 
 
-def build(project: Project, transport: str = "stdio") -> MCPServer:
-    """An MCPServer whose tools and resources act on `project`."""
-    tools = Tools(project)
+def build(project: Project, transport: str = "stdio", approval_timeout: float | None = None) -> MCPServer:
+    """An MCPServer whose tools and resources act on `project` (a call that asks for approval waits at most
+    `approval_timeout` seconds for the open TUI: `workbench.approvals`)."""
+    tools = Tools(project, approval_timeout)
     server: MCPServer = MCPServer("workbench", title="Workbench", version=__version__, instructions=INSTRUCTIONS,
                                   log_level="WARNING")
     writes = ToolAnnotations(read_only_hint=False, destructive_hint=False, open_world_hint=False)
@@ -156,12 +157,12 @@ class BearerGate:
         await self.app(scope, receive, send)
 
 
-def http_app(project: Project, host: str, token: str) -> Any:
+def http_app(project: Project, host: str, token: str, approval_timeout: float | None = None) -> Any:
     """The ASGI app: the token gate in front of the SDK's app, which checks Host and Origin headers against
     loopback names (DNS rebinding: a web page cannot make a browser talk to it under another name)."""
     from mcp.server.transport_security import TransportSecuritySettings
 
-    server = build(project, transport="http")
+    server = build(project, transport="http", approval_timeout=approval_timeout)
     names = ["127.0.0.1", "localhost", "[::1]", f"[{host}]" if ":" in host else host]
     security = TransportSecuritySettings(enable_dns_rebinding_protection=True,
                                          allowed_hosts=[f"{name}:*" for name in names],
@@ -169,13 +170,14 @@ def http_app(project: Project, host: str, token: str) -> Any:
     return BearerGate(server.streamable_http_app(host=host, transport_security=security), token)
 
 
-def serve_http(project: Project, host: str, port: int, on_ready: Any = None) -> None:
+def serve_http(project: Project, host: str, port: int, on_ready: Any = None,
+               approval_timeout: float | None = None) -> None:
     """Serve over streamable HTTP at http://HOST:PORT/mcp until interrupted."""
     import anyio
     import uvicorn
 
     host = check_loopback(host)
-    app = http_app(project, host, tokens.load_or_create())
+    app = http_app(project, host, tokens.load_or_create(), approval_timeout)
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
     if on_ready is not None:
         on_ready(host, port)

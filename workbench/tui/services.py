@@ -171,8 +171,9 @@ class Services:
         return self._with_log(project, session, read)
 
     def audit_events_from(self, project: Project, from_seq: int, session: Any = None,
-                          actor_prefix: str = "") -> tuple[int, list[Event]]:
-        """(the log's size, its events from `from_seq` on whose actor starts with `actor_prefix`)."""
+                          actor_prefix: str | tuple[str, ...] = "") -> tuple[int, list[Event]]:
+        """(the log's size, its events from `from_seq` on whose actor starts with `actor_prefix` (or one of
+        them))."""
         def read(log: Any) -> tuple[int, list[Event]]:
             size = log.size()
             found = [Event(kind=e.kind, session_id=e.session_id, actor=e.actor, payload=e.payload, user=e.user,
@@ -207,6 +208,14 @@ class Services:
 
     def install(self, session: Any, manager: str, packages: list[str]) -> Any:
         return session.sandbox.install(manager, packages)
+
+    # --- approvals other processes ask for (workbench.approvals) ---------------------------------------
+    def approval_listener(self, project: Project, decide: Callable[[Any, threading.Event], bool | None]) -> Any:
+        """The listener the TUI runs while open: `decide(request, gone)` is called on its thread for each
+        request (`request.action()` is what the dialog shows); `start()`, then `closed.set()` to stop."""
+        from workbench import approvals
+
+        return approvals.Listener(project.root, decide, events.current_user())
 
     # --- what the pickers offer: the registries (workbench.languages, the package managers) -----------
     def languages(self, settings: Settings) -> list[tuple[str, str]]:

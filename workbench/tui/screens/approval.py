@@ -1,6 +1,7 @@
 """Ask before running: the action and its code, in full, then approve (y) or deny (n / escape).
 
-Everything in the dialog comes from the model (action, thought, code, package names): it is shown as
+Everything in the dialog comes from the model or, for a request from another program (an MCP client, see
+`approval_requests`), from that program (action, thought, code, package names, paths, its name): it is shown as
 `Text` made visible by `workbench.inert`, so no markup in it is parsed and no escape reaches the terminal.
 The code is shown with its control characters escaped, which is how the analyst can tell they are there.
 """
@@ -43,16 +44,17 @@ class ApprovalScreen(ModalScreen[bool]):
         Binding("escape", "decide(False)", "Deny"),
     ]
 
-    def __init__(self, action: Any) -> None:
+    def __init__(self, action: Any, who: str = "The agent") -> None:
         super().__init__()
         self.action_data = describe(action)
+        self.who = who  # "The agent", or another program asking through workbench.approvals (untrusted name)
         self.code_shown = ""
 
     def compose(self) -> ComposeResult:
         data = self.action_data
         kind = str(data.get("action", "action"))
         with Vertical(id="approval-dialog", classes="dialog"):
-            yield Label(plain(f"The agent wants to {kind.replace('_', ' ')}. Approve?", single_line=True),
+            yield Label(plain(f"{self.who} wants to {kind.replace('_', ' ')}. Approve?", single_line=True),
                         id="approval-title")
             if data.get("thought"):
                 yield Static(plain(data["thought"]), id="approval-thought")

@@ -21,6 +21,7 @@ from typing import Any
 from textual import work
 
 from workbench import events
+from workbench.inert import one_line
 from workbench.tui.bridge import output_piece
 from workbench.tui.heartbeat_host import RunGate, ScheduleRow
 from workbench.tui.messages import (
@@ -159,15 +160,17 @@ class HeartbeatActions:
         self._schedule_audit()
 
     def on_followed_events(self, message: FollowedEvents) -> None:
-        """Another process's scheduled run, as the log records it: into the panes like one run here."""
+        """Another process's scheduled run or MCP call, as the log records it: into the panes like one run
+        here (the name in the heading is the schedule's or the MCP client's, made inert)."""
         steps = self.query_one(StepsPanel)
         for event in message.events:
-            name = event.actor.split(":", 1)[1] if ":" in event.actor else event.actor
+            name = one_line(event.actor.split(":", 1)[1] if ":" in event.actor else event.actor)[:80]
             if event.session_id != self.following:
                 self.following = event.session_id
                 steps.clear_steps()
                 steps.replaying = True
-                steps.heading = f"Steps · scheduled run {name} (run elsewhere) · live"
+                steps.heading = (f"Steps · MCP call from {name} · live" if event.actor.startswith("mcp:")
+                                 else f"Steps · scheduled run {name} (run elsewhere) · live")
             if event.kind == events.EXEC_OUTPUT:
                 self.bridge.push(output_piece(event))
             else:

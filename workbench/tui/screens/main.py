@@ -39,6 +39,7 @@ from workbench.tui.messages import (
     SessionReplay,
 )
 from workbench.tui.screens.approval import ApprovalScreen
+from workbench.tui.screens.approval_requests import ApprovalRequests
 from workbench.tui.screens.error import ErrorScreen, Problem, problems_from_report
 from workbench.tui.screens.heartbeat_actions import HeartbeatActions
 from workbench.tui.screens.memory_actions import MemoryActions
@@ -55,7 +56,7 @@ FRAME = 1 / 30  # at most this often the output panel takes a batch
 AUDIT_POLL = 2.0  # seconds between checks that the log has grown from elsewhere
 
 
-class MainScreen(ToolActions, MemoryActions, HeartbeatActions, TrustActions, Screen):
+class MainScreen(ToolActions, MemoryActions, HeartbeatActions, TrustActions, ApprovalRequests, Screen):
     BINDINGS = [
         Binding("f2", "focus_pane('steps')", "Steps"),
         Binding("f3", "focus_pane('output')", "Output"),
@@ -122,6 +123,7 @@ class MainScreen(ToolActions, MemoryActions, HeartbeatActions, TrustActions, Scr
         self.check_trust()
         self.open_session()
         self.start_heartbeat()
+        self.start_approvals()
         self.set_interval(AUDIT_POLL, self.poll_audit)
 
     # --- workers -----------------------------------------------------------------------------------
@@ -147,18 +149,17 @@ class MainScreen(ToolActions, MemoryActions, HeartbeatActions, TrustActions, Scr
     @work(thread=True, exclusive=True, exit_on_error=False, group="audit-poll")
     def poll_audit(self) -> None:
         """Refresh the Audit pane when the log grew from elsewhere (a scheduled run in a service, `workbench
-        exec` in another terminal): one indexed query every AUDIT_POLL seconds, on a thread. While another
-        process runs the schedules, their runs' events are followed into the panes too."""
+        exec` in another terminal): one indexed query every AUDIT_POLL seconds, on a thread. MCP calls
+        (`workbench mcp`, actor `mcp:<client>`) are followed into the panes, and so are scheduled runs while
+        another process runs the schedules."""
         if self.session is None or self._audit_entries is None:
             return
-        if self.scheduler_state == "elsewhere":
-            start = self._followed_seq if self._followed_seq is not None else self._audit_entries
-            size, found = self.services.audit_events_from(self.project, start, self.session, "heartbeat:")
-            self._followed_seq = size
-            if found:
-                self.post_message(FollowedEvents(tuple(found)))
-        else:
-            size = self.services.audit_size(self.project, self.session)
+        followed = ("mcp:", "heartbeat:") if self.scheduler_state == "elsewhere" else ("mcp:",)
+        start = self._followed_seq if self._followed_seq is not None else self._audit_entries
+        size, found = self.services.audit_events_from(self.project, start, self.session, followed)
+        self._followed_seq = size
+        if found:
+            self.post_message(FollowedEvents(tuple(found)))
         if size != self._audit_entries:
             self.later(self._schedule_audit)
 
@@ -222,6 +223,7 @@ class MainScreen(ToolActions, MemoryActions, HeartbeatActions, TrustActions, Scr
 
     def on_unmount(self) -> None:
         self._stop.set()  # an agent waiting for approval, or running, ends when the screen goes
+        self.stop_approvals()  # another program's request waiting here is refused
         if self.heartbeat is not None:
             self.heartbeat.stop.set()  # the scheduler's loop ends and releases the lock
         self.bridge.detach()
