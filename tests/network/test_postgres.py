@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import stat
 import subprocess
+import time
 
 import pytest
 
@@ -222,3 +223,62 @@ def test_doctor_says_whether_pgbouncer_is_here(monkeypatch):
     monkeypatch.setattr(pgbouncer, "PROGRAM", "pgbouncer-not-installed")
     [missing] = pgbouncer.check(None)
     assert missing.status == "warn" and "apt-get install pgbouncer" in missing.fix
+
+
+def test_connections_are_chained_into_the_audit_log_and_its_export(engine_ready, pg_server, tmp_path, monkeypatch):
+    import json
+
+    from workbench.audit import AuditLog
+    from workbench.audit.export import export_lines
+    from workbench.project import Project
+    from workbench.session import WorkSession
+
+    with_policy(monkeypatch, [rule(pg_server)])
+    project = Project.init(tmp_path / "p")
+    with WorkSession.open(project, settings=make_settings(timeout=60)) as work:
+        result, _ = run(work.sandbox, "sql", "select name from items where id = 1", database=DATABASE)
+        assert result.exit_code == 0, result.stderr.text()
+        refused, _ = run(work.sandbox, "shell", f'psql -X "host=/run/workbench/pg dbname={OTHER}" -c "select 1"')
+        assert refused.exit_code != 0
+    log = AuditLog.open(project)
+    try:
+        assert log.verify().ok
+        records = [json.loads(line) for line in export_lines(log) if line.strip()]
+    finally:
+        log.close()
+    found = [r for r in records if r.get("kind") == "net.connection"]
+    assert [c["payload"]["database"] for c in found] == [DATABASE, OTHER], found
+    ok, no = found[0]["payload"], found[1]["payload"]
+    assert ok["execution_id"] == result.execution_id and ok["refused"] == "" and ok["bytes_down"] > 0
+    assert no["execution_id"] == refused.execution_id and "not allowed" in no["refused"]
+    assert PASSWORD not in json.dumps(records)
+
+
+def test_two_sessions_of_one_project_share_the_socket(pg_server, tmp_path):
+    from workbench.network.databases import DatabaseAccess
+
+    def select(folder):
+        return subprocess.run([str(pg_server.bin / "psql"), "-X", "-A", "-t", f"host={folder} dbname={DATABASE}",
+                               "-c", "select count(*) from items"], capture_output=True, text=True, timeout=30)
+
+    def soon(condition):  # the relay records a connection just after it closed
+        deadline = time.monotonic() + 5
+        while not condition() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return condition()
+
+    first_seen, second_seen = [], []
+    first = DatabaseAccess.open(tmp_path, tmp_path, first_seen.append, rules=[rule(pg_server)],
+                                secret=lambda name: PASSWORD)
+    try:
+        second = DatabaseAccess.open(tmp_path, tmp_path, second_seen.append, rules=[rule(pg_server)],
+                                     secret=lambda name: PASSWORD)
+        assert select(first.folder).stdout.strip() == "3"
+        assert soon(lambda: len(second_seen) == 1) and not first_seen  # the later session serves
+        second.close()
+        assert soon((first.folder / ".s.PGSQL.5432").exists)
+        assert select(first.folder).stdout.strip() == "3"
+        assert soon(lambda: len(first_seen) == 1)  # the earlier session serves again
+    finally:
+        first.close()
+    assert not (tmp_path / "pg" / ".s.PGSQL.5432").exists()
