@@ -282,3 +282,18 @@ def test_two_sessions_of_one_project_share_the_socket(pg_server, tmp_path):
     finally:
         first.close()
     assert not (tmp_path / "pg" / ".s.PGSQL.5432").exists()
+
+
+def test_cli_db_without_a_database_rule_is_one_line(engine_ready, tmp_path, workbench_cmd):
+    from workbench.project import Project
+
+    Project.init(tmp_path / "p")
+    done = subprocess.run([*workbench_cmd, "exec", "-p", str(tmp_path / "p"), "--lang", "sql", "--db", "sales",
+                           "-c", "select 1"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "allows no PostgreSQL database" in lines[0]
+    assert "workbench network allow" in lines[0]
+    done = subprocess.run([*workbench_cmd, "exec", "-p", str(tmp_path / "p"), "--lang", "python", "--db", "sales",
+                           "-c", "print(1)"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "--db goes with --lang sql" in done.stderr
