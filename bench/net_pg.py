@@ -10,6 +10,7 @@ psql's own per-query round-trip times (`\\timing`):
   relayed   psql -> Workbench's relay socket (.workbench/pg) -> PgBouncer -> PostgreSQL, no password:
             the path code in the sandbox takes, less the container's bind mount (a socket on a bind
             mount is the same socket)
+  PgBouncer psql -> PgBouncer's own private socket, to tell the relay's share from PgBouncer's
 
 and prints p50/p95 of each and their ratios, plus the time to open a connection either way (a psql
 process each, so both include psql's start). `run()` returns the figures for bench/net.py.
@@ -84,15 +85,18 @@ def run(queries: int = 200, connections: int = 20) -> dict[str, float]:
         relay_env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
         direct = f"host=127.0.0.1 port={server.port} dbname=benchdb user=bench"
         relayed = f"host={access.folder} dbname=benchdb"
-        round_trips(psql, direct, 20, direct_env)  # warm both paths (PgBouncer's server connection, caches)
-        round_trips(psql, relayed, 20, relay_env)
+        bouncer = f"host={access.bouncer.socket_dir} port=6432 dbname=benchdb user=bench"  # the relay's part apart
+        for conninfo, env in ((direct, direct_env), (relayed, relay_env), (bouncer, relay_env)):
+            round_trips(psql, conninfo, 20, env)  # warm each path (PgBouncer's server connection, caches)
         d, r = round_trips(psql, direct, queries, direct_env), round_trips(psql, relayed, queries, relay_env)
+        b = round_trips(psql, bouncer, queries, relay_env)
         dc, rc = connects(psql, direct, connections, direct_env), connects(psql, relayed, connections, relay_env)
     finally:
         if access is not None:
             access.close()
         server.stop()
     return {"direct_p50": p(d, 50), "direct_p95": p(d, 95), "relayed_p50": p(r, 50), "relayed_p95": p(r, 95),
+            "bouncer_p50": p(b, 50), "bouncer_p95": p(b, 95),
             "connect_direct_p50": p(dc, 50), "connect_relayed_p50": p(rc, 50)}
 
 
@@ -104,9 +108,12 @@ def main() -> None:
     f = run(args.queries, args.connections)
     print(f"PostgreSQL select 1, {args.queries} round trips on one connection (psql \\timing, ms):")
     print(f"  direct (loopback TCP, password)   p50 {f['direct_p50']:.3f}  p95 {f['direct_p95']:.3f}")
+    print(f"  PgBouncer's own socket           p50 {f['bouncer_p50']:.3f}  p95 {f['bouncer_p95']:.3f}")
     print(f"  relay + PgBouncer (no password)  p50 {f['relayed_p50']:.3f}  p95 {f['relayed_p95']:.3f}")
     print(f"  ratio relayed/direct             p50 {f['relayed_p50'] / f['direct_p50']:.2f}x  "
           f"p95 {f['relayed_p95'] / f['direct_p95']:.2f}x")
+    print(f"  ratio PgBouncer alone/direct     p50 {f['bouncer_p50'] / f['direct_p50']:.2f}x  "
+          f"p95 {f['bouncer_p95'] / f['direct_p95']:.2f}x")
     print(f"Connection open + select 1 + close, {args.connections} psql processes (ms):")
     print(f"  direct p50 {f['connect_direct_p50']:.1f}  relayed p50 {f['connect_relayed_p50']:.1f}  "
           f"ratio {f['connect_relayed_p50'] / f['connect_direct_p50']:.2f}x")
