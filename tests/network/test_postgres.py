@@ -297,3 +297,17 @@ def test_cli_db_without_a_database_rule_is_one_line(engine_ready, tmp_path, work
     done = subprocess.run([*workbench_cmd, "exec", "-p", str(tmp_path / "p"), "--lang", "python", "--db", "sales",
                            "-c", "print(1)"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and "--db goes with --lang sql" in done.stderr
+
+
+def test_a_crashed_sessions_pgbouncer_is_ended_by_the_next_start(pg_server, tmp_path):
+    from workbench.network import pgbouncer
+    from workbench.network.databases import DatabaseAccess
+
+    crashed = DatabaseAccess.open(tmp_path, tmp_path, print, rules=[rule(pg_server)], secret=lambda name: PASSWORD)
+    process, private = crashed.bouncer.process, crashed.bouncer.private
+    dead = subprocess.Popen(["true"])
+    dead.wait()  # a pid that is no one's now: the owner "crashed"
+    (private / pgbouncer.OWNER_FILE).write_text(f"{dead.pid} {process.pid}\n")
+    crashed.relay.stop()
+    assert pgbouncer.remove_stale(private.parent) >= 1
+    assert process.wait(10) is not None and not private.exists()

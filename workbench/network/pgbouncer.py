@@ -30,6 +30,7 @@ import re
 import secrets
 import shutil
 import signal
+import stat
 import subprocess
 import tempfile
 import time
@@ -46,6 +47,8 @@ INSTALL_HINT = "install Debian's PgBouncer: sudo apt-get install pgbouncer"
 LISTEN_PORT = 6432  # only names PgBouncer's socket file (.s.PGSQL.6432); there is no TCP listener
 START_TIMEOUT = 10.0
 ROOT_RUNS_AS = "nobody"
+PREFIX = "workbench-pg-"
+OWNER_FILE = "owner"  # "<Workbench's pid> <PgBouncer's pid>": what a later start cleans up after a crash
 # Names go into an ini file and a connection string: plain words only, never quoted or escaped.
 PLAIN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,62}$")
 HOST = re.compile(r"^[A-Za-z0-9_.:-]{1,253}$")
@@ -140,6 +143,42 @@ def private_parent() -> Path:
     return Path(tempfile.gettempdir())
 
 
+def remove_stale(parent: Path) -> int:
+    """End the PgBouncers a crashed Workbench left running (their owner process is gone) and remove their
+    folders, so no password outlives its session for long. Only our own folders, and only a process whose
+    command line names that folder's config."""
+    removed = 0
+    for folder in parent.glob(f"{PREFIX}*"):
+        try:
+            st = os.lstat(folder)
+            if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid():
+                continue
+            owner, bouncer = (int(x) for x in (folder / OWNER_FILE).read_text().split()[:2])
+        except (OSError, ValueError):
+            continue
+        if _alive(owner):
+            continue
+        try:
+            with open(f"/proc/{bouncer}/cmdline", "rb") as handle:
+                if str(folder / "pgbouncer.ini").encode() in handle.read().split(b"\0"):
+                    os.kill(bouncer, signal.SIGTERM)
+        except OSError:
+            pass
+        shutil.rmtree(folder, ignore_errors=True)
+        removed += 1
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 class PgBouncer:
     """One running PgBouncer for a session's allowed databases. `secret(name)` reads the vault."""
 
@@ -169,7 +208,8 @@ class PgBouncer:
                                           "PgBouncer's password file cannot carry",
                                           f"workbench secret set {target.credential}")
             passwords[target.role] = password
-        self.private = Path(tempfile.mkdtemp(prefix="workbench-pg-", dir=private_parent()))
+        remove_stale(private_parent())
+        self.private = Path(tempfile.mkdtemp(prefix=PREFIX, dir=private_parent()))
         run_as = ROOT_RUNS_AS if os.geteuid() == 0 else None
         self.socket_dir = self.private / secrets.token_hex(12)
         os.mkdir(self.socket_dir, 0o700)
@@ -184,6 +224,7 @@ class PgBouncer:
         with open(log, "wb") as out:
             self.process = subprocess.Popen([program, str(config)], stdin=subprocess.DEVNULL, stdout=out,
                                             stderr=subprocess.STDOUT, close_fds=True, start_new_session=True)
+        _write_private(self.private / OWNER_FILE, f"{os.getpid()} {self.process.pid}\n")
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             if self.socket_path.exists():
