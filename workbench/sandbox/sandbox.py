@@ -121,7 +121,11 @@ class Sandbox:
                       actor or events.current_user(), image)
         sandbox._prepare_host()
         sandbox._open_databases()
-        sandbox.remove_stale()  # the container itself starts with the first one-off execution
+        try:
+            sandbox.remove_stale()  # the container itself starts with the first one-off execution
+        except BaseException:
+            sandbox.close()  # PgBouncer too: it holds a password
+            raise
         info = sandbox.info
         sandbox._emit(events.SANDBOX_STARTED, events.SandboxStarted(
             engine=info.engine, endpoint=info.endpoint, rootless=info.rootless,
