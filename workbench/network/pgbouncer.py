@@ -131,9 +131,11 @@ def _write_private(path: Path, text: str) -> None:
 
 
 def private_parent() -> Path:
-    """Where the private folder goes: the user's runtime folder when it is ours, else the temp folder."""
+    """Where the private folder goes: the user's runtime folder when it is ours, else the temp folder. Run
+    by root, the temp folder: PgBouncer (then nobody) must pass through the parent, and root's runtime
+    folder is 0700."""
     runtime = os.environ.get("XDG_RUNTIME_DIR", "")
-    if runtime:
+    if runtime and os.geteuid() != 0:
         try:
             st = os.stat(runtime)
             if st.st_uid == os.getuid() and st.st_mode & 0o077 == 0:
