@@ -207,7 +207,7 @@ class FakeServices(Services):
         foreign = list(getattr(self, "foreign", []))
         base = self.summary.entries
         found = [e for i, e in enumerate(foreign) if base + i >= from_seq and e.actor.startswith(actor_prefix)]
-        return base + len(foreign), found
+        return getattr(self, "size_override", None) or base + len(foreign), found
 
     def session_events(self, project, session_id, session=None):
         return []
