@@ -19,6 +19,7 @@ from tests.tui.fakes import FakeServices
 from workbench import approvals
 from workbench.config import Settings
 from workbench.tui.screens.approval import ApprovalScreen
+from workbench.tui.services import Services
 
 
 @pytest.fixture
@@ -39,10 +40,19 @@ def client_for(workbench_cmd, root, *extra: str) -> Client:
     return Client(params, client_info=Implementation(name=CLIENT_NAME, version="1.0"), read_timeout_seconds=300)
 
 
-def tui(project):
+class LoggedServices(FakeServices):
+    """The TUI's fakes, but its Audit pane and the following of other processes read the real log."""
+
+    audit_summary = Services.audit_summary
+    audit_size = Services.audit_size
+    audit_events_from = Services.audit_events_from
+    session_events = Services.session_events
+
+
+def tui(project, services=None):
     from workbench.tui.app import make_app
 
-    return make_app(project, services=FakeServices(), settings=Settings(), persist_theme=False)
+    return make_app(project, services=services or FakeServices(), settings=Settings(), persist_theme=False)
 
 
 def listening(app) -> bool:
@@ -63,9 +73,12 @@ def test_an_execute_waits_for_yes_in_the_open_tui_then_runs_and_the_log_shows_th
     found = {}
 
     async def main():
-        app = tui(project)
+        from workbench.tui.widgets.output_panel import OutputPanel
+        from workbench.tui.widgets.steps_panel import StepsPanel
+
+        app = tui(project, LoggedServices())
         async with app.run_test(size=SIZE) as pilot:
-            await settle(pilot, lambda: listening(app))
+            await settle(pilot, lambda: listening(app) and app.main._audit_entries is not None)
             async with client_for(workbench_cmd, project.root) as client:
                 call = asyncio.create_task(client.call_tool("execute", {"language": "python", "code": "print(6 * 7)"}))
                 await settle(pilot, lambda: isinstance(app.screen, ApprovalScreen), timeout=90)
@@ -74,6 +87,10 @@ def test_an_execute_waits_for_yes_in_the_open_tui_then_runs_and_the_log_shows_th
                 assert not call.done()  # it waits for the person
                 await pilot.press("y")
                 found["reply"] = await asyncio.wait_for(call, 300)
+            # The call, as the server logged it, shows up in the panes like a scheduled run made elsewhere.
+            steps, output = app.main.query_one(StepsPanel), app.main.query_one(OutputPanel)
+            await settle(pilot, lambda: steps.border_title.startswith(f"Steps · MCP call from {CLIENT_NAME}")
+                         and any(line.strip() == "42" for line in output.lines), timeout=15)
 
     run_async(main)
     assert CLIENT_NAME in found["title"] and "wants to run code" in found["title"]
