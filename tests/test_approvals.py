@@ -122,3 +122,27 @@ def test_requests_are_asked_one_at_a_time_and_a_requester_that_left_is_not_asked
     finally:
         listener.close()
     assert shown == ["first"]  # the second asker gave up while the first was on screen: never shown
+
+
+def test_the_listener_says_nothing_to_another_users_process(root, monkeypatch):
+    # A process of another uid cannot reach the 0700 folder; if it could, the kernel's SO_PEERCRED would
+    # name it: here the listener is told the peer is uid 4242.
+    asked = []
+    monkeypatch.setattr("workbench.approvals.listener.peer_uid", lambda sock: 4242)
+    listener = listen(root, lambda request, gone: asked.append(request) or True)
+    try:
+        decision = approvals.ask(root, approvals.Request("execute", code="1"), timeout=5)
+    finally:
+        listener.close()
+    assert decision.outcome == "error" and not decision.approved and asked == []
+
+
+def test_the_requester_does_not_talk_to_a_listener_of_another_user(root, monkeypatch):
+    asked = []
+    listener = listen(root, lambda request, gone: asked.append(request) or True)
+    monkeypatch.setattr("workbench.approvals.requester.peer_uid", lambda sock: 4242)
+    try:
+        decision = approvals.ask(root, approvals.Request("execute", code="1"), timeout=5)
+    finally:
+        listener.close()
+    assert decision.outcome == "unsafe" and "not yours" in decision.reason and asked == []

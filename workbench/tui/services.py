@@ -210,12 +210,14 @@ class Services:
         return session.sandbox.install(manager, packages)
 
     # --- approvals other processes ask for (workbench.approvals) ---------------------------------------
-    def approval_listener(self, project: Project, decide: Callable[[Any, threading.Event], bool | None]) -> Any:
+    def approval_listener(self, project: Project, decide: Callable[[Any, threading.Event], bool | None],
+                          on_state: Callable[[str], None] = lambda _: None) -> Any:
         """The listener the TUI runs while open: `decide(request, gone)` is called on its thread for each
-        request (`request.action()` is what the dialog shows); `start()`, then `closed.set()` to stop."""
+        request (`request.action()` is what the dialog shows), `on_state(state)` when it starts listening,
+        finds another TUI listening ("elsewhere") or cannot ("off: why"); `start()`, then `closed.set()`."""
         from workbench import approvals
 
-        return approvals.Listener(project.root, decide, events.current_user())
+        return approvals.Listener(project.root, decide, events.current_user(), on_state)
 
     # --- what the pickers offer: the registries (workbench.languages, the package managers) -----------
     def languages(self, settings: Settings) -> list[tuple[str, str]]:

@@ -24,10 +24,20 @@ class ApprovalRequests:
 
     def start_approvals(self) -> None:
         try:
-            self.approvals = self.services.approval_listener(self.project, self.approve_request)  # type: ignore[attr-defined]
+            self.approvals = self.services.approval_listener(  # type: ignore[attr-defined]
+                self.project, self.approve_request, self._approvals_state)  # type: ignore[attr-defined]
             self.approvals.start()  # its own threads: binding and accepting never run on the event loop
         except Exception as exc:  # approvals for other processes are an extra: the TUI works without them
             self.notify(f"Other programs cannot ask this TUI for approvals: {exc}", severity="warning")  # type: ignore[attr-defined]
+
+    def _approvals_state(self, state: str) -> None:
+        """On the listener's thread: say once when this TUI does not answer other programs' approvals."""
+        if state == "elsewhere":
+            self.later(self.notify, "Another Workbench TUI of this project answers approvals for MCP clients; "  # type: ignore[attr-defined]
+                       "this one takes over when it closes.", timeout=6)
+        elif state.startswith("off"):
+            self.later(self.notify, f"MCP clients cannot ask this TUI for approvals ({state[4:].strip()}).",  # type: ignore[attr-defined]
+                       severity="warning", timeout=10)
 
     def stop_approvals(self) -> None:
         """Non-blocking: the listener's threads see it within half a second and remove the socket."""
@@ -37,7 +47,7 @@ class ApprovalRequests:
     def approve_request(self, request: Any, gone: threading.Event) -> bool | None:
         """On the listener's thread: ask the person; None when the requester left or the TUI is closing."""
         listener = self.approvals
-        who = f"The MCP client {one_line(request.client)[:80]!r}" if request.client else "Another program"
+        who = f"The MCP client '{one_line(request.client)[:80]}'" if request.client else "Another program"
         screen = ApprovalScreen(request.action(), who=who)
         decision: concurrent.futures.Future[bool] = concurrent.futures.Future()
         self.later(self.app.push_screen, screen, lambda ok: decision.set_result(bool(ok)))  # type: ignore[attr-defined]
