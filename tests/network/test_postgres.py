@@ -311,3 +311,28 @@ def test_a_crashed_sessions_pgbouncer_is_ended_by_the_next_start(pg_server, tmp_
     crashed.relay.stop()
     assert pgbouncer.remove_stale(private.parent) >= 1
     assert process.wait(10) is not None and not private.exists()
+
+
+def test_code_told_the_database_refused_the_credential_in_one_line(pg_sandbox, pg_server, module_project,
+                                                                     monkeypatch):
+    from workbench.sandbox import Sandbox
+
+    run(pg_sandbox, "sql", "select 1", database=DATABASE)  # psql in the project image already
+    with_policy(monkeypatch, [rule(pg_server)], password="not-the-password")
+    recorder = Recorder()
+    # a second session of the same project, whose vault holds a wrong password: it serves the socket now
+    with Sandbox.open(module_project, bus=recorder.bus, settings=make_settings(timeout=60)) as box:
+        result, _ = run(box, "sql", "select 1", database=DATABASE)
+        assert result.exit_code != 0
+        lines = [line for line in result.stderr.text().splitlines() if line.strip()]
+        assert len(lines) == 1, lines
+        assert f"refused the credential '{CREDENTIAL}' for role {ROLE}" in lines[0]
+        assert f"workbench secret set {CREDENTIAL}" in lines[0]
+        assert "password" not in result.stdout.text()
+    assert "refused the credential" in connections(recorder, DATABASE)[-1]["refused"]
+    socket_path = pg_sandbox.databases.folder / ".s.PGSQL.5432"
+    deadline = time.monotonic() + 5
+    while not socket_path.exists() and time.monotonic() < deadline:  # the first session serves it again
+        time.sleep(0.05)
+    again, _ = run(pg_sandbox, "sql", "select count(*) from items", database=DATABASE)
+    assert again.exit_code == 0, again.stderr.text()
