@@ -201,6 +201,28 @@ async def test_installs_and_refused_egress_show_as_steps(make):
 
 
 @aio
+async def test_database_connections_show_as_network_lines_refusals_highlighted(make):
+    from workbench.events import Event
+
+    app = make()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, lambda: app.screen.session is not None)
+        sid = app.screen.session.session_id
+        steps = app.screen.query_one(StepsPanel)
+        steps.clear_steps()
+        steps.add_event(Event("net.connection", sid, "user:tester",
+                              {"database": "sales", "role": "analyst", "credential": "wh", "duration": 0.25,
+                               "bytes_up": 94, "bytes_down": 522, "refused": ""}))
+        steps.add_event(Event("net.connection", sid, "user:tester",
+                              {"database": "hr\x1b[31m", "refused": 'Workbench: the database "hr" is not allowed'}))
+        await pilot.pause(0.1)
+        shown = [(card.title, card.body, card.has_class("-failed")) for card in cards(app)]
+    assert shown[0] == ("Network · database sales as analyst · 0.25 s · 94 B up, 522 B down", "", False)
+    assert shown[1][0].startswith("Network · database hr") and "\x1b" not in shown[1][0] and shown[1][2]
+    assert "is not allowed" in shown[1][1]
+
+
+@aio
 async def test_the_audit_pane_follows_a_log_that_grows_elsewhere(make):
     services = FakeServices()
     app = make(services=services)

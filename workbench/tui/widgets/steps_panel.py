@@ -140,6 +140,8 @@ class StepsPanel(VerticalScroll):
                 lines = [f"refused (not an install source): {', '.join(map(str, p.refused))}"] if p.refused else []
                 lines += [f"could not reach {item}" for item in p.unreachable]
                 self._add(StepCard("Install network", body=_short("\n".join(lines), 600), classes="-failed"))
+            case events.NetConnection():
+                self._net_connection(p)
             case events.Error():
                 self._add(StepCard(f"Error · {_short(p.message or dict(event.payload))}", classes="-failed"))
             case events.AgentApproval():
@@ -172,6 +174,17 @@ class StepsPanel(VerticalScroll):
             rest = {k: v for k, v in detail.items() if k not in ("action", "thought")}
             self._add(StepCard(action.replace("_", " ").capitalize(), thought=thought, body=_short(rest),
                                classes="-note"))
+
+    def _net_connection(self, p: events.NetConnection) -> None:
+        """A database connection code made (its Network line, under the execution it was part of);
+        a refused one is highlighted with the reason."""
+        who = f" as {one_line(p.role)}" if p.role else ""
+        if p.refused:
+            self._add(StepCard(f"Network · database {one_line(p.database)} refused", body=_short(p.refused),
+                               classes="-failed"))
+            return
+        self._add(StepCard(f"Network · database {one_line(p.database)}{who} · {p.duration or 0.0:.2f} s · "
+                           f"{p.bytes_up or 0} B up, {p.bytes_down or 0} B down", classes="-note"))
 
     def _exec_started(self, p: events.ExecStarted, who: str) -> None:
         card = self._pending_code
