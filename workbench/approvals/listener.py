@@ -72,11 +72,16 @@ class Listener:
             self._release()
 
     def _take_lock(self) -> bool:
-        where = folder(self.root)
-        fd = os.open(where / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        """The project's listener lock, without waiting. The holder removes the lock file (and the folder)
+        when it closes, so a lock taken on a file that is no longer at its name does not count."""
+        path = folder(self.root) / LOCK_NAME
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+            held, current = os.fstat(fd), os.lstat(path)
+            if (held.st_dev, held.st_ino) != (current.st_dev, current.st_ino):
+                raise BlockingIOError  # the previous holder removed it meanwhile: try again with the new one
+        except (BlockingIOError, FileNotFoundError):
             os.close(fd)
             return False
         self._lock_fd = fd
@@ -172,4 +177,9 @@ class Listener:
                     os.unlink(path)
         fd, self._lock_fd = self._lock_fd, None
         if fd is not None:
+            with contextlib.suppress(OSError, Unsafe):  # tidy: nothing of this project's listener stays
+                where = folder(self.root, create=False)
+                os.unlink(where / LOCK_NAME)  # still holding it: whoever takes it next makes a new one
+                with contextlib.suppress(OSError):
+                    os.rmdir(where)  # empty unless a successor is already setting up
             os.close(fd)
