@@ -254,3 +254,24 @@ def test_install_network_is_in_the_session_and_refusals_in_the_summary(project, 
     assert "Install network 2 through the egress proxy (1 reached their sources); destinations refused: 1" in text
     assert "Install network refusals" in text
     assert "install.egress x" not in text and "package.install_started x" not in text  # not "other entries"
+
+
+def test_database_connections_are_counted_per_execution_and_refusals_listed(project, tmp_path):
+    at = T0 + timedelta(seconds=1)
+    body = run_events("sess-db", "exdb", "select 1", "1\n", 0, at, language="sql")
+    conns = [Event("net.connection", "sess-db", "user:alice",
+                   {"database": "sales", "role": "analyst", "credential": "wh", "duration": 0.02, "bytes_up": 94,
+                    "bytes_down": 522, "refused": "", "execution_id": "exdb"}, user="user:alice",
+                   time=at + timedelta(seconds=0.15)),
+             Event("net.connection", "sess-db", "user:alice",
+                   {"database": "hr", "refused": 'Workbench: the database "hr" is not allowed by this project\'s '
+                    "network policy", "execution_id": "exdb"}, user="user:alice",
+                   time=at + timedelta(seconds=0.2))]
+    append(project, session("sess-db", T0, [*body[:-1], *conns, body[-1]]))
+    out = tmp_path / "report.pdf"
+    render_report(project, out)
+    text = " ".join(pdf_text(out).split())
+    assert "Database connections 2 through PgBouncer; refused: 1" in text
+    assert "network database sales as analyst" in text and "94 B up" in text
+    assert 'network database hr refused: Workbench: the database "hr" is not allowed' in text
+    assert "Database connections refused" in text

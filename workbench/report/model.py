@@ -21,6 +21,7 @@ from workbench.report.records import (  # noqa: F401 (re-exported: the report's 
     EXCERPT_LINES,
     AgentStep,
     ArtifactRef,
+    DbConnection,
     EntryLike,
     ErrorNote,
     Execution,
@@ -229,6 +230,14 @@ class _Collector:
         self.model.install_networks.append(note)
         session.items.append(note)
 
+    def on_net_connection(self, entry: EntryLike, session: Session, payload: dict[str, Any]) -> None:
+        p = events.NetConnection.decode(payload)
+        conn = DbConnection(entry.time, session.id, p.execution_id or "", p.database or "?", p.role or "",
+                            p.duration, p.bytes_up, p.bytes_down, p.refused or "")
+        self.model.db_connections.append(conn)
+        if conn.execution_id:
+            self.execution(entry, session, conn.execution_id).connections.append(conn)
+
     def on_error(self, entry: EntryLike, session: Session, payload: dict[str, Any]) -> None:
         p = events.Error.decode(payload)
         message = (p.message or p.error or p.text
@@ -266,6 +275,7 @@ _HANDLERS: dict[str, Callable[[_Collector, EntryLike, Session, dict[str, Any]], 
     events.EXEC_FINISHED: _Collector.on_exec_finished,
     events.PACKAGE_INSTALLED: _Collector.on_package,
     events.INSTALL_EGRESS: _Collector.on_install_egress,
+    events.NET_CONNECTION: _Collector.on_net_connection,
     events.PACKAGE_INSTALL_STARTED: _ignore,
     events.ERROR: _Collector.on_error,
     events.TASK_STARTED: _Collector.on_task,

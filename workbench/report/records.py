@@ -116,6 +116,7 @@ class Execution:
     files: list[FileTouch] = field(default_factory=list)
     artifacts: list[ArtifactRef] = field(default_factory=list)
     files_read: list[FileTouch] = field(default_factory=list)  # change: "read", or what the host found there
+    connections: list[DbConnection] = field(default_factory=list)  # database connections made while it ran
     reads_own: dict[str, int] = field(default_factory=dict)  # files read in Workbench's own folders, counted
     finished: bool = False
     entry_hashes: list[tuple[int, str]] = field(default_factory=list)  # (seq, hash) of its entries
@@ -159,6 +160,21 @@ class InstallNetwork:
     refused: tuple[str, ...]
     unreachable: tuple[str, ...]
     requests: int
+
+
+@dataclass
+class DbConnection:
+    """One database connection code made through the session's PgBouncer (`net.connection`)."""
+
+    time: datetime
+    session_id: str
+    execution_id: str
+    database: str
+    role: str
+    duration: float | None
+    bytes_up: int | None
+    bytes_down: int | None
+    refused: str  # "" when it reached the database
 
 
 @dataclass
@@ -234,6 +250,7 @@ class ReportModel:
     packages: list[Package] = field(default_factory=list)
     errors: list[ErrorNote] = field(default_factory=list)
     install_networks: list[InstallNetwork] = field(default_factory=list)
+    db_connections: list[DbConnection] = field(default_factory=list)
     files: dict[str, tuple[FileTouch, int]] = field(default_factory=dict)  # path -> (last change, times)
     models: list[str] = field(default_factory=list)
     actors: list[str] = field(default_factory=list)

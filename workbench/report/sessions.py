@@ -116,6 +116,16 @@ def result_facts(st: Styles, ex: Execution) -> list[Line]:
         out.append(ml("state lost: the warm session's interpreter had to restart", AMBER))
     for note in ex.notes[:10]:
         out.append(ml(f"note       {note}", AMBER))
+    for conn in ex.connections[:50]:  # its Network lines: each database connection, refusals in red
+        if conn.refused:
+            out.append(ml(f"network    database {conn.database} refused: {conn.refused}", RED))
+        else:
+            role = f" as {conn.role}" if conn.role else ""
+            out.append(ml(f"network    database {conn.database}{role} · {fmt.seconds(conn.duration)} · "
+                          f"{fmt.size(conn.bytes_up or 0)} up, {fmt.size(conn.bytes_down or 0)} down", MUTED))
+    if len(ex.connections) > 50:
+        out.append(ml(f"... and {len(ex.connections) - 50:,} more database connections (net.connection entries)",
+                      AMBER))
     seqs = [seq for seq, _ in ex.entry_hashes]
     if seqs:
         last_seq, last_hash = ex.entry_hashes[-1]

@@ -62,6 +62,8 @@ def build(ctx: ReportContext) -> list[Flowable]:
         ("Install network", f"{len(m.install_networks):,} through the egress proxy "
                             f"({sum(1 for n in m.install_networks if n.reached):,} reached their sources); "
                             f"destinations refused: {sum(len(n.refused) for n in m.install_networks):,}"),
+        ("Database connections", f"{len(m.db_connections):,} through PgBouncer; refused: "
+                                 f"{sum(1 for c in m.db_connections if c.refused):,}"),
         ("Files touched", f"{len(m.files):,}"),
         ("Errors", f"{len(m.errors):,}"),
         ("Agent steps", f"{sum(s.agent_steps for s in m.sessions):,} (llm.* entries)"),
@@ -98,6 +100,14 @@ def build(ctx: ReportContext) -> list[Flowable]:
         story.append(grid(st, ["Time", "Session", "Manager", "Refused"], rows_n,
                           [34 * mm, 24 * mm, 18 * mm, None], frozenset({1})))
         story += capped(st, len(refusals), "installs with refusals")
+
+    db_refused = [c for c in m.db_connections if c.refused]
+    if db_refused:
+        story.append(st.para("Database connections refused", st.h2))
+        rows_d = [[fmt.when(c.time), c.session_id, c.database, c.refused[:600]] for c in db_refused[:LIST_CAP]]
+        story.append(grid(st, ["Time", "Session", "Database", "Reason"], rows_d,
+                          [34 * mm, 24 * mm, 24 * mm, None], frozenset({1})))
+        story += capped(st, len(db_refused), "refused database connections")
 
     if m.files:
         story.append(st.para("Files touched", st.h2))
