@@ -28,6 +28,9 @@ def isolated_user_dirs(tmp_path_factory, monkeypatch):
     # The event contract is strict for the whole run: a producer emitting a kind or a field that
     # workbench.events does not declare fails its test instead of writing a record no reader knows.
     monkeypatch.setenv("WORKBENCH_STRICT_EVENTS", "1")
+    # `workbench exec` from a test runs in-process unless the test is about the sandbox service
+    # (tests/service/ turn it on): a detached service per test project would outlive the test.
+    monkeypatch.setenv("WORKBENCH_SERVICE", "0")
     yield
 
 

@@ -10,11 +10,11 @@ import click
 from workbench.cli.common import project_option, say
 
 
-def _connect(project_dir: Path) -> tuple[socket.socket | None, Path]:
+def _connect(project_dir: Path) -> tuple[socket.socket | None, str]:
     from workbench.service import wire
-    from workbench.service.client import Call
+    from workbench.service.client import Call, project_root
 
-    root = project_dir.expanduser().absolute()
+    root = project_root(str(project_dir))
     try:
         call = Call(root, {})
         return (call.try_connect() if wire.check_socket(call.folder) else None), call.folder

@@ -16,24 +16,25 @@ is one line on stderr and exit 70, and the next call starts a fresh service.
 
 from __future__ import annotations
 
-import json
 import os
-import socket
 import sys
 import time
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import workbench
 from workbench.errors import UsageError
 from workbench.service import wire
+
+if TYPE_CHECKING:  # this module runs before anything else is imported: see workbench.service.wire
+    from pathlib import Path
+    from typing import Any
 
 OFF = ("0", "off", "no", "false")
 START_TIMEOUT = 60.0  # the service's own start: imports and the engine connection, on a loaded machine
 ANSWER_TIMEOUT = 30.0  # until it accepts the call (the execution itself is bounded by its own timeout)
 LOST_EXIT = 70  # the service died during the call: an internal error, as in `workbench.cli.main`
 # workbench.project.STATE_DIR / MANIFEST, spelled out here: importing workbench.project loads the settings.
-MANIFEST = Path(".workbench") / "project.json"
+MANIFEST = os.path.join(".workbench", "project.json")
 STALE = -1
 
 # The server's entry, started with this interpreter and this package first on sys.path, so the service
@@ -58,7 +59,7 @@ def read_stdin() -> str:
     return _stdin[0]
 
 
-def read_code(code: str | None, file: Path | None) -> str:
+def read_code(code: str | None, file: Path | str | None) -> str:
     if code is not None and file is not None:
         raise UsageError("give the code with -c or as a FILE, not both")
     if code is None and file is None:
@@ -69,7 +70,8 @@ def read_code(code: str | None, file: Path | None) -> str:
     if str(file) == "-":
         return read_stdin()
     try:
-        return file.read_text(encoding="utf-8")
+        with open(file, encoding="utf-8") as handle:
+            return handle.read()
     except FileNotFoundError:
         raise UsageError(f"no such file: {file}") from None
     except IsADirectoryError:
@@ -117,8 +119,15 @@ def parse(args: list[str]) -> dict[str, Any] | None:
             return None
         if not found["timeout"] > 0:
             return None
-    found["file"] = Path(positional[0]) if positional else None
+    found["file"] = positional[0] if positional else None
     return found
+
+
+def project_root(folder: str) -> str:
+    """The project folder as `Project.open` reads it (`str(Path(folder).expanduser().absolute())`: no
+    "." parts, no doubled or trailing slashes, ".." kept), without importing pathlib."""
+    path = os.path.join(os.getcwd(), os.path.expanduser(folder))
+    return "/" + "/".join(part for part in path.split("/") if part not in ("", "."))
 
 
 def note(text: str) -> None:
@@ -133,14 +142,14 @@ def try_exec(args: list[str]) -> int | None:
     parsed = parse(args)
     if parsed is None:
         return None
-    root = Path(parsed["project"]).expanduser().absolute()
-    if not (root / MANIFEST).is_file():
+    root = project_root(parsed["project"])
+    if not os.path.isfile(os.path.join(root, MANIFEST)):
         return None  # not a project: the in-process path says so, exactly as before
     try:
         source = read_code(parsed["code"], parsed["file"])
     except UsageError:
         return None
-    request = {"root": str(root), "language": parsed["language"], "code": source, "timeout": parsed["timeout"],
+    request = {"root": root, "language": parsed["language"], "code": source, "timeout": parsed["timeout"],
                "session": parsed["session"], "runtime": parsed["runtime"], "version": workbench.__version__,
                "package": os.path.dirname(workbench.__file__ or ""), "python": sys.executable,
                "env": wire.env_digest()}
@@ -154,7 +163,7 @@ def try_exec(args: list[str]) -> int | None:
 
 
 class Call:
-    def __init__(self, root: Path, request: dict[str, Any]):
+    def __init__(self, root: str, request: dict[str, Any]):
         self.root, self.request = root, request
         self.folder = wire.service_dir(root)
         self.path = wire.address(self.folder)
@@ -167,15 +176,16 @@ class Call:
         raise wire.Unusable("the sandbox service stayed stale after a restart")
 
     # --- reaching the service -------------------------------------------------------------------
-    def connect(self) -> socket.socket:
+    def connect(self):
         if wire.check_socket(self.folder):
             sock = self.try_connect()
             if sock is not None:
                 return sock
         return self.start()
 
-    def try_connect(self) -> socket.socket | None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    def try_connect(self):
+        """A connection to the service, checked to be ours; None when nobody listens."""
+        sock = wire.unix_socket()
         try:
             sock.connect(self.path)
         except (FileNotFoundError, ConnectionRefusedError):  # none, or a dead one's socket
@@ -191,24 +201,24 @@ class Call:
         sock.settimeout(ANSWER_TIMEOUT)
         return sock
 
-    def start(self) -> socket.socket:
+    def start(self):
         """Start the project's service (one caller at a time) and connect to it."""
         import fcntl
         import subprocess
 
-        lock = os.open(self.folder / wire.LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        lock = os.open(os.path.join(self.folder, wire.LOCK_NAME), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
         try:
             fcntl.flock(lock, fcntl.LOCK_EX)
             if wire.check_socket(self.folder):  # another caller started it meanwhile
                 sock = self.try_connect()
                 if sock is not None:
                     return sock
-            log_path = self.folder / wire.LOG_NAME
+            log_path = os.path.join(self.folder, wire.LOG_NAME)
             log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
             try:
-                package_parent = str(Path(self.request["package"]).parent)
+                package_parent = os.path.dirname(self.request["package"])
                 process = subprocess.Popen(
-                    [sys.executable, "-c", BOOT, package_parent, str(self.root), str(self.folder),
+                    [sys.executable, "-c", BOOT, package_parent, self.root, self.folder,
                      self.request["env"]],
                     stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd="/", start_new_session=True,
                     close_fds=True)
@@ -229,12 +239,13 @@ class Call:
             os.close(lock)
 
     # --- the call ---------------------------------------------------------------------------------
-    def exchange(self, sock: socket.socket) -> int | None:
+    def exchange(self, sock) -> int | None:
         frames = wire.Frames(sock)
         accepted = cancelled = False
         try:
             try:
-                frames.send_json(b"R", self.request)
+                frames.send(b"R", wire.fields([None if self.request[name] is None else str(self.request[name])
+                                               for name in wire.REQUEST]))
             except OSError as exc:
                 raise wire.Unusable(f"the sandbox service refused the call: {exc.strerror or exc}") from None
             while True:
@@ -258,7 +269,7 @@ class Call:
                     if not accepted:
                         raise wire.Unusable("the sandbox service ended before taking the call")
                     sys.stderr.write(f"workbench: error: the sandbox service ended during the execution (its log: "
-                                     f"{self.folder / wire.LOG_NAME}); the next call starts a fresh one\n")
+                                     f"{os.path.join(self.folder, wire.LOG_NAME)}); the next call starts a fresh one\n")
                     return LOST_EXIT
                 outcome = self.take(frame, accepted)
                 if outcome is True:
@@ -299,11 +310,9 @@ class Call:
     @staticmethod
     def finish(payload: bytes) -> int:
         try:
-            end = json.loads(payload)
-            code, line = end["code"], end.get("line")
-            if not isinstance(code, int) or not (line is None or isinstance(line, str)):
-                raise ValueError
-        except (ValueError, KeyError, TypeError):
+            code_text, line = wire.unfields(payload, 2)
+            code = int(code_text or "")
+        except ValueError:
             sys.stderr.write("workbench: error: the sandbox service's answer was garbled\n")
             return LOST_EXIT
         if line:
@@ -315,9 +324,10 @@ class Fallback(Exception):
     """The service says: run this call in-process (a restricted project, a setting it cannot read)."""
 
 
-def last_line(path: Path) -> str:
+def last_line(path: str) -> str:
     try:
-        lines = path.read_text(errors="replace").strip().splitlines()
+        with open(path, errors="replace") as handle:
+            lines = handle.read().strip().splitlines()
     except OSError:
         return "no log"
     return " ".join(lines[-1].split()) if lines else "nothing in its log"

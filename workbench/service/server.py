@@ -95,7 +95,7 @@ class FrameOutput:
 
 
 class Service:
-    def __init__(self, root: Path, folder: Path, env: str):
+    def __init__(self, root: Path, folder: str, env: str):
         self.root, self.folder, self.env = root, folder, env
         self.idle = idle_seconds()
         self.pools: dict[str, Pool] = {}
@@ -112,7 +112,7 @@ class Service:
     def bind(self) -> None:
         """Listen on a fresh socket, then move it into place (callers never meet one that is not ready)."""
         path = Path(wire.address(self.folder))
-        temporary = self.folder / f"{wire.SOCKET_NAME}.{os.getpid()}"
+        temporary = os.path.join(self.folder, f"{wire.SOCKET_NAME}.{os.getpid()}")
         try:
             os.unlink(temporary)
         except FileNotFoundError:
@@ -120,7 +120,7 @@ class Service:
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
         old = os.umask(0o177)
         try:
-            listener.bind(str(temporary))
+            listener.bind(temporary)
         finally:
             os.umask(old)
         listener.listen(64)
@@ -132,7 +132,7 @@ class Service:
     def stop_accepting(self) -> None:
         """No new calls: the socket goes (when it is still ours), so the next caller starts a fresh service."""
         self.stopping.set()
-        path = self.folder / wire.SOCKET_NAME
+        path = os.path.join(self.folder, wire.SOCKET_NAME)
         try:
             if os.lstat(path).st_ino == self.inode:
                 os.unlink(path)
@@ -193,13 +193,17 @@ class Service:
             kind, payload = frame
             if kind == b"Q":
                 self.stop_accepting()
-                frames.send_json(b"X", {"code": 0, "line": None})
+                frames.send(b"X", wire.fields(["0", None]))
                 return
             if kind != b"R":
                 return
-            request = json.loads(payload)
-            if not isinstance(request, dict):
+            try:
+                values = wire.unfields(payload, len(wire.REQUEST))
+            except ValueError:  # a caller of another version: it starts a service that speaks its protocol
+                self.stop_accepting()
+                frames.send(b"T", b"the caller speaks another protocol")
                 return
+            request: dict[str, Any] = dict(zip(wire.REQUEST, values, strict=True))
             conn.settimeout(None)
             self.call(frames, request)
         except Exception:  # noqa: BLE001 - one call's failure never ends the service
@@ -225,11 +229,11 @@ class Service:
         if reason is not None:
             log.info("stale (%s): ending", reason)
             self.stop_accepting()
-            frames.send_json(b"T", {"reason": reason})
+            frames.send(b"T", reason.encode())
             return
         prepared = self.prepare(request)
         if isinstance(prepared, str):
-            frames.send_json(b"F", {"reason": prepared})
+            frames.send(b"F", prepared.encode("utf-8", "replace"))
             return
         project, settings = prepared
         gone = threading.Event()
@@ -246,27 +250,28 @@ class Service:
         threading.Thread(target=self.listen, args=(frames, gone, live), daemon=True).start()
         frames.send(b"A")
         try:
-            code = run_exec(project, settings, request["language"], request["code"], timeout=request.get("timeout"),
-                            session=request.get("session"), output=output, open_sandbox=self.open_sandbox,
-                            started=started)
-            end = {"code": code, "line": None}
+            timeout = request["timeout"]
+            code = run_exec(project, settings, request["language"], request["code"],
+                            timeout=float(timeout) if timeout is not None else None, session=request["session"],
+                            output=output, open_sandbox=self.open_sandbox, started=started)
+            end = [str(code), None]
         except WorkbenchError as exc:
-            end = {"code": exc.exit_code, "line": f"workbench: error: {one_line(exc.one_line())}"}
+            end = [str(exc.exit_code), f"workbench: error: {one_line(exc.one_line())}"]
         except Exception as exc:  # noqa: BLE001 - a bug: one line, as `workbench.cli.main` prints it
             log.exception("the execution failed")
-            end = {"code": INTERNAL_EXIT, "line": f"workbench: internal error: {type(exc).__name__}: "
-                                                  f"{one_line(exc)} (re-run with --debug for the traceback)"}
+            end = [str(INTERNAL_EXIT), f"workbench: internal error: {type(exc).__name__}: {one_line(exc)} "
+                                       "(re-run with --debug for the traceback)"]
         finally:
             with self.lock:
                 self.running.difference_update(live)
-        output.send(b"X", json.dumps(end).encode())
+        output.send(b"X", wire.fields(end))
 
     def prepare(self, request: dict[str, Any]) -> tuple[Project, Settings] | str:
         """The project and its settings as the in-process command reads them, or why it must run there
         (anything it would print before running: not trusted, an unreadable config, a bad language)."""
         from workbench import languages
 
-        if request.get("root") != str(self.root):
+        if str(Path(request["root"] or "")) != str(self.root):
             return "another project"
         try:
             project = Project.open(self.root)
@@ -317,10 +322,10 @@ def wire_timeout() -> float:
 
 
 def main(argv: list[str]) -> None:
-    root, folder, env = Path(argv[0]), Path(argv[1]), argv[2]
+    root, folder, env = Path(argv[0]), argv[1], argv[2]
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s")
-    wire.service_dir(root)  # the folder is still ours and private
+    wire.service_dir(argv[0])  # the folder is still ours and private
     # What each call needs, loaded before the first one (the caller waits for the socket, not for these).
     from workbench import audit  # noqa: F401
     from workbench.sandbox import environment, kernels, oneoff, warm  # noqa: F401
