@@ -125,6 +125,8 @@ class Settings(BaseSettings):
     # [languages.NAME] tables (command, extension, apt, warm, ...): kept as written and read by
     # workbench.languages, so one broken table is a line in doctor, not a settings file that fails to load.
     languages: dict[str, Any] = Field(default_factory=dict)
+    # [network] rules (http, databases): read by workbench.network.rules, which names a broken rule itself
+    network: dict[str, Any] = Field(default_factory=dict)
 
 
 def read_toml(path: Path) -> dict[str, Any]:

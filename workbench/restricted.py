@@ -54,6 +54,8 @@ WIDENING: dict[str, str] = {
     # a language is a command line the project chooses, run with the user's trust (and apt packages it asks
     # the project image for): the user's own [languages] still apply
     "languages": "a language defined by the project runs a command of its choosing",
+    # rules that let code reach APIs and databases (with the user's secrets): see workbench.network.rules
+    "network": "network rules widen what code may reach",
 }
 
 
