@@ -38,6 +38,8 @@ COMMANDS: dict[str, str] = {
     "witness": "workbench.cli.witness_cmd:witness",
     "mcp": "workbench.cli.mcp_cmd:mcp",
     "service": "workbench.cli.service_cmd:service",
+    "network": "workbench.cli.network_cmd:network",
+    "secret": "workbench.cli.network_cmd:secret",
 }
 
 SHORT_HELP: dict[str, str] = {
@@ -58,6 +60,8 @@ SHORT_HELP: dict[str, str] = {
     "witness": "Run a cosigning witness for audit logs (C2SP tlog-witness).",
     "mcp": "Serve the project to other agents over MCP (stdio, or loopback HTTP).",
     "service": "The project's sandbox service that makes `workbench exec` fast: status, stop.",
+    "network": "The APIs and databases a project's code may reach: allow, list, remove.",
+    "secret": "The credential vault the network proxy injects from: set (stdin), list, rm.",
 }
 
 UNEXPECTED_EXIT = 70
