@@ -54,6 +54,7 @@ from workbench.events.execution import ExecFinished, ExecOutput, ExecStarted, Sa
 from workbench.events.install import InstallEgress, PackageInstalled, PackageInstallStarted
 from workbench.events.kinds import *  # noqa: F403  (every kind constant, as events.EXEC_STARTED)
 from workbench.events.mcp import McpCall
+from workbench.events.network import NetRequest, SecretLeak
 from workbench.events.memory import (
     MemoryDeleted,
     MemoryIgnored,
@@ -69,7 +70,7 @@ __all__ = [  # noqa: F405  (the kinds come from the star import)
     "AgentApproval", "AgentObservation", "ApprovalDecided", "check", "current_user", "declare", "Declared", "declared_kinds",
     "decode", "EnvironmentRecorded", "Error", "Event", "EventBus", "EventContractError", "ExecFinished",
     "ExecOutput", "ExecStarted", "FileChanged", "FileRefused", "InstallEgress", "LlmAction", "LlmMalformed",
-    "LlmRequest", "McpCall", "NetConnection", "MemoryDeleted", "MemoryIgnored", "MemoryReindexed", "MemoryRetrieved",
+    "LlmRequest", "McpCall", "NetConnection", "NetRequest", "SecretLeak", "MemoryDeleted", "MemoryIgnored", "MemoryReindexed", "MemoryRetrieved",
     "MemoryRolledUp", "MemorySaved", "new_session_id", "PackageInstalled", "PackageInstallStarted",
     "Payload", "ReplayCompared", "payload_class", "PAYLOADS", "PLUGIN_GROUP", "problems", "SandboxStarted", "SessionFinished",
     "SessionStarted", "strict", "STRICT_ENV", "Subscriber", "Subscription", "TaskFinished", "TaskStarted",
@@ -79,5 +80,5 @@ __all__ = [  # noqa: F405  (the kinds come from the star import)
     "LLM_MALFORMED", "AGENT_APPROVAL", "AGENT_OBSERVATION", "SANDBOX_STARTED", "EXEC_STARTED",
     "EXEC_OUTPUT", "EXEC_FINISHED", "ENVIRONMENT_RECORDED", "REPLAY_COMPARED", "PACKAGE_INSTALL_STARTED", "INSTALL_EGRESS",
     "PACKAGE_INSTALLED", "FILE_CHANGED", "FILE_REFUSED", "MEMORY_SAVED", "MEMORY_DELETED",
-    "MEMORY_RETRIEVED", "MEMORY_REINDEXED", "MEMORY_ROLLED_UP", "MEMORY_IGNORED", "MCP_CALL", "APPROVAL_DECIDED", "NET_CONNECTION", "ERROR",
+    "MEMORY_RETRIEVED", "MEMORY_REINDEXED", "MEMORY_ROLLED_UP", "MEMORY_IGNORED", "MCP_CALL", "APPROVAL_DECIDED", "NET_CONNECTION", "NET_REQUEST", "SECRET_LEAK", "ERROR",
 ]

@@ -46,6 +46,9 @@ APPROVAL_DECIDED = "approval.decided"
 
 # The network code may reach (workbench network allow): one per database connection.
 NET_CONNECTION = "net.connection"
+# ... one per HTTP request through the policy proxy, and an injected secret found in an execution's output.
+NET_REQUEST = "net.request"
+SECRET_LEAK = "secret.leak"
 
 # Something went wrong that the record must show (a memory failure, a failed scheduled run, ...).
 ERROR = "error"
