@@ -74,7 +74,7 @@ def test_an_execute_waits_for_yes_in_the_open_tui_then_runs_and_the_log_shows_th
 
     async def main():
         from workbench.tui.widgets.output_panel import OutputPanel
-        from workbench.tui.widgets.steps_panel import StepsPanel
+        from workbench.tui.widgets.steps_panel import StepCard, StepsPanel
 
         app = tui(project, LoggedServices())
         async with app.run_test(size=SIZE) as pilot:
@@ -91,10 +91,13 @@ def test_an_execute_waits_for_yes_in_the_open_tui_then_runs_and_the_log_shows_th
             steps, output = app.main.query_one(StepsPanel), app.main.query_one(OutputPanel)
             await settle(pilot, lambda: steps.border_title.startswith(f"Steps · MCP call from {CLIENT_NAME}")
                          and any(line.strip() == "42" for line in output.lines), timeout=15)
+            found["cards"] = [card.title for card in app.main.query(StepCard)]
 
     run_async(main)
     assert CLIENT_NAME in found["title"] and "wants to run code" in found["title"]
     assert found["code"] == "print(6 * 7)"
+    assert any(t.startswith("Approved by user:") and t.endswith(f"execute for mcp:{CLIENT_NAME}")
+               for t in found["cards"]), found["cards"]
     reply = found["reply"]
     assert not reply.is_error, reply.content[0].text
     assert reply.structured_content["exit_code"] == 0 and reply.structured_content["stdout"].strip() == "42"

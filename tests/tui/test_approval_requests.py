@@ -110,6 +110,8 @@ async def test_an_mcp_call_recorded_by_another_process_is_followed_into_the_pane
             return Event(kind, "mcpsession01", f"mcp:{HOSTILE}", payload)
 
         services.foreign = [ev("session.started", trigger="mcp"),
+                            ev("approval.decided", what="execute", requester=f"mcp:{HOSTILE}", outcome="approved",
+                               approved=True, by="user:tester"),
                             ev("exec.started", execution_id="m1", language="python"),
                             ev("exec.output", execution_id="m1", stream="stdout", text="42\n"),
                             ev("exec.finished", execution_id="m1", exit_code=0, duration=0.1),
@@ -121,3 +123,9 @@ async def test_an_mcp_call_recorded_by_another_process_is_followed_into_the_pane
         await settle(pilot, lambda: steps.border_title.startswith("Steps · MCP call from ")
                      and steps.border_title.endswith("· finished"))
         assert "\x1b" not in steps.border_title and "\\x1b" in steps.border_title
+        from workbench.tui.widgets.steps_panel import StepCard
+
+        [card] = [c for c in app.main.query(StepCard) if c.title.startswith("Approved by user:tester · execute")]
+        assert card.title.endswith(f"for mcp:{HOSTILE}")  # kept as it is: the card renders it inert
+        rendered = " ".join(strip.text for strip in card.render_lines(card.region.reset_offset))
+        assert "\x1b" not in rendered and "[@click=app.quit]evil[/]" in rendered

@@ -11,8 +11,9 @@ Approval follows the project's policy as the agent's tools do: `execute` and `wr
 asks waits for the person at the project's open TUI (`workbench.approvals`: the TUI's approval dialog,
 at most `approval_timeout` seconds, `workbench mcp --approval-timeout`); with no TUI open it is refused at
 once with a message that says how to open one or what to change. The answer is recorded as an
-`approval.decided` event in the call's session, and a refused call as `mcp.call` outcome refused. A restricted (untrusted) project
-gets its restricted settings from `Project.settings()`, exactly as the CLI does.
+`approval.decided` event in the call's session, and a refused call as `mcp.call` outcome refused. A
+restricted (untrusted) project gets its restricted settings from `Project.settings()`, exactly as the CLI
+does.
 """
 
 from __future__ import annotations

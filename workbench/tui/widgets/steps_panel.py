@@ -147,6 +147,11 @@ class StepsPanel(VerticalScroll):
             case events.AgentApproval():
                 self._add(StepCard("Approved by you" if p.approved else "Denied by you",
                                    classes="-ok" if p.approved else "-failed"))
+            case events.ApprovalDecided():  # another program's request, answered in a TUI (or not at all)
+                asked = f"{p.what.replace('_', ' ')} for {p.requester or 'another program'}"
+                title = f"Approved by {p.by}" if p.approved else (f"Refused by {p.by}" if p.by else "Refused")
+                self._add(StepCard(f"{title} · {asked}", body=_short(p.reason or ""),
+                                   classes="-ok" if p.approved else "-failed"))
             case events.AgentObservation() if p.action and p.action not in ("run_code", "finish", "think"):
                 self._add(StepCard(f"Observation · {p.action}", body=_short(p.text, 600),
                                    classes="-ok" if p.ok else "-failed" if p.ok is False else "-note"))
