@@ -146,3 +146,22 @@ def test_the_requester_does_not_talk_to_a_listener_of_another_user(root, monkeyp
     finally:
         listener.close()
     assert decision.outcome == "unsafe" and "not yours" in decision.reason and asked == []
+
+
+def test_a_decide_that_fails_is_a_refusal_and_the_listener_goes_on(root):
+    calls = []
+
+    def decide(request, gone):
+        calls.append(request.code)
+        if request.code == "boom":
+            raise RuntimeError("the dialog could not be shown")
+        return True
+
+    listener = listen(root, decide)
+    try:
+        failed = approvals.ask(root, approvals.Request("execute", code="boom"), timeout=5)
+        after = approvals.ask(root, approvals.Request("execute", code="fine"), timeout=5)
+    finally:
+        listener.close()
+    assert not failed.approved and failed.outcome == "error" and "could not ask" in failed.reason
+    assert after.approved and calls == ["boom", "fine"]

@@ -134,7 +134,10 @@ class Listener:
                 with self._one:  # one dialog at a time; a request whose asker left meanwhile is not shown
                     if gone.is_set() or self.closed.is_set():
                         return
-                    approved = self.decide(request, gone)
+                    try:
+                        approved = self.decide(request, gone)
+                    except Exception:  # the TUI could not show it (closing): the requester hears no yes
+                        approved = None
                 if approved is None or gone.is_set():
                     if approved is None and not gone.is_set():
                         conn.sendall(json.dumps({"error": "the TUI could not ask (it is closing)"}).encode() + b"\n")
