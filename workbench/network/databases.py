@@ -36,10 +36,11 @@ FOLDER = "pg"  # in the project's .workbench/
 Emit = Callable[[NetConnection], None]
 
 
-def host_folder(state_dir: Path, owner: tuple[int, int] | None) -> Path:
-    """`.workbench/pg`, made if missing, 0700 and owned by `owner` (code's host uid) when given. A
-    symlink or file in its place (a received project's) is removed, never followed."""
-    folder = state_dir / FOLDER
+def host_folder(state_dir: Path, owner: tuple[int, int] | None, name: str = FOLDER) -> Path:
+    """`.workbench/pg` (or `name`: the HTTP proxy's `http`), made if missing, 0700 and owned by `owner`
+    (code's host uid) when given. A symlink or file in its place (a received project's) is removed, never
+    followed."""
+    folder = state_dir / name
     try:
         st = os.lstat(folder)
     except FileNotFoundError:
@@ -61,12 +62,8 @@ def host_folder(state_dir: Path, owner: tuple[int, int] | None) -> Path:
 
 def policy_rules(project_root: Path) -> list[object]:
     """The project's `postgres://` rules (an untrusted project's policy is the policy module's to drop)."""
-    try:
-        from workbench.network.rules import load_policy
-    except ModuleNotFoundError as exc:  # until the policy module lands beside this one: no rules at all
-        if exc.name != "workbench.network.rules":
-            raise
-        return []
+    from workbench.network.rules import load_policy
+
     return list(load_policy(project_root).databases)
 
 

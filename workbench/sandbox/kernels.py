@@ -81,7 +81,8 @@ class Kernels:
         settings = self.sandbox.settings
         key = json.dumps([self.sandbox.image, policy.limits(settings), self.sandbox.identity.user, PROTOCOL,
                           self.runner_script, container_code.digest(),
-                          getattr(self.sandbox, "databases", None) is not None],  # the database mount
+                          getattr(self.sandbox, "databases", None) is not None,  # the database mount
+                          getattr(self.sandbox, "http", None) is not None],  # the HTTP proxy and its relay
                          sort_keys=True)
         return hashlib.sha256(key.encode()).hexdigest()[:16]
 
@@ -144,6 +145,9 @@ class Kernels:
         from workbench.network.databases import with_access
 
         spec = with_access(spec.with_mounts(Mount(str(folder), RUNNER_MOUNT)), getattr(sandbox, "databases", None))
+        from workbench.network.http_access import with_access as behind_proxy
+
+        spec = behind_proxy(spec, getattr(sandbox, "http", None))
         container = sandbox.engine.create_container(spec)
         try:
             write_private(host_key_path(self.project), json.dumps({"container": container,

@@ -65,6 +65,14 @@ def database_mounts(spec, access):
     return with_access(spec, access)
 
 
+def http_proxy(spec, access):
+    """`spec` behind the session's HTTP policy proxy, when its policy has http rules (imported here for
+    the same reason as `database_mounts`)."""
+    from workbench.network.http_access import with_access
+
+    return with_access(spec, access)
+
+
 def owner_label() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
@@ -103,6 +111,7 @@ class Sandbox:
         self.one_at_a_time = threading.Lock()  # one-off executions run one at a time: see oneoff.WRAPPER
         self._kernels = None  # workbench.sandbox.kernels.Kernels, made on first warm execution
         self.databases = None  # workbench.network.databases.DatabaseAccess: the policy's postgres:// rules
+        self.http = None  # workbench.network.http_access.HttpAccess: the policy's http(s) rules
         self._closed = False
 
     # --- opening and closing --------------------------------------------------------------------
@@ -121,6 +130,7 @@ class Sandbox:
                       actor or events.current_user(), image)
         sandbox._prepare_host()
         sandbox._open_databases()
+        sandbox._open_http()
         try:
             sandbox.remove_stale()  # the container itself starts with the first one-off execution
         except BaseException:
@@ -162,6 +172,18 @@ class Sandbox:
             self.engine.close()
             raise
 
+    def _open_http(self) -> None:
+        """The HTTP policy proxy's socket for the session when the project's policy has http rules."""
+        from workbench.network.http_access import HttpAccess
+
+        try:
+            self.http = HttpAccess.open(self.project.state_dir, self.project.root,
+                                        lambda payload: self._emit(events.NET_REQUEST, payload),
+                                        self.workspace_owner(), bus=self.bus)
+        except BaseException:
+            self.close()  # PgBouncer too: it holds a password
+            raise
+
     def labels(self, role: str) -> dict[str, str]:
         return {policy.LABEL_PROJECT: self.project.id, policy.LABEL_ROLE: role, policy.LABEL_OWNER: owner_label()}
 
@@ -191,7 +213,7 @@ class Sandbox:
             image=self.image, settings=self.settings, workspace=self.project.workspace, code_dir=self.host_dir,
             labels=self.labels(ROLE_EXEC), ident=self.identity, limits_enforced=self.engine.limits_enforced,
             command=[container_code.PYTHON, f"{policy.CODE_DIR}/runner.py", "--init"])
-        spec = database_mounts(spec, self.databases)
+        spec = http_proxy(database_mounts(spec, self.databases), self.http)
         container = self.engine.create_container(spec)
         try:
             self.engine.start(container)
@@ -218,6 +240,8 @@ class Sandbox:
         try:
             if self._kernels is not None:
                 self._kernels.close()
+            if self.http is not None:
+                self.http.close()
             if self.databases is not None:
                 self.databases.close()
             if self.container:

@@ -58,6 +58,7 @@ def key(sandbox: Sandbox) -> str:
     # whether the session serves databases: a container made without the /run/workbench/pg mount is no
     # use to a session whose policy now allows one (the policy lives beside the settings, not in them)
     databases = str(getattr(sandbox, "databases", None) is not None)
+    databases += str(getattr(sandbox, "http", None) is not None)  # and whether it sits behind the HTTP proxy
     text = "\0".join([sandbox.project.id, sandbox.image, settings.model_dump_json(), container_code.digest(),
                       databases])
     return hashlib.sha256(text.encode()).hexdigest()[:16]

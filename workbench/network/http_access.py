@@ -1,0 +1,170 @@
+"""A session's HTTP access: the policy proxy's socket, and what each execution container gets for it.
+
+`HttpAccess.open` does nothing for a project whose policy has no `[[network.http]]` rule (no socket, no
+mount, no proxy environment: the container is exactly as without this module, network "none"). With rules
+it binds the policy proxy (`workbench.network.httpproxy`) on `.workbench/http/proxy.sock`, and `apply(spec)`
+gives a container, one-off and warm alike,
+
+  * that folder, read-only, where the install egress mounts its socket (workbench.sandbox.egress);
+  * the egress relay as the container's first process (127.0.0.1:3128 -> the socket), which then runs
+    the container's own command;
+  * http_proxy / https_proxy / HTTP_PROXY / HTTPS_PROXY pointing at it and no_proxy empty.
+
+The container keeps network "none": the socket is its only way out. The folder is stable, like the
+database socket's (workbench.network.databases), because a warm container outlives the process that
+made it; between sessions there is no socket in it and every request fails to connect.
+
+Secrets are looked up in the vault on first use, kept in this process only (never in the container, its
+environment or the socket's answers), and `injected()` hands them to the output leak scan.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from workbench.events.bus import EventBus
+from workbench.events.kinds import EXEC_FINISHED, EXEC_STARTED
+from workbench.events.network import NetRequest
+from workbench.network.databases import Running, host_folder
+from workbench.network.httpproxy import PolicyProxy, Record
+from workbench.network.rules import HttpRule
+from workbench.sandbox import egress
+from workbench.sandbox.spec import ContainerSpec, Mount
+
+FOLDER = "http"  # in the project's .workbench/
+SOCKET_NAME = egress.SOCKET_NAME
+
+Emit = Callable[[NetRequest], None]
+
+
+def policy_rules(project_root: Path) -> list[HttpRule]:
+    """The project's http rules (none in an untrusted project: the policy module drops them)."""
+    from workbench.network.rules import load_policy
+
+    return list(load_policy(project_root).http)
+
+
+def vault_secret(name: str) -> str:
+    from workbench.network.secrets import get_secret
+
+    return get_secret(name)
+
+
+class HttpAccess:
+    def __init__(self, folder: Path, rules: list[HttpRule], emit: Emit, secret: Callable[[str], str],
+                 owner: tuple[int, int] | None, running: Running, unsubscribe: Callable[[], None] | None):
+        self.folder, self.rules, self.emit, self.owner = folder, rules, emit, owner
+        self.running, self.unsubscribe = running, unsubscribe
+        self._lookup = secret
+        self._secrets: dict[str, str] = {}
+        self._lock = threading.Lock()
+        self.proxy = PolicyProxy(rules, self.secret, self._report)
+        self.listener: socket.socket | None = None
+        self.inode: int | None = None
+        self._dir_fd: int | None = None
+        self._stopping = threading.Event()
+
+    @classmethod
+    def open(cls, state_dir: Path, project_root: Path, emit: Emit, owner: tuple[int, int] | None = None, *,
+             rules: Iterable[HttpRule] | None = None, secret: Callable[[str], str] | None = None,
+             bus: EventBus | None = None) -> HttpAccess | None:
+        found = list(policy_rules(project_root) if rules is None else rules)
+        if not found:
+            return None
+        running = Running()
+        unsubscribe = bus.subscribe(running.see, kinds=[EXEC_STARTED, EXEC_FINISHED]) if bus else None
+        try:
+            folder = host_folder(state_dir, owner, FOLDER)
+            access = cls(folder, found, emit, secret or vault_secret, owner, running, unsubscribe)
+            access._bind()
+        except BaseException:
+            if unsubscribe is not None:
+                unsubscribe()
+            raise
+        return access
+
+    # --- the secrets --------------------------------------------------------------------------------
+    def secret(self, name: str) -> str:
+        with self._lock:
+            if name not in self._secrets:
+                self._secrets[name] = self._lookup(name)
+            return self._secrets[name]
+
+    def injected(self) -> dict[str, str]:
+        """The secrets injected so far this session, by name (for the output leak scan)."""
+        with self._lock:
+            return dict(self._secrets)
+
+    def _report(self, record: Record) -> None:
+        self.emit(NetRequest(destination=record.destination, method=record.method, path=record.path,
+                             status=record.status, bytes_up=record.bytes_up, bytes_down=record.bytes_down,
+                             duration=record.duration, rule=record.rule, refused=record.refused,
+                             credential=record.credential, execution_id=self.running.now()))
+
+    # --- the socket ---------------------------------------------------------------------------------
+    def _path(self) -> str:
+        return f"/proc/self/fd/{self._dir_fd}/{SOCKET_NAME}"  # the folder's own fd: no long or swapped path
+
+    def _bind(self) -> None:
+        self._dir_fd = os.open(self.folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        try:
+            os.unlink(SOCKET_NAME, dir_fd=self._dir_fd)  # an earlier session's
+        except FileNotFoundError:
+            pass
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        try:
+            listener.bind(self._path())
+            if self.owner is not None:
+                os.chown(SOCKET_NAME, *self.owner, dir_fd=self._dir_fd, follow_symlinks=False)
+            os.chmod(self._path(), 0o600)
+            listener.listen(64)
+            self.inode = os.stat(SOCKET_NAME, dir_fd=self._dir_fd, follow_symlinks=False).st_ino
+        except BaseException:
+            listener.close()
+            raise
+        self.listener = listener
+        threading.Thread(target=self._accept, args=(listener,), name="http-policy", daemon=True).start()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while not self._stopping.is_set():
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            self.proxy.handle(client)
+
+    # --- the container ------------------------------------------------------------------------------
+    def apply(self, spec: ContainerSpec) -> ContainerSpec:
+        command = egress.relay_command(list(spec.command))
+        return spec.with_mounts(Mount(str(self.folder), egress.SOCKET_MOUNT, read_only=True)) \
+            .with_env(egress.proxy_environment()).replace(command=tuple(command))
+
+    def close(self) -> None:
+        self.proxy.drain()
+        self._stopping.set()
+        if self.unsubscribe is not None:
+            self.unsubscribe()
+        listener, self.listener = self.listener, None
+        if self._dir_fd is not None:
+            try:  # only our own socket: a later session of this project may have bound its own since
+                if os.stat(SOCKET_NAME, dir_fd=self._dir_fd, follow_symlinks=False).st_ino == self.inode:
+                    os.unlink(SOCKET_NAME, dir_fd=self._dir_fd)
+            except OSError:
+                pass
+            os.close(self._dir_fd)
+            self._dir_fd = None
+        if listener is not None:
+            try:
+                listener.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            listener.close()
+
+
+def with_access(spec: ContainerSpec, access: HttpAccess | None) -> ContainerSpec:
+    """The sandbox's hook: `spec` behind the policy proxy when the session has http rules."""
+    return spec if access is None else access.apply(spec)
