@@ -81,6 +81,7 @@ class HttpAccess:
             folder = host_folder(state_dir, owner, FOLDER)
             access = cls(folder, found, emit, secret or vault_secret, owner, running, unsubscribe)
             access._bind()
+            access.preload()
         except BaseException:
             if unsubscribe is not None:
                 unsubscribe()
@@ -93,6 +94,18 @@ class HttpAccess:
             if name not in self._secrets:
                 self._secrets[name] = self._lookup(name)
             return self._secrets[name]
+
+    def preload(self) -> None:
+        """Each rule's secret, looked up now so the leak scan knows it before the first execution's code
+        (which may quote it) is recorded; one missing from the vault is said by each request that needs it."""
+        from workbench.errors import WorkbenchError
+
+        for rule in self.rules:
+            if rule.credential:
+                try:
+                    self.secret(rule.credential)
+                except WorkbenchError:
+                    pass
 
     def injected(self) -> dict[str, str]:
         """The secrets injected so far this session, by name (for the output leak scan)."""

@@ -183,6 +183,10 @@ class Sandbox:
         except BaseException:
             self.close()  # PgBouncer too: it holds a password
             raise
+        if self.http is not None and self.bus is not None:
+            from workbench.network.redact import RedactingBus
+
+            self.bus = RedactingBus(self.bus, self.http.injected)  # no injected secret is ever kept
 
     def labels(self, role: str) -> dict[str, str]:
         return {policy.LABEL_PROJECT: self.project.id, policy.LABEL_ROLE: role, policy.LABEL_OWNER: owner_label()}
