@@ -336,3 +336,32 @@ def test_code_told_the_database_refused_the_credential_in_one_line(pg_sandbox, p
         time.sleep(0.05)
     again, _ = run(pg_sandbox, "sql", "select count(*) from items", database=DATABASE)
     assert again.exit_code == 0, again.stderr.text()
+
+
+def test_the_command_line_end_to_end(engine_ready, pg_server, tmp_path, workbench_cmd):
+    """As a user does it: allow the database, put the password in the vault from stdin, query with --db."""
+    project = tmp_path / "p"
+    wb = workbench_cmd
+
+    def cli(*args, stdin=None):
+        return subprocess.run([*wb, *args], input=stdin, capture_output=True, text=True, timeout=300)
+
+    assert cli("init", str(project)).returncode == 0
+    allowed = cli("network", "allow", "-p", str(project), f"postgres://127.0.0.1:{pg_server.port}/{DATABASE}",
+                  "--credential", CREDENTIAL, "--as", ROLE)
+    assert allowed.returncode == 0, allowed.stderr
+    missing = cli("exec", "-p", str(project), "--lang", "sql", "--db", DATABASE, "-c", "select 1")
+    assert missing.returncode != 0
+    assert missing.stderr.strip().splitlines()[-1].count("\n") == 0 and f"'{CREDENTIAL}' is not in the vault" \
+        in missing.stderr
+    assert cli("secret", "set", CREDENTIAL, stdin=PASSWORD).returncode == 0
+    done = cli("exec", "-p", str(project), "--lang", "sql", "--db", DATABASE, "-c",
+               "select name from items order by id")
+    assert done.returncode == 0, done.stderr
+    assert "apples" in done.stdout and "│" in done.stdout and PASSWORD not in done.stdout + done.stderr
+    assert PASSWORD not in (project / ".workbench" / "config.toml").read_text()
+    other = cli("exec", "-p", str(project), "--lang", "sql", "--db", OTHER, "-c", "select 1")
+    assert other.returncode == 2 and "'hr' is not in the project's network policy (allowed: sales)" in other.stderr
+    exported = cli("audit", "export", "-p", str(project))
+    assert exported.returncode == 0 and '"kind":"net.connection"' in exported.stdout.replace(" ", "")
+    assert PASSWORD not in exported.stdout
