@@ -54,7 +54,6 @@ from workbench.events.execution import ExecFinished, ExecOutput, ExecStarted, Sa
 from workbench.events.install import InstallEgress, PackageInstalled, PackageInstallStarted
 from workbench.events.kinds import *  # noqa: F403  (every kind constant, as events.EXEC_STARTED)
 from workbench.events.mcp import McpCall
-from workbench.events.network import NetRequest, SecretLeak
 from workbench.events.memory import (
     MemoryDeleted,
     MemoryIgnored,
@@ -63,6 +62,7 @@ from workbench.events.memory import (
     MemoryRolledUp,
     MemorySaved,
 )
+from workbench.events.network import NetRequest, SecretLeak
 from workbench.events.replay import ReplayCompared
 from workbench.events.session import Error, SessionFinished, SessionStarted
 
