@@ -3,8 +3,10 @@
     .venv/bin/python bench/cli_latency.py [-n 20] [-p PROJECT_DIR]
 
 Rows (median and p95 wall time over N runs, each a new process as a shell loop would make):
-  workbench exec one-off   `workbench exec -p P --lang python -c 'print(1)'`
+  workbench exec one-off   `workbench exec -p P --lang python -c 'print(1)'` (through the project's sandbox
+                           service, started by the uncounted first call: what a user's shell loop gets)
   workbench exec warm      the same with `--session bench` (a live interpreter kept between calls)
+  --no-service one-off/warm  the same two run in-process (`--no-service`): the path before the service
   podman exec              `podman exec C python3 -c 'print(1)'` in a running container of the base image
   podman run --rm          `podman run --rm --network none IMAGE python3 -c 'print(1)'` (a new container)
   in-process one-off/warm  (with --in-process) the same two through `WorkSession` in this long-lived process,
@@ -98,6 +100,11 @@ def main() -> int:
     rows: list[tuple[str, list[float]]] = []
     rows.append(("workbench exec one-off", timed([*workbench, "-c", "print(1)"], args.runs)))
     rows.append(("workbench exec warm", timed([*workbench, "--session", "bench", "-c", "print(1)"], args.runs)))
+    rows.append(("--no-service one-off", timed([*workbench, "--no-service", "-c", "print(1)"], args.runs)))
+    rows.append(("--no-service warm", timed([*workbench, "--no-service", "--session", "bench", "-c", "print(1)"],
+                                            args.runs)))
+    subprocess.run([*workbench_command(), "service", "stop", "-p", str(project.root)], capture_output=True,
+                   timeout=120)
     if args.in_process:
         rows.extend(in_process_rows(project, args.runs))
     stop_sessions(project)  # the warm session container would otherwise idle on for its timeout
@@ -125,6 +132,7 @@ def main() -> int:
     print(f"one-off / podman run --rm  {one_off / medians['podman run --rm']:6.2f}   (target <= 1.00)")
     print(f"one-off / podman exec      {one_off / medians['podman exec']:6.2f}   (stretch <= 1.50)")
     print(f"warm / podman exec         {warm / medians['podman exec']:6.2f}")
+    print(f"--no-service one-off / podman run --rm  {medians['--no-service one-off'] / medians['podman run --rm']:6.2f}")
     print(f"warm median                {warm * 1000:6.0f} ms (target < {WARM_TARGET_S * 1000:.0f} ms)")
     return 0
 
