@@ -6,8 +6,7 @@ it binds the policy proxy (`workbench.network.httpproxy`) on `.workbench/http/pr
 gives a container, one-off and warm alike,
 
   * that folder, read-only, where the install egress mounts its socket (workbench.sandbox.egress);
-  * the egress relay as the container's first process (127.0.0.1:3128 -> the socket), which then runs
-    the container's own command;
+  * the egress relay (127.0.0.1:3128 -> the socket) run by the runner itself, PID 1 (`--relay`);
   * http_proxy / https_proxy / HTTP_PROXY / HTTPS_PROXY pointing at it and no_proxy empty.
 
 The container keeps network "none": the socket is its only way out. The folder is stable, like the
@@ -152,9 +151,13 @@ class HttpAccess:
 
     # --- the container ------------------------------------------------------------------------------
     def apply(self, spec: ContainerSpec) -> ContainerSpec:
-        command = egress.relay_command(list(spec.command))
+        # The relay runs in the runner (PID 1, `--relay`), not as a process of its own in front of it: a
+        # one-off execution ends by killing every process but PID 1 (oneoff.WRAPPER), a warm cell by killing
+        # all but PID 1, the runner and its interpreters, so a separate relay (or a runner under it) dies
+        # with the first execution and takes the container with it.
+        command = (*spec.command, "--relay", f"{egress.SOCKET_MOUNT}/{SOCKET_NAME}", str(egress.RELAY_PORT))
         return spec.with_mounts(Mount(str(self.folder), egress.SOCKET_MOUNT, read_only=True)) \
-            .with_env(egress.proxy_environment()).replace(command=tuple(command))
+            .with_env(egress.proxy_environment()).replace(command=command)
 
     def close(self) -> None:
         self.proxy.drain()

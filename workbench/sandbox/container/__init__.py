@@ -5,7 +5,8 @@
                       imports it as `workbench.sandbox.container.protocol`
     interpreters.py   the runner's live interpreters, and the processes around them
     kernels/          the interpreter programs: python.py, shell.sh, r.R
-    relay.py          the install container's relay to the egress proxy
+    relay.py          the install container's relay to the egress proxy; the runner's to the network
+                      policy proxy (`--relay`)
     conda_install.py  the conda install (workbench.sandbox.managers.conda runs it)
 
 Everything here is standard library only, for the image's python3 (or bash, or R). The runner and what it
@@ -33,7 +34,7 @@ from pathlib import Path
 PYTHON = "/usr/bin/python3"
 BY_PATH = {"prlimit": "/usr/bin/prlimit", "timeout": "/usr/bin/timeout"}
 RUNNER_FILES = ("runner.py", "protocol.py", "interpreters.py", "kernels/python.py", "kernels/shell.sh",
-                "kernels/r.R")
+                "kernels/r.R", "relay.py")
 
 
 @cache

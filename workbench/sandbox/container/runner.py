@@ -8,6 +8,9 @@ unprivileged user with all its limits.
     python3 runner.py --init                       PID 1 of a one-off container: reap orphans, exit on TERM
     python3 runner.py --serve SOCKET [--idle S]    PID 1 of the warm-session container: also serve SOCKET,
                                                    and exit (stopping the container) after S idle seconds
+    ... --relay SOCKET PORT                        also relay 127.0.0.1:PORT to the network policy proxy's
+                                                   SOCKET (relay.py; in PID 1, the one process every
+                                                   execution's end spares)
 
 Why our own PID 1: orphans of killed code (a fork bomb's children) must be reaped or their zombies hold
 PIDs against the limit; and PID 1 ignores signals it has no handler for, so `kill -9 -1` from user code
@@ -374,6 +377,13 @@ def main(argv: list[str]) -> int:
         server = Server(argv[1], idle, stop, key)
         spare = server.kernel_pids
         threading.Thread(target=server.serve, daemon=True).start()
+    if "--relay" in argv:
+        at = argv.index("--relay")
+        try:
+            from .relay import listen, serve
+        except ImportError:
+            from relay import listen, serve
+        threading.Thread(target=serve, args=(listen(int(argv[at + 2])), argv[at + 1]), daemon=True).start()
     threading.Thread(target=reap, args=(stop, spare), daemon=True).start()
     while not stop.wait(1.0):
         pass
