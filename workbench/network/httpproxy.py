@@ -12,7 +12,8 @@ and socket mount: workbench.sandbox.egress). For each connection the proxy
     CONNECT is refused: a tunnel's bytes could not be checked, so https origins are reached by the proxy
     itself (code calls http://, the proxy opens TLS, verified against the system store or the rule's CA);
   * resolves the name on the host, once, and refuses an address of another class than the rule implies
-    (loopback, link-local and metadata, unspecified, multicast) unless the rule names that address;
+    (loopback, link-local and metadata, unspecified, multicast, one of this machine's own such as the
+    engine's gateway) unless the rule names that address;
   * rebuilds the head from the parsed fields: hop-by-hop fields dropped, Host from the URL, and for a rule
     with a credential every Authorization / Proxy-Authorization / Cookie field and the template's own
     header dropped and the template's header added with the secret. A body is passed only with a single
@@ -105,7 +106,23 @@ def address_problem(rule: HttpRule, address: str) -> str:
                      ("multicast", ip.is_multicast)):
         if hit:
             return f"{rule.host} resolved to {address} ({why}), which the rule does not name"
+    if is_own_address(address):
+        return f"{rule.host} resolved to {address} (this machine's own: the engine's gateway), which the rule " \
+               "does not name"
     return ""
+
+
+def is_own_address(address: str) -> bool:
+    """Whether `address` is one of this machine's (a bind to it succeeds): besides loopback, the bridge or
+    gateway address an engine put on the host, and its LAN address, where host services listen."""
+    probe = socket.socket(socket.AF_INET6 if ":" in address else socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        probe.bind((address, 0))
+        return True
+    except OSError:
+        return False
+    finally:
+        probe.close()
 
 
 def resolve(rule: HttpRule) -> str:
