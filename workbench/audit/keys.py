@@ -110,8 +110,9 @@ def _creation_lock(data_dir: Path) -> Iterator[None]:
             os.close(fd)
 
 
-def _usable_keyring() -> tuple[Any | None, str]:
-    """The keyring backend to use, or None and why not."""
+def usable_keyring() -> tuple[Any | None, str]:
+    """The keyring backend to use, or None and why not (the credential vault, workbench.network.secrets,
+    asks the same question, so both fall back to their files on the same machines)."""
     try:
         import keyring
         from keyring.backends import fail
@@ -193,7 +194,7 @@ class KeyStore:
         return found
 
     def _find(self) -> tuple[tuple[SigningKey, KeyInfo] | None, Any | None, str]:
-        backend, reason = _usable_keyring()
+        backend, reason = usable_keyring()
         if backend is not None:
             try:
                 stored = backend.get_password(SERVICE, self.entry)
@@ -304,7 +305,7 @@ class KeyStore:
         tmp = self.history_file.with_suffix(".tmp")
         tmp.write_text(json.dumps({"rotations": history}, indent=2) + "\n", encoding="utf-8")
         os.replace(tmp, self.history_file)
-        backend, reason = _usable_keyring()
+        backend, reason = usable_keyring()
         if old_info.backend.startswith("file:"):
             backend = None
             reason = old_info.reason

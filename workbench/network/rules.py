@@ -132,7 +132,7 @@ def _split_url(url: str, schemes: tuple[str, ...]) -> tuple[urllib.parse.SplitRe
     return parsed, port
 
 
-def _check_secret_name(name: Any) -> str:
+def check_secret_name(name: Any) -> str:
     if not isinstance(name, str) or not SECRET_NAME.fullmatch(name):
         raise UsageError(f"the credential {one_line(str(name))!r} is not a secret name",
                          "letters, digits, '.', '_' and '-', up to 64")
@@ -160,7 +160,7 @@ def http_rule(url: str, methods: Any = None, credential: Any = None, inject: Any
         raise UsageError("--credential and --inject go together",
                          "e.g. --credential NAME --inject 'Authorization: Bearer {secret}'")
     if credential is not None:
-        _check_secret_name(credential)
+        check_secret_name(credential)
         name, colon, template = str(inject).partition(":")
         if not colon or not HEADER_NAME.fullmatch(name.strip()) or name != name.strip() \
                 or "{secret}" not in template or any(c in str(inject) for c in "\r\n\0"):
@@ -180,7 +180,7 @@ def database_rule(url: str, credential: Any = None, role: Any = None) -> Databas
         raise UsageError(f"{one_line(url)!r} names no database (postgres://HOST[:PORT]/DBNAME)")
     if credential is None:
         raise UsageError("a database rule needs --credential NAME (the vault secret holding its password)")
-    _check_secret_name(credential)
+    check_secret_name(credential)
     if role is not None and (not isinstance(role, str) or not re.fullmatch(r"[A-Za-z0-9_.-]{1,63}", role)):
         raise UsageError(f"the role {one_line(str(role))!r} is not a plain role name")
     return DatabaseRule(parsed.hostname.lower().rstrip("."), port, dbname, credential, role)

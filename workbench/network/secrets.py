@@ -32,16 +32,16 @@ def _entry(name: str) -> str:
 
 
 def _check(name: str) -> str:
-    from workbench.network.rules import _check_secret_name
+    from workbench.network.rules import check_secret_name
 
-    return _check_secret_name(name)
+    return check_secret_name(name)
 
 
 def _keyring() -> tuple[Any | None, str]:
     # the audit key's own probe: one answer on this machine to "is there a usable keyring"
-    from workbench.audit.keys import _usable_keyring
+    from workbench.audit.keys import usable_keyring
 
-    return _usable_keyring()
+    return usable_keyring()
 
 
 def _read_json(path: Path) -> dict[str, Any]:
