@@ -26,6 +26,7 @@ from workbench.report.records import (  # noqa: F401 (re-exported: the report's 
     ErrorNote,
     Execution,
     FileTouch,
+    HttpRequest,
     InstallNetwork,
     Item,
     LanguageTotals,
@@ -238,6 +239,15 @@ class _Collector:
         if conn.execution_id:
             self.execution(entry, session, conn.execution_id).connections.append(conn)
 
+    def on_net_request(self, entry: EntryLike, session: Session, payload: dict[str, Any]) -> None:
+        p = events.NetRequest.decode(payload)
+        request = HttpRequest(entry.time, session.id, p.execution_id or "", p.destination or "?", p.method or "?",
+                              p.path or "", p.status, p.bytes_up, p.bytes_down, p.duration, p.credential or "",
+                              p.refused or "")
+        self.model.http_requests.append(request)
+        if request.execution_id:
+            self.execution(entry, session, request.execution_id).requests.append(request)
+
     def on_error(self, entry: EntryLike, session: Session, payload: dict[str, Any]) -> None:
         p = events.Error.decode(payload)
         message = (p.message or p.error or p.text
@@ -276,6 +286,7 @@ _HANDLERS: dict[str, Callable[[_Collector, EntryLike, Session, dict[str, Any]], 
     events.PACKAGE_INSTALLED: _Collector.on_package,
     events.INSTALL_EGRESS: _Collector.on_install_egress,
     events.NET_CONNECTION: _Collector.on_net_connection,
+    events.NET_REQUEST: _Collector.on_net_request,
     events.PACKAGE_INSTALL_STARTED: _ignore,
     events.ERROR: _Collector.on_error,
     events.TASK_STARTED: _Collector.on_task,

@@ -117,6 +117,7 @@ class Execution:
     artifacts: list[ArtifactRef] = field(default_factory=list)
     files_read: list[FileTouch] = field(default_factory=list)  # change: "read", or what the host found there
     connections: list[DbConnection] = field(default_factory=list)  # database connections made while it ran
+    requests: list[HttpRequest] = field(default_factory=list)  # HTTP requests through the policy proxy
     reads_own: dict[str, int] = field(default_factory=dict)  # files read in Workbench's own folders, counted
     finished: bool = False
     entry_hashes: list[tuple[int, str]] = field(default_factory=list)  # (seq, hash) of its entries
@@ -175,6 +176,24 @@ class DbConnection:
     bytes_up: int | None
     bytes_down: int | None
     refused: str  # "" when it reached the database
+
+
+@dataclass
+class HttpRequest:
+    """One HTTP request code sent through the session's policy proxy (`net.request`)."""
+
+    time: datetime
+    session_id: str
+    execution_id: str
+    destination: str
+    method: str
+    path: str
+    status: int | None
+    bytes_up: int | None
+    bytes_down: int | None
+    duration: float | None
+    credential: str  # the secret's name when one was injected
+    refused: str  # "" when the policy allowed it
 
 
 @dataclass
@@ -251,6 +270,7 @@ class ReportModel:
     errors: list[ErrorNote] = field(default_factory=list)
     install_networks: list[InstallNetwork] = field(default_factory=list)
     db_connections: list[DbConnection] = field(default_factory=list)
+    http_requests: list[HttpRequest] = field(default_factory=list)
     files: dict[str, tuple[FileTouch, int]] = field(default_factory=dict)  # path -> (last change, times)
     models: list[str] = field(default_factory=list)
     actors: list[str] = field(default_factory=list)

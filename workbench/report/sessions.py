@@ -126,6 +126,17 @@ def result_facts(st: Styles, ex: Execution) -> list[Line]:
     if len(ex.connections) > 50:
         out.append(ml(f"... and {len(ex.connections) - 50:,} more database connections (net.connection entries)",
                       AMBER))
+    for req in ex.requests[:50]:  # and each HTTP request through the policy proxy, refusals in red
+        where = f"{req.method} {req.destination}{req.path}"
+        if req.refused:
+            out.append(ml(f"network    {where} refused: {req.refused}", RED))
+        else:
+            injected = f" · credential {req.credential}" if req.credential else ""
+            out.append(ml(f"network    {where} · {req.status if req.status is not None else '?'} · "
+                          f"{fmt.seconds(req.duration)} · {fmt.size(req.bytes_up or 0)} up, "
+                          f"{fmt.size(req.bytes_down or 0)} down{injected}", MUTED))
+    if len(ex.requests) > 50:
+        out.append(ml(f"... and {len(ex.requests) - 50:,} more HTTP requests (net.request entries)", AMBER))
     seqs = [seq for seq, _ in ex.entry_hashes]
     if seqs:
         last_seq, last_hash = ex.entry_hashes[-1]

@@ -64,6 +64,8 @@ def build(ctx: ReportContext) -> list[Flowable]:
                             f"destinations refused: {sum(len(n.refused) for n in m.install_networks):,}"),
         ("Database connections", f"{len(m.db_connections):,} through PgBouncer; refused: "
                                  f"{sum(1 for c in m.db_connections if c.refused):,}"),
+        ("HTTP requests", f"{len(m.http_requests):,} through the network policy proxy; refused: "
+                          f"{sum(1 for r in m.http_requests if r.refused):,}"),
         ("Files touched", f"{len(m.files):,}"),
         ("Errors", f"{len(m.errors):,}"),
         ("Agent steps", f"{sum(s.agent_steps for s in m.sessions):,} (llm.* entries)"),
@@ -108,6 +110,15 @@ def build(ctx: ReportContext) -> list[Flowable]:
         story.append(grid(st, ["Time", "Session", "Database", "Reason"], rows_d,
                           [34 * mm, 24 * mm, 24 * mm, None], frozenset({1})))
         story += capped(st, len(db_refused), "refused database connections")
+
+    http_refused = [r for r in m.http_requests if r.refused]
+    if http_refused:
+        story.append(st.para("HTTP requests refused", st.h2))
+        rows_h = [[fmt.when(r.time), r.session_id, f"{r.method} {r.destination}{r.path}"[:200], r.refused[:600]]
+                  for r in http_refused[:LIST_CAP]]
+        story.append(grid(st, ["Time", "Session", "Request", "Reason"], rows_h,
+                          [34 * mm, 24 * mm, 45 * mm, None], frozenset({1})))
+        story += capped(st, len(http_refused), "refused HTTP requests")
 
     if m.files:
         story.append(st.para("Files touched", st.h2))
