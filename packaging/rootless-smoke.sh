@@ -17,7 +17,12 @@
 # from the user's own cache (packaging/rattler-wheel.sh, offline from root's cached wheel), the install's
 # scratch folder owned by the user (keep-id), and the prefix used by a later execution.
 #
-#   packaging/rootless-smoke.sh VENV PROJECT_DIR [PIP_INDEX_URL] [CONDA_CHANNEL]
+# With PG_PORT and PG_PASSWORD (a PostgreSQL server on this machine's loopback with role analyst, that
+# password, and database sales) it allows that database, puts the password in the user's vault from stdin
+# and queries it with `exec --lang sql --db`: PgBouncer runs as the user, and code, which keep-id makes the
+# same uid, reaches it only through the relay's socket mounted at /run/workbench/pg.
+#
+#   packaging/rootless-smoke.sh VENV PROJECT_DIR [PIP_INDEX_URL] [CONDA_CHANNEL] [PG_PORT PG_PASSWORD]
 #   (as root; prints what the user's commands print)
 set -euo pipefail
 
@@ -109,4 +114,11 @@ if [ -n "${4:-}" ]; then
   as_user "$VENV_USER/bin/workbench trust -p $PROJECT >/dev/null"
   as_user "$VENV_USER/bin/workbench install -p $PROJECT --manager conda greet-conda 2>&1"
   as_user "$VENV_USER/bin/workbench exec -p $PROJECT --lang shell -c 'greet-conda'"
+fi
+if [ -n "${5:-}" ]; then
+  echo "== postgres"
+  as_user "$VENV_USER/bin/workbench network allow -p $PROJECT postgres://127.0.0.1:$5/sales --credential wbpg --as analyst"
+  as_user "printf '%s' '${6:?the PostgreSQL password}' | $VENV_USER/bin/workbench secret set wbpg >/dev/null"
+  as_user "$VENV_USER/bin/workbench exec -p $PROJECT --lang sql --db sales -c 'select current_user as who, count(*) as n from items' 2>&1"
+  as_user "$VENV_USER/bin/workbench exec -p $PROJECT --lang shell -c 'stat -c \"%u %a\" /run/workbench/pg /run/workbench/pg/.s.PGSQL.5432; id -u' 2>&1"
 fi

@@ -11,6 +11,7 @@ and conda packages from a channel folder (py-rattler from the user's cache, the 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -22,6 +23,31 @@ from tests.conftest import need
 from tests.sandbox import conda_channel, repos
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+PG_PASSWORD = "rootless-" + os.urandom(4).hex()
+
+
+def start_pg_server():
+    """A PostgreSQL server for the leg's database step (None where Debian's postgresql or pgbouncer is
+    missing: need() in the test says so)."""
+    import tempfile
+
+    from tests.network.pg_server import PgServer, free_port, server_bin, unprivileged_user
+
+    found = server_bin()
+    if found is None or not (shutil.which("pgbouncer") or Path("/usr/sbin/pgbouncer").exists()):
+        return None
+    server = PgServer(Path(tempfile.mkdtemp(prefix="wb-pgleg-")), free_port(), found, unprivileged_user()).start()
+    server.sql("postgres", f"create role analyst login password '{PG_PASSWORD}'")
+    server.sql("postgres", "create database sales owner analyst")
+    server.sql("sales", "create table items (id int); alter table items owner to analyst; "
+                        "insert into items values (1), (2), (3)")
+    return server
+
+
+def pg_args(server) -> tuple[str, str]:
+    return str(server.port), PG_PASSWORD
 
 
 @pytest.mark.engine
@@ -40,12 +66,15 @@ def test_rootless_leg(tmp_path):
     shutil.rmtree(channel, ignore_errors=True)
     conda_channel.channel(channel)
     served = repos.Served(index)
+    pg = start_pg_server()
     try:
         result = subprocess.run(["bash", str(ROOT / "packaging" / "rootless-smoke.sh"), str(venv), str(project),
-                                 f"{served.url}/simple", str(channel)], capture_output=True, text=True,
-                                timeout=900)
+                                 f"{served.url}/simple", str(channel), *(pg_args(pg) if pg else ())],
+                                capture_output=True, text=True, timeout=900)
     finally:
         served.close()
+        if pg is not None:
+            pg.stop()
     out = result.stdout
     assert result.returncode == 0, result.stderr[-2000:] + out[-2000:]
     doctor = out.split("== doctor", 1)[1].split("== exec", 1)[0]
@@ -62,9 +91,16 @@ def test_rootless_leg(tmp_path):
     owner = out.split("== owner", 1)[1].split("== install", 1)[0]
     assert owner.strip() == "wbrootless"  # the file it wrote belongs to the user
     install, conda = out.split("== install", 1)[1].split("== conda", 1)
+    conda, _, postgres = conda.partition("== postgres")
     assert "installed wbdemo-a 1.0 (pip)" in install and "installed wbdemo-b 0.5 (pip)" in install
     assert install.strip().splitlines()[-1] == "value a+b"  # usable in a later run, with no network
     assert "/simple/wbdemo-a/" in served.paths  # fetched from the index, through the proxy
     # conda as that user: py-rattler from its own cache, the prefix in its workspace, used by a later run
     assert "installed greet-conda 2.1 (conda)" in conda and "installed hello-conda 1.0 (conda)" in conda
     assert conda.strip().splitlines()[-1] == "greet-conda 2.1"
+    # PostgreSQL as that user: its own PgBouncer, the relay's socket reached from keep-id code, no password
+    need(pg is not None, "Debian's postgresql and pgbouncer (bash packaging/setup-test-tools.sh)")
+    assert "analyst" in postgres and re.search(r"│\s*3\s*│", postgres), postgres
+    folder_mode, socket_mode, inside_uid = postgres.strip().splitlines()[-3:]
+    assert folder_mode == f"{uid} 700" and socket_mode == f"{uid} 600" and inside_uid == str(uid)
+    assert PG_PASSWORD not in out + result.stderr
