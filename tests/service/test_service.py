@@ -10,6 +10,8 @@ import signal
 import subprocess
 import time
 
+import pytest
+
 import workbench.service.execute as execute_module
 from tests.service.conftest import gone
 from workbench.service import wire
@@ -49,6 +51,12 @@ def test_the_service_records_exactly_what_the_in_process_path_records(wb):
         a = next(e["payload"] for e in via_service if e["kind"] == kind)
         b = next(e["payload"] for e in in_process if e["kind"] == kind)
         assert {k: a[k] for k in same if k in a} == {k: b[k] for k in same if k in b}, kind
+    # A warm session's call, too (its first call starts the session container: not compared).
+    assert wb.exec("y = 1", "--session", "same").returncode == 0
+    assert wb.exec("print(y)", "--session", "same").stdout == b"1\n"
+    assert wb.exec("print(y)", "--session", "same", "--no-service").stdout == b"1\n"
+    found = list(sessions(wb).values())
+    assert shape(found[-2]) == shape(found[-1])
     assert wb.run("audit", "verify", "-p", wb.root).returncode == 0
 
 
@@ -200,3 +208,37 @@ def client_parse(args):
     from workbench.service.client import parse
 
     return parse(args)
+
+
+@pytest.mark.parametrize("args, env, code, words", [
+    (["--lang", "python", "-c", "print(1)"], {"DOCKER_HOST": "unix:///nonexistent/engine.sock"}, 3, "engine"),
+    (["--lang", "python", "-c", "print(1)"], {"WORKBENCH_SANDBOX__IMAGE": "localhost/no-such-image:0"}, 4,
+     "workbench setup"),
+    (["--lang", "python", "--timeout", "1", "-c", "while True: pass"], {}, 124, "timed out"),
+    (["--lang", "python", "/no/such/file.py"], {}, 2, "no such file"),
+])
+def test_errors_through_the_service_are_the_in_process_ones(wb, monkeypatch, args, env, code, words):
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    done = wb.run("exec", "-p", wb.root, *args)
+    assert done.returncode == code, done.stderr
+    lines = done.stderr.decode().strip().splitlines()
+    assert len(lines) == 1 and words in lines[0], lines
+
+
+def test_stdin_code_and_ctrl_c_go_through_the_service(wb):
+    piped = wb.run("exec", "-p", wb.root, "--lang", "python", "-", input=b"print(40 + 2)\n")
+    assert (piped.returncode, piped.stdout) == (0, b"42\n"), piped.stderr
+    assert wb.pid() is not None
+    call = subprocess.Popen([wb.exe, "exec", "-p", wb.root, "--lang", "python", "-c",
+                             "import time; print('go', flush=True); time.sleep(60)"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert call.stdout.readline() == b"go\n"
+    started = time.monotonic()
+    call.send_signal(signal.SIGINT)
+    _out, err = call.communicate(timeout=30)
+    assert time.monotonic() - started < 15 and call.returncode != 0
+    assert err.decode().strip().splitlines()[-1] == "workbench: interrupted"
+    kinds = [e["payload"].get("killed_by") for entries in sessions(wb).values() for e in entries
+             if e["kind"] == "exec.finished"]
+    assert kinds[-1] == "user"
