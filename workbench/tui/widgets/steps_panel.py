@@ -76,6 +76,7 @@ class StepsPanel(VerticalScroll):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._by_execution: dict[str, StepCard] = {}
+        self._net_tallies: dict[str, dict[str, Any]] = {}  # execution id -> its Network line's counts
         self._pending_code: StepCard | None = None
         self.count = 0
         self.replaying = False
@@ -96,6 +97,7 @@ class StepsPanel(VerticalScroll):
 
     def clear_steps(self) -> None:
         self._by_execution.clear()
+        self._net_tallies.clear()
         self._pending_code = None
         self.count = 0
         self.replaying = False
@@ -142,6 +144,8 @@ class StepsPanel(VerticalScroll):
                 self._add(StepCard("Install network", body=_short("\n".join(lines), 600), classes="-failed"))
             case events.NetConnection():
                 self._net_connection(p)
+            case events.NetRequest():
+                self._net_request(p)
             case events.Error():
                 self._add(StepCard(f"Error · {_short(p.message or dict(event.payload))}", classes="-failed"))
             case events.AgentApproval():
@@ -190,6 +194,32 @@ class StepsPanel(VerticalScroll):
             return
         self._add(StepCard(f"Network · database {one_line(p.database)}{who} · {p.duration or 0.0:.2f} s · "
                            f"{p.bytes_up or 0} B up, {p.bytes_down or 0} B down", classes="-note"))
+
+    def _net_request(self, p: events.NetRequest) -> None:
+        """HTTP requests through the policy proxy: one Network line per execution that counts the allowed
+        ones (a loop of 200 GETs must not push every other step out), and a highlighted line for each
+        refused one with its reason."""
+        where = f"{one_line(p.method or '?')} {one_line(p.destination)}{one_line(p.path or '')}"
+        if p.refused:
+            self._add(StepCard(f"Network · {where} refused", body=_short(p.refused), classes="-failed"))
+            return
+        key = p.execution_id or ""
+        tally = self._net_tallies.get(key)
+        if tally is None or not tally["card"].is_attached:
+            tally = {"card": self._add(StepCard("Network", classes="-note")), "count": 0, "up": 0, "down": 0,
+                     "last": []}
+            self._net_tallies[key] = tally
+        tally["count"] += 1
+        tally["up"] += p.bytes_up or 0
+        tally["down"] += p.bytes_down or 0
+        injected = f" · credential {one_line(p.credential)}" if p.credential else ""
+        tally["last"] = [*tally["last"][-4:], f"{where} · {p.status if p.status is not None else '?'}{injected}"]
+        card: StepCard = tally["card"]
+        card.title = (f"Network · {tally['count']} HTTP request{'s' if tally['count'] != 1 else ''} · "
+                      f"{tally['up']} B up, {tally['down']} B down")
+        card.body = "\n".join(tally["last"])
+        if card.is_attached:
+            card.update(card._renderable())
 
     def _exec_started(self, p: events.ExecStarted, who: str) -> None:
         card = self._pending_code
