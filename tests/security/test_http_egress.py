@@ -149,6 +149,7 @@ def test_an_echoed_secret_is_redacted_from_the_record_and_is_a_secret_leak(http_
     result, _ = run(http_sandbox, "python", f"print('leak:' + {SECRET[:5]!r} + {SECRET[5:]!r})")
     outputs = "".join(e.payload["text"] for e in http_recorder.of("exec.output", result.execution_id))
     assert SECRET not in outputs and f"leak:[secret {CREDENTIAL} redacted]" in outputs
+    assert result.stdout.text() == f"leak:[secret {CREDENTIAL} redacted]\n"  # the result the agent sees
     [leak] = [e.payload for e in http_recorder.of("secret.leak", result.execution_id)]
     assert leak["secret"] == CREDENTIAL and leak["stream"] == "stdout" and leak["count"] == 1
     assert all(SECRET not in json.dumps(dict(e.payload), default=str) for e in http_recorder.events)

@@ -9,6 +9,7 @@ from them). Every string in a payload is searched for each secret's value; a mat
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -52,6 +53,20 @@ class RedactingBus:
     def __init__(self, bus: Any, secrets: Callable[[], Mapping[str, str]]):
         self._bus = bus
         self._secrets = secrets
+
+    def redact_result(self, result: Any) -> Any:
+        """An execution's result (what the CLI, the TUI and the agent's observation are made from) with
+        each secret's value replaced in its code and kept output (its hashes stay those of what ran)."""
+        secrets = self._secrets()
+        if not secrets:
+            return result
+        changes: dict[str, Any] = {"code": redact_text(result.code, secrets)[0]}
+        for stream in ("stdout", "stderr"):
+            summary = getattr(result, stream)
+            text, found = redact_text(summary.kept.decode("utf-8", errors="surrogateescape"), secrets)
+            if found:
+                changes[stream] = dataclasses.replace(summary, kept=text.encode("utf-8", errors="surrogateescape"))
+        return dataclasses.replace(result, **changes)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._bus, name)

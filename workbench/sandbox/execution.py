@@ -140,6 +140,10 @@ class LiveExecution:
         with self._result_lock:
             if self._result is None:
                 self._result = self._finalize(self)
+                # a session that injects secrets (workbench.network.redact): none is kept in the result
+                redact = getattr(self._sink.bus, "redact_result", None)
+                if redact is not None:
+                    self._result = redact(self._result)
                 self._sink.stop()
                 finished = events.typed(events.EXEC_FINISHED, self._result.to_payload())
                 self._sink.emit(events.EXEC_FINISHED, finished)
