@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import time
 
@@ -52,6 +53,9 @@ def wb(project, engine_ready, workbench_cmd, monkeypatch):
     bench.run("service", "stop", "-p", bench.root)
     if pid and not gone(pid, 20):
         os.kill(pid, 9)
+    from workbench.service import wire
+
+    shutil.rmtree(os.path.join(wire.runtime_base(), "svc-" + wire.digest(bench.root)[:16]), ignore_errors=True)
 
 
 def gone(pid: int, within: float) -> bool:

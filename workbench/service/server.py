@@ -44,6 +44,7 @@ log = logging.getLogger("workbench.service")
 
 IDLE_SECONDS = 300.0
 INTERNAL_EXIT = 70
+REQUEST_TIMEOUT = 30.0  # for the caller's request to arrive whole, once connected
 
 
 def idle_seconds() -> float:
@@ -185,7 +186,7 @@ class Service:
             if uid != os.getuid():  # the folder is 0700 and the socket 0600: only root gets this far
                 log.warning("refused a caller with uid %d", uid)
                 return
-            conn.settimeout(wire_timeout())
+            conn.settimeout(REQUEST_TIMEOUT)
             frames = wire.Frames(conn)
             frame = frames.recv()
             if frame is None:
@@ -315,10 +316,6 @@ class Service:
             with self.lock:
                 pool = self.pools.setdefault(engine_key, pool)
         return pool.open_sandbox(project, **kwargs)
-
-
-def wire_timeout() -> float:
-    return 30.0
 
 
 def main(argv: list[str]) -> None:
