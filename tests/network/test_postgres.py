@@ -270,6 +270,7 @@ def test_two_sessions_of_one_project_share_the_socket(pg_server, tmp_path):
     first_seen, second_seen = [], []
     first = DatabaseAccess.open(tmp_path, tmp_path, first_seen.append, rules=[rule(pg_server)],
                                 secret=lambda name: PASSWORD)
+    second = None
     try:
         second = DatabaseAccess.open(tmp_path, tmp_path, second_seen.append, rules=[rule(pg_server)],
                                      secret=lambda name: PASSWORD)
@@ -280,7 +281,9 @@ def test_two_sessions_of_one_project_share_the_socket(pg_server, tmp_path):
         assert select(first.folder).stdout.strip() == "3"
         assert soon(lambda: len(first_seen) == 1)  # the earlier session serves again
     finally:
-        first.close()
+        for access in (second, first):
+            if access is not None:
+                access.close()  # twice is harmless: a failed assertion must not leave a PgBouncer behind
     assert not (tmp_path / "pg" / ".s.PGSQL.5432").exists()
 
 
