@@ -242,3 +242,19 @@ def test_stdin_code_and_ctrl_c_go_through_the_service(wb):
     kinds = [e["payload"].get("killed_by") for entries in sessions(wb).values() for e in entries
              if e["kind"] == "exec.finished"]
     assert kinds[-1] == "user"
+
+
+def test_code_in_the_sandbox_cannot_reach_the_service(wb):
+    # The socket lives on the host, outside every mount the container has; the container has its own
+    # network namespace (so no abstract socket either). Sandboxed code tries the path and looks for it.
+    assert wb.exec("print(1)").stdout == b"1\n"
+    path = wire.address(os.path.join(wire.runtime_base(), "svc-" + wire.digest(wb.root)[:16]))
+    probe = (f"import os, socket\nfound = []\ns = socket.socket(socket.AF_UNIX)\n"
+             f"try:\n    s.connect({path!r}); found.append('connected')\nexcept OSError as e:\n    found.append(type(e).__name__)\n"
+             "for top in ('/tmp', '/run', '/workspace', '/opt'):\n"
+             "    for d, _, files in os.walk(top):\n"
+             "        found += [os.path.join(d, f) for f in files if f == 'sock' or f == 'service.log']\n"
+             "print(found)")
+    done = wb.exec(probe)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.decode().strip() == "['FileNotFoundError']"
