@@ -258,3 +258,21 @@ def test_code_in_the_sandbox_cannot_reach_the_service(wb):
     done = wb.exec(probe)
     assert done.returncode == 0, done.stderr
     assert done.stdout.decode().strip() == "['FileNotFoundError']"
+
+
+def test_calls_at_the_same_time_each_get_a_container_and_one_is_kept(wb):
+    from workbench.sandbox import policy
+    from workbench.sandbox.engine import connect
+
+    assert wb.exec("print(0)").stdout == b"0\n"
+    calls = [subprocess.Popen([wb.exe, "exec", "-p", wb.root, "--lang", "python", "-c",
+                               f"import time; time.sleep(2); print({n})"], stdout=subprocess.PIPE)
+             for n in (1, 2, 3)]
+    assert sorted(call.communicate(timeout=120)[0] for call in calls) == [b"1\n", b"2\n", b"3\n"]
+    assert all(call.returncode == 0 for call in calls)
+    engine = connect(wb.project.settings())
+    try:
+        left = [c for c in engine.list_containers({policy.LABEL_PROJECT: wb.project.id, policy.LABEL_ROLE: "exec"})]
+    finally:
+        engine.close()
+    assert len(left) == 1 and left[0].state == "running"  # the others were removed at their call's end
