@@ -36,6 +36,7 @@ from workbench.sandbox.spec import ContainerSpec, Mount
 
 FOLDER = "http"  # in the project's .workbench/
 SOCKET_NAME = egress.SOCKET_NAME
+WATCH_SECONDS = 0.5  # how soon a session binds the socket again after another session of the project removed it
 
 Emit = Callable[[NetRequest], None]
 
@@ -66,6 +67,7 @@ class HttpAccess:
         self.inode: int | None = None
         self._dir_fd: int | None = None
         self._stopping = threading.Event()
+        self._bind_lock = threading.Lock()
 
     @classmethod
     def open(cls, state_dir: Path, project_root: Path, emit: Emit, owner: tuple[int, int] | None = None, *,
@@ -127,19 +129,47 @@ class HttpAccess:
             os.unlink(SOCKET_NAME, dir_fd=self._dir_fd)  # an earlier session's
         except FileNotFoundError:
             pass
-        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-        try:
-            listener.bind(self._path())
-            if self.owner is not None:
-                os.chown(SOCKET_NAME, *self.owner, dir_fd=self._dir_fd, follow_symlinks=False)
-            os.chmod(self._path(), 0o600)
-            listener.listen(64)
-            self.inode = os.stat(SOCKET_NAME, dir_fd=self._dir_fd, follow_symlinks=False).st_ino
-        except BaseException:
-            listener.close()
-            raise
-        self.listener = listener
+        self._listen()
+        threading.Thread(target=self._watch, name="http-policy-watch", daemon=True).start()
+
+    def _listen(self) -> None:
+        with self._bind_lock:  # never while close() closes the folder's fd (its number could be reused)
+            if self._stopping.is_set() or self._dir_fd is None:
+                return
+            listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+            try:
+                listener.bind(self._path())
+                if self.owner is not None:
+                    os.chown(SOCKET_NAME, *self.owner, dir_fd=self._dir_fd, follow_symlinks=False)
+                os.chmod(self._path(), 0o600)
+                listener.listen(64)
+                self.inode = os.stat(SOCKET_NAME, dir_fd=self._dir_fd, follow_symlinks=False).st_ino
+            except BaseException:
+                listener.close()
+                raise
+            old, self.listener = self.listener, listener
+        if old is not None:
+            old.close()
         threading.Thread(target=self._accept, args=(listener,), name="http-policy", daemon=True).start()
+
+    def _watch(self) -> None:
+        """Two sessions of one project (the TUI and a `workbench exec`) share the folder: the later one binds
+        the socket, and when it ends and removes it, the earlier one binds it again here."""
+        while not self._stopping.wait(WATCH_SECONDS):
+            with self._bind_lock:
+                if self._dir_fd is None:
+                    return
+                try:
+                    os.stat(SOCKET_NAME, dir_fd=self._dir_fd, follow_symlinks=False)
+                    continue
+                except FileNotFoundError:
+                    pass
+                except OSError:
+                    return
+            try:
+                self._listen()
+            except OSError:  # another session bound it first: that one serves
+                pass
 
     def _accept(self, listener: socket.socket) -> None:
         while not self._stopping.is_set():
@@ -164,15 +194,16 @@ class HttpAccess:
         self._stopping.set()
         if self.unsubscribe is not None:
             self.unsubscribe()
-        listener, self.listener = self.listener, None
-        if self._dir_fd is not None:
-            try:  # only our own socket: a later session of this project may have bound its own since
-                if os.stat(SOCKET_NAME, dir_fd=self._dir_fd, follow_symlinks=False).st_ino == self.inode:
-                    os.unlink(SOCKET_NAME, dir_fd=self._dir_fd)
-            except OSError:
-                pass
-            os.close(self._dir_fd)
-            self._dir_fd = None
+        with self._bind_lock:
+            listener, self.listener = self.listener, None
+            if self._dir_fd is not None:
+                try:  # only our own socket: a later session of this project may have bound its own since
+                    if os.stat(SOCKET_NAME, dir_fd=self._dir_fd, follow_symlinks=False).st_ino == self.inode:
+                        os.unlink(SOCKET_NAME, dir_fd=self._dir_fd)
+                except OSError:
+                    pass
+                os.close(self._dir_fd)
+                self._dir_fd = None
         if listener is not None:
             try:
                 listener.shutdown(socket.SHUT_RDWR)

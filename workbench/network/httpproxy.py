@@ -280,10 +280,13 @@ class PolicyProxy:
                 server = context.wrap_socket(server, server_hostname=rule.host)
             server.settimeout(IDLE_TIMEOUT)
             server.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+        except ssl.SSLCertVerificationError as exc:
+            server.close()
+            raise Refused("502 Bad Gateway", f"the certificate of {rule.host}:{rule.port} does not verify: "
+                                             f"{exc.verify_message} (a private CA: --ca-file PATH)") from None
         except ssl.SSLError as exc:
             server.close()
-            raise Refused("502 Bad Gateway", f"TLS to {rule.host}:{rule.port} failed: "
-                                             f"{getattr(exc, 'verify_message', '') or exc}") from None
+            raise Refused("502 Bad Gateway", f"TLS to {rule.host}:{rule.port} failed: {exc}") from None
         except BaseException:
             server.close()
             raise
