@@ -202,6 +202,8 @@ class PolicyProxy:
                     record.bytes_up += len(chunk)
                 self._copy_back(server, client, record, blank)
             except Refused as refused:
+                if not record.destination and refused.destination is not None:  # a head refused whole
+                    record.destination, record.method = str(refused.destination), refused.method
                 record.refused = str(refused)
                 record.status = int(refused.status.split()[0])
                 _answer(client, refused.status, str(refused))
