@@ -36,9 +36,18 @@ def doctor(project_dir: Path) -> None:
     """
     settings, root = _settings_for(project_dir)
     report = run_doctor(settings, root)
-    for finding in [*report.findings, *project_findings(root)]:
+    for finding in [*report.findings, *project_findings(root), *_network(root)]:
         say(finding.line())
     sys.exit(0 if report.ok else 1)
+
+
+def _network(root: Path) -> list:
+    """What the project's code may reach (the approval dialog's words); nothing when `root` is no project."""
+    from workbench.doctor import guarded
+    from workbench.network import reach
+    from workbench.project import STATE_DIR
+
+    return guarded("network", lambda: reach.check(root)) if (root / STATE_DIR).is_dir() else []
 
 
 SETUP_ENGINE = Path(__file__).resolve().parents[2] / "packaging" / "setup-engine.sh"  # in a source checkout

@@ -237,6 +237,13 @@ class Services:
 
         return reachable(settings, manager)
 
+    def code_reach(self, project: Project) -> str:
+        """What the project's code may reach under its network policy, in `workbench doctor -p`'s words
+        (a WorkbenchError for a broken rule)."""
+        from workbench.network.reach import reach
+
+        return reach(project.root)
+
     # --- memory: the user's notes (the same MemoryStore the agent and `workbench memory` use) ---------
     def memory(self, project: Project, session: Any = None) -> Any:
         """The project's memory; with a session, its writes and searches go to the audit log. Close it."""

@@ -61,6 +61,8 @@ class ApprovalScreen(ModalScreen[bool]):
             if kind == "install":
                 yield Static(plain(f"This install may reach: {self._reach(str(data.get('manager', '')))}"),
                              id="approval-reach")
+            elif kind == "run_code":
+                yield Static(plain(f"This code may reach {self._code_reach()}"), id="approval-reach")
             with VerticalScroll(id="approval-code"):
                 code = data.get("code") or data.get("content")
                 if code:
@@ -97,6 +99,17 @@ class ApprovalScreen(ModalScreen[bool]):
             return services.install_reach(settings, manager)
         except Exception as exc:  # a malformed allow_hosts: say so, the decision is still the user's
             return getattr(exc, "message", str(exc))
+
+    def _code_reach(self) -> str:
+        """What the project's network policy lets code reach, in `workbench doctor -p`'s words."""
+        project = getattr(self.app, "project", None)
+        services = getattr(self.app, "services", None)
+        if project is None or services is None:
+            return "nothing: no network"
+        try:
+            return services.code_reach(project)
+        except Exception as exc:  # a broken rule: say it, the decision is still the user's
+            return f"nothing: the network policy cannot be used ({getattr(exc, 'message', exc)})"
 
     def on_mount(self) -> None:
         self.query_one("#approval-code").focus()
