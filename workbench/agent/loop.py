@@ -307,6 +307,10 @@ class AgentLoop:
     def sandbox(self) -> SandboxAPI:
         if self._sandbox is None:
             self._sandbox = self._sandbox_source()  # type: ignore[operator]
+            if self.policy.executions == "ask":  # each new network destination asks too, the same way
+                from workbench.network.approval import gate_session
+
+                gate_session(self._sandbox, self.approve)
         return self._sandbox
 
     def _run_code(self, action: A.RunCode) -> tuple[str, bool]:

@@ -175,7 +175,7 @@ def prompt_approval(action, settings: Any = None) -> bool:
     if not sys.stdin.isatty():
         say("  approval needed but there is no terminal to ask: not approved (use --approve auto)", err=True)
         return False
-    summary = actions.to_payload(action)
+    summary = dict(action) if isinstance(action, dict) else actions.to_payload(action)  # dict: a destination
     summary.pop("thought", None)
     what = summary.pop("action")
     if what == "install" and settings is not None:

@@ -33,6 +33,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from workbench.errors import WorkbenchError
+from workbench.network import upstream
 from workbench.network.rules import HttpRule, is_address
 from workbench.sandbox.http_head import Refused, Request, parse_head, read_head, shown
 
@@ -147,6 +148,9 @@ class PolicyProxy:
         self.rules = tuple(rules)
         self.secret = secret
         self.report = report
+        # after a rule matched: "" lets the request go on, else the refusal's reason (the session's
+        # approval of new destinations: workbench.network.approval)
+        self.gate: Callable[[str, HttpRule], str] | None = None
         self._active: set[threading.Thread] = set()
         self._lock = threading.Lock()
 
@@ -184,6 +188,10 @@ class PolicyProxy:
                 request = parse_head(head)
                 record.method = request.method
                 rule, host, explicit, target, body_size = self._decide(request, record)
+                gate = self.gate
+                why = gate(record.destination, rule) if gate is not None else ""
+                if why:
+                    raise Refused("403 Forbidden", why)
                 server = self._connect(rule, host, explicit, request, target, record)
                 # the origin may echo the injected header (a debug endpoint, an error page): code must not
                 # read the secret there either, so it is blanked out of the answer on its way back
@@ -254,7 +262,8 @@ class PolicyProxy:
 
     def _connect(self, rule: HttpRule, host: str, explicit: int | None, request: Request, target: str,
                  record: Record) -> socket.socket:
-        address = rule.host if is_address(rule.host) else resolve(rule)
+        via = upstream.for_rule(rule)  # the host's own proxy, when it uses one for this origin
+        address = None if via is not None else rule.host if is_address(rule.host) else resolve(rule)
         named = {t.strip().lower() for n, v in request.headers if n.lower() == "connection" for t in v.split(",")}
         drop = HOP_BY_HOP | named
         extra: list[tuple[str, str]] = []
@@ -273,9 +282,13 @@ class PolicyProxy:
         netloc = rule.host if default else f"{rule.host}:{rule.port}"
         if ":" in rule.host:
             netloc = f"[{rule.host}]" if default else f"[{rule.host}]:{rule.port}"
-        lines = [f"{request.method} {target} HTTP/1.1", f"Host: {netloc}",
+        absolute = via is not None and rule.scheme == "http"  # a plain-http request to the host's proxy
+        lines = [f"{request.method} {'http://' + netloc if absolute else ''}{target} HTTP/1.1", f"Host: {netloc}",
                  *(f"{n}: {v}" for n, v in kept + extra), "Connection: close"]
-        server = socket.create_connection((address, rule.port), timeout=CONNECT_TIMEOUT)
+        if absolute and via is not None and via.authorization:
+            lines.insert(1, f"Proxy-Authorization: {via.authorization}")
+        server = upstream.open_through(via, rule) if via is not None else \
+            socket.create_connection((address, rule.port), timeout=CONNECT_TIMEOUT)
         try:
             if rule.scheme == "https":
                 context = ssl.create_default_context(cafile=rule.ca_file)
