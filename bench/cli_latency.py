@@ -33,18 +33,26 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 WARM_TARGET_S = 0.150
 
 
-def timed(command: list[str], runs: int, expect: bytes = b"1\n") -> list[float]:
-    """Wall time of `command` as a new process, `runs` times after one uncounted warm-up."""
-    samples = []
-    for index in range(runs + 1):
-        start = time.perf_counter()
-        result = subprocess.run(command, capture_output=True, timeout=120)
-        elapsed = time.perf_counter() - start
-        if result.returncode != 0 or result.stdout != expect:
-            raise SystemExit(f"{' '.join(command)!r} failed (exit {result.returncode}): "
-                             f"{result.stdout[-200:]!r} {result.stderr[-400:]!r}")
-        if index:
-            samples.append(elapsed)
+def run_once(command: list[str], expect: bytes = b"1\n") -> float:
+    """Wall time of `command` as a new process; it must print `expect` and exit 0."""
+    start = time.perf_counter()
+    result = subprocess.run(command, capture_output=True, timeout=120)
+    elapsed = time.perf_counter() - start
+    if result.returncode != 0 or result.stdout != expect:
+        raise SystemExit(f"{' '.join(command)!r} failed (exit {result.returncode}): "
+                         f"{result.stdout[-200:]!r} {result.stderr[-400:]!r}")
+    return elapsed
+
+
+def timed_rounds(commands: list[list[str]], runs: int) -> list[list[float]]:
+    """Each command once (uncounted: starts the service, the warm session), then `runs` rounds of every
+    command in turn: the machine's load (2 cores shared) weighs on every row alike."""
+    for command in commands:
+        run_once(command)
+    samples: list[list[float]] = [[] for _ in commands]
+    for _ in range(runs):
+        for index, command in enumerate(commands):
+            samples[index].append(run_once(command))
     return samples
 
 
@@ -97,30 +105,30 @@ def main() -> int:
     folder = args.project or Path(tempfile.mkdtemp(prefix="wb-cli-bench-")) / "project"
     project = Project.open(folder, create=True)
     workbench = [*workbench_command(), "exec", "-p", str(project.root), "--lang", "python"]
-    rows: list[tuple[str, list[float]]] = []
-    rows.append(("workbench exec one-off", timed([*workbench, "-c", "print(1)"], args.runs)))
-    rows.append(("workbench exec warm", timed([*workbench, "--session", "bench", "-c", "print(1)"], args.runs)))
-    rows.append(("--no-service one-off", timed([*workbench, "--no-service", "-c", "print(1)"], args.runs)))
-    rows.append(("--no-service warm", timed([*workbench, "--no-service", "--session", "bench", "-c", "print(1)"],
-                                            args.runs)))
-    subprocess.run([*workbench_command(), "service", "stop", "-p", str(project.root)], capture_output=True,
-                   timeout=120)
-    if args.in_process:
-        rows.extend(in_process_rows(project, args.runs))
-    stop_sessions(project)  # the warm session container would otherwise idle on for its timeout
-
     started = subprocess.run([podman, "run", "-d", "--rm", "--network", "none", BASE_IMAGE, "sleep", "600"],
                              capture_output=True, text=True, timeout=120)
     if started.returncode != 0:
         print(f"podman run -d {BASE_IMAGE} failed: {started.stderr.strip()}", file=sys.stderr)
         return 1
     container = started.stdout.strip()
+    commands = [
+        ("workbench exec one-off", [*workbench, "-c", "print(1)"]),
+        ("workbench exec warm", [*workbench, "--session", "bench", "-c", "print(1)"]),
+        ("--no-service one-off", [*workbench, "--no-service", "-c", "print(1)"]),
+        ("--no-service warm", [*workbench, "--no-service", "--session", "bench", "-c", "print(1)"]),
+        ("podman exec", [podman, "exec", container, "python3", "-c", "print(1)"]),
+        ("podman run --rm", [podman, "run", "--rm", "--network", "none", BASE_IMAGE, "python3", "-c", "print(1)"]),
+    ]
     try:
-        rows.append(("podman exec", timed([podman, "exec", container, "python3", "-c", "print(1)"], args.runs)))
+        rows = list(zip([name for name, _ in commands], timed_rounds([c for _, c in commands], args.runs),
+                        strict=True))
     finally:
         subprocess.run([podman, "rm", "-f", "-t", "0", container], capture_output=True, timeout=120)
-    rows.append(("podman run --rm", timed([podman, "run", "--rm", "--network", "none", BASE_IMAGE,
-                                           "python3", "-c", "print(1)"], args.runs)))
+        subprocess.run([*workbench_command(), "service", "stop", "-p", str(project.root)], capture_output=True,
+                       timeout=120)
+    if args.in_process:
+        rows.extend(in_process_rows(project, args.runs))
+    stop_sessions(project)  # the warm session container would otherwise idle on for its timeout
 
     medians = {name: statistics.median(samples) for name, samples in rows}
     load = " ".join(f"{value:.2f}" for value in os.getloadavg())

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,10 +65,24 @@ def key(sandbox: Sandbox) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+SWEEP_SECONDS = 30.0  # how often the service looks for containers crashed processes left (in-process: every open)
+
+
 class PooledSandbox(Sandbox):
     """A call's sandbox in the service: at its close, its container goes back to the pool when reusable."""
 
     pool: Pool | None = None
+    last_sweep = [0.0]  # the service's last sweep for stale containers (one service per process)
+
+    def remove_stale(self) -> int:
+        """The sweep `Sandbox.open` makes, at most every SWEEP_SECONDS in the service (two engine calls,
+        a tenth of a call's time): what it removes is left by processes that died, which is rare, and it
+        records nothing."""
+        now = time.monotonic()
+        if now - self.last_sweep[0] < SWEEP_SECONDS:
+            return 0
+        self.last_sweep[0] = now
+        return super().remove_stale()
 
     def close(self) -> None:
         if self.pool is not None:
