@@ -78,3 +78,19 @@ def test_blanking_holds_across_any_chunking():
             at += step
         out += blanker.flush()
         assert out == data.replace(value, b"*" * len(value))
+
+
+@pytest.mark.parametrize("path", ["/ok/..;/admin", "/ok/.;x/../admin", "/ok/%2e%2e;/admin", "/ok/%252e%252e/admin"])
+def test_paths_other_servers_read_as_outside_the_prefix_are_refused(echo, path):
+    port, seen = echo
+    proxy = PolicyProxy([http_rule(f"http://127.0.0.1:{port}/ok/")], lambda name: "", lambda record: None)
+    ours, theirs = socket.socketpair()
+    proxy.handle(theirs)
+    ours.sendall(f"GET http://127.0.0.1:{port}{path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    ours.settimeout(10)
+    answer = b""
+    while chunk := ours.recv(65536):
+        answer += chunk
+    proxy.drain()
+    assert answer.startswith(b"HTTP/1.1 403"), answer
+    assert seen == []

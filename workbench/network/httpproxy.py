@@ -75,7 +75,10 @@ def _safe_path(path: str) -> bool:
     lowered = path.lower()
     if "%2f" in lowered or "%5c" in lowered or "\\" in path or not path.startswith("/"):
         return False
-    return all(urllib.parse.unquote(part) not in (".", "..") for part in path.split("/"))
+    # a segment's path parameters (`..;x`) count for nothing: servers that strip them (Tomcat, Spring, Jetty)
+    # read `/ok/..;/admin` as `/admin`; and a double-escaped dot (`%252e`) is one a second decoding makes
+    return "%25" not in lowered and all(urllib.parse.unquote(part.split(";", 1)[0]) not in (".", "..")
+                                        for part in path.split("/"))
 
 
 def match(rules: Iterable[HttpRule], host: str, explicit: int | None, method: str, path: str) -> HttpRule:
