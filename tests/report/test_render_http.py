@@ -27,7 +27,10 @@ def test_http_requests_are_counted_per_execution_and_refusals_listed(project, tm
                     status=403, bytes_up=0, bytes_down=0, duration=0.001,
                     refused="POST is not allowed for https://api.example.com/v2/ (allowed: GET,HEAD)"),
             request(at + timedelta(seconds=0.3), destination="evil.example:8080", method="GET", path="/",
-                    status=403, refused="evil.example:8080 is not in the project's network policy")]
+                    status=403, refused="evil.example:8080 is not in the project's network policy"),
+            Event("secret.leak", "sess-http", "user:alice", {"secret": "api-token", "execution_id": "exhttp",
+                                                            "stream": "stdout", "count": 2}, user="user:alice",
+                  time=at + timedelta(seconds=0.4))]
     append(project, session("sess-http", T0, [*body[:-1], *reqs, body[-1]]))
     out = tmp_path / "report.pdf"
     render_report(project, out)
@@ -36,4 +39,6 @@ def test_http_requests_are_counted_per_execution_and_refusals_listed(project, tm
     assert "network GET api.example.com/v2/items · 200" in text and "credential api-token" in text
     assert "network POST api.example.com/v2/items refused: POST is not allowed" in text
     assert "HTTP requests refused" in text and "evil.example:8080 is not in the project's network policy" in text
-    assert "net.request x" not in text  # counted as a known kind, not under "other entries"
+    assert "leak secret api-token found in its stdout (2x) and redacted from what is kept" in text
+    assert "Secret leaks 1" in text
+    assert "net.request x" not in text and "secret.leak x" not in text  # counted as a known kind, not under "other entries"

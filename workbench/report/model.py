@@ -248,6 +248,14 @@ class _Collector:
         if request.execution_id:
             self.execution(entry, session, request.execution_id).requests.append(request)
 
+    def on_secret_leak(self, entry: EntryLike, session: Session, payload: dict[str, Any]) -> None:
+        p = events.SecretLeak.decode(payload)
+        self.model.secret_leaks += 1
+        where = f" in its {p.stream}" if p.stream else ""
+        times = f" ({p.count}x)" if p.count else ""
+        self.execution(entry, session, p.execution_id or "").leaks.append(
+            f"secret {p.secret} found{where}{times} and redacted from what is kept")
+
     def on_error(self, entry: EntryLike, session: Session, payload: dict[str, Any]) -> None:
         p = events.Error.decode(payload)
         message = (p.message or p.error or p.text
@@ -287,6 +295,7 @@ _HANDLERS: dict[str, Callable[[_Collector, EntryLike, Session, dict[str, Any]], 
     events.INSTALL_EGRESS: _Collector.on_install_egress,
     events.NET_CONNECTION: _Collector.on_net_connection,
     events.NET_REQUEST: _Collector.on_net_request,
+    events.SECRET_LEAK: _Collector.on_secret_leak,
     events.PACKAGE_INSTALL_STARTED: _ignore,
     events.ERROR: _Collector.on_error,
     events.TASK_STARTED: _Collector.on_task,

@@ -118,6 +118,7 @@ class Execution:
     files_read: list[FileTouch] = field(default_factory=list)  # change: "read", or what the host found there
     connections: list[DbConnection] = field(default_factory=list)  # database connections made while it ran
     requests: list[HttpRequest] = field(default_factory=list)  # HTTP requests through the policy proxy
+    leaks: list[str] = field(default_factory=list)  # secret.leak: which secret, where, how often (no value)
     reads_own: dict[str, int] = field(default_factory=dict)  # files read in Workbench's own folders, counted
     finished: bool = False
     entry_hashes: list[tuple[int, str]] = field(default_factory=list)  # (seq, hash) of its entries
@@ -271,6 +272,7 @@ class ReportModel:
     install_networks: list[InstallNetwork] = field(default_factory=list)
     db_connections: list[DbConnection] = field(default_factory=list)
     http_requests: list[HttpRequest] = field(default_factory=list)
+    secret_leaks: int = 0
     files: dict[str, tuple[FileTouch, int]] = field(default_factory=dict)  # path -> (last change, times)
     models: list[str] = field(default_factory=list)
     actors: list[str] = field(default_factory=list)

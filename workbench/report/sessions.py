@@ -126,6 +126,8 @@ def result_facts(st: Styles, ex: Execution) -> list[Line]:
     if len(ex.connections) > 50:
         out.append(ml(f"... and {len(ex.connections) - 50:,} more database connections (net.connection entries)",
                       AMBER))
+    for leak in ex.leaks[:10]:
+        out.append(ml(f"leak       {leak}", RED))
     for req in ex.requests[:50]:  # and each HTTP request through the policy proxy, refusals in red
         where = f"{req.method} {req.destination}{req.path}"
         if req.refused:

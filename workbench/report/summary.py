@@ -66,6 +66,8 @@ def build(ctx: ReportContext) -> list[Flowable]:
                                  f"{sum(1 for c in m.db_connections if c.refused):,}"),
         ("HTTP requests", f"{len(m.http_requests):,} through the network policy proxy; refused: "
                           f"{sum(1 for r in m.http_requests if r.refused):,}"),
+        *([("Secret leaks", f"{m.secret_leaks:,} (an injected secret found in output, redacted; secret.leak "
+                                "entries)")] if m.secret_leaks else []),
         ("Files touched", f"{len(m.files):,}"),
         ("Errors", f"{len(m.errors):,}"),
         ("Agent steps", f"{sum(s.agent_steps for s in m.sessions):,} (llm.* entries)"),
