@@ -27,11 +27,14 @@ async def test_http_requests_are_one_network_line_per_execution_and_refusals_hig
                                 bytes_up=100, bytes_down=50, credential="api", execution_id="ex1"))
         steps.add_event(net(sid, destination="evil\x1b[31m.example", method="POST", path="/", status=403,
                             refused="evil.example is not in the project's network policy", execution_id="ex1"))
+        steps.add_event(Event("secret.leak", sid, "user:tester", {"secret": "api", "stream": "stdout", "count": 1,
+                                                                 "execution_id": "ex1"}))
         await pilot.pause(0.1)
         shown = [(card.title, card.body, card.has_class("-failed")) for card in steps.query("StepCard")]
-    assert len(shown) == 2, shown  # thirty requests, one line
+    assert len(shown) == 3, shown  # thirty requests, one line
     title, body, failed = shown[0]
     assert title == "Network · 30 HTTP requests · 3000 B up, 1500 B down" and not failed
     assert "GET 127.0.0.1:8099/ok/29 · 200 · credential api" in body and "/ok/20 " not in body
     assert shown[1][0].startswith("Network · POST evil") and "\x1b" not in shown[1][0] and shown[1][2]
     assert "not in the project's network policy" in shown[1][1]
+    assert shown[2] == ("Secret leak · api found in stdout and redacted", "", True)

@@ -146,6 +146,10 @@ class StepsPanel(VerticalScroll):
                 self._net_connection(p)
             case events.NetRequest():
                 self._net_request(p)
+            case events.SecretLeak():  # the output shown was redacted already: say which secret and where
+                where = f" in {one_line(p.stream)}" if p.stream else ""
+                self._add(StepCard(f"Secret leak · {one_line(p.secret)} found{where} and redacted",
+                                   classes="-failed"))
             case events.Error():
                 self._add(StepCard(f"Error · {_short(p.message or dict(event.payload))}", classes="-failed"))
             case events.AgentApproval():
