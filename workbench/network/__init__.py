@@ -9,6 +9,8 @@ Nothing is imported here: the sandbox reaches each part lazily, so a project wit
     http_access.py a session's HTTP access: the proxy's socket, the mount, relay and proxy environment
                    every execution container gets (one-off and warm), net.request events
     redact.py      the leak scan: no injected secret's value is kept in any event or result (secret.leak)
+    approval.py    `[agent] approval = "ask"`: the first request to each destination in a session asks
+    reach.py       what the project's code may reach, in the words doctor and the approval dialog share
     databases.py   a session's database access: PgBouncer and its relay, the mount at /run/workbench/pg,
                    and `--lang sql --db NAME`
     pgbouncer.py   Debian's pgbouncer for one session: config and password file in a private folder
