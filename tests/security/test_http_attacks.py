@@ -216,3 +216,37 @@ def test_code_that_prints_an_echoed_answer_keeps_no_secret(box, origin, attack_r
     assert result.exit_code == 0 and result.stdout.text().startswith("origin GET /ok/me auth=Bearer ***")
     kept = [e for e in attack_recorder.events if e.payload.get("execution_id") == result.execution_id]
     assert kept and all(SECRET not in str(dict(e.payload)) for e in kept)
+
+
+def test_asked_destinations_wait_for_a_yes_from_the_container_too(box, origin):
+    from workbench.network.approval import gate_session
+
+    asked = []
+    gate_session(box, lambda question: asked.append(question["destination"]) or False)
+    try:
+        origin.seen.clear()
+        answer = raw(box, head(origin.port, "/ok/asked"))
+        assert statuses(answer) == [b"403"] and b"not approved in this session" in answer
+        assert asked == [f"127.0.0.1:{origin.port}"] and origin.seen == []
+    finally:
+        box.http.proxy.gate = None
+    still_works(box)
+
+
+def test_curl_and_r_reach_an_allowed_api_unchanged(box, origin):
+    """The proxy variables are all a client needs: curl and R's download.file, as the image has them."""
+    result, _ = run(box, "shell", "command -v curl || echo no-curl; command -v Rscript || echo no-r")
+    tools = result.stdout.text()
+    origin.seen.clear()
+    checked = 0
+    if "no-curl" not in tools:
+        result, _ = run(box, "shell", f"curl -sS http://127.0.0.1:{origin.port}/ok/curl")
+        assert result.stdout.text().startswith("origin GET /ok/curl auth=Bearer ***"), result.stderr.text()
+        checked += 1
+    if "no-r" not in tools:
+        result, _ = run(box, "r", f"f <- tempfile(); download.file('http://127.0.0.1:{origin.port}/ok/r', f, "
+                                  "quiet = TRUE); cat(readLines(f), sep = '\\n')")
+        assert result.stdout.text().startswith("origin GET /ok/r auth=Bearer ***"), result.stderr.text()
+        checked += 1
+    assert checked, f"neither curl nor R in the image: {tools}"
+    assert SECRET not in result.stdout.text()
