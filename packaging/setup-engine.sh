@@ -153,9 +153,16 @@ events_logger = \"file\""
   write_if_changed "$dir/containers.conf" "$ENGINE_CONF"
   if ! is_root; then
     # The overlay driver (kernel or fuse-overlayfs); without this rootless Podman may pick slow vfs.
+    # runroot and graphroot are Podman's own rootless defaults, spelled out: a user storage.conf without
+    # runroot makes the API's commit fail on Podman 4.3 ("CommitFailure: runroot must be set"), which
+    # is how an apt-using language's project image is made.
+    local runroot="${XDG_RUNTIME_DIR:-/run/user/$(id -u)}/containers"
+    local graphroot="${XDG_DATA_HOME:-$HOME/.local/share}/containers/storage"
     write_if_changed "$dir/storage.conf" "$MARKER
 [storage]
-driver = \"overlay\""
+driver = \"overlay\"
+runroot = \"$runroot\"
+graphroot = \"$graphroot\""
   fi
 }
 
