@@ -132,7 +132,9 @@ class Listener:
                 watcher = threading.Thread(target=self._watch, args=(conn, gone), daemon=True)
                 watcher.start()
                 with self._one:  # one dialog at a time; a request whose asker left meanwhile is not shown
-                    if gone.is_set() or self.closed.is_set():
+                    # Looked at now, not only by the watcher's poll: an asker that gave up while the
+                    # previous dialog was up may have hung up a moment ago, before the watcher's next look.
+                    if gone.is_set() or self.closed.is_set() or _hung_up(conn):
                         return
                     try:
                         approved = self.decide(request, gone)
@@ -186,3 +188,12 @@ class Listener:
                 with contextlib.suppress(OSError):
                     os.rmdir(where)  # empty unless a successor is already setting up
             os.close(fd)
+
+
+def _hung_up(conn: socket.socket) -> bool:
+    """Whether the requester has closed its end (readable with nothing to read), without waiting."""
+    try:
+        readable, _, _ = select.select([conn], [], [], 0)
+        return bool(readable) and not conn.recv(1, socket.MSG_PEEK)
+    except (OSError, ValueError):
+        return True
