@@ -31,7 +31,18 @@ def isolated_user_dirs(tmp_path_factory, monkeypatch):
     # `workbench exec` from a test runs in-process unless the test is about the sandbox service
     # (tests/service/ turn it on): a detached service per test project would outlive the test.
     monkeypatch.setenv("WORKBENCH_SERVICE", "0")
+    # No test touches the user's keyring, and this process and the `workbench` processes a test starts
+    # agree on where keys live (the per-test data folder's file): a key made in-process under one backend
+    # and looked for by a subprocess under another reads as a second, untrusted key. Tests of the keyring
+    # path set their own backend after this (tests/audit/conftest.py's memory_keyring).
+    import keyring
+    from keyring.backends import fail
+
+    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.fail.Keyring")
+    previous = keyring.get_keyring()
+    keyring.set_keyring(fail.Keyring())
     yield
+    keyring.set_keyring(previous)
 
 
 def need(condition: bool, missing: str) -> None:
