@@ -77,7 +77,7 @@ def aio(test):
 async def settle(pilot, until, timeout: float = 30.0, step: float = 0.02) -> None:
     """Wait (with the app running) until `until()` is true; fail with a clear message otherwise. The deadline
     is generous because CI shares two cores among the engine, the app and its workers (a loaded full run
-    once took 10 s for a step that takes 0.5 s alone); a condition that never holds still fails."""
+    missed the 10 s deadline in a wait that passes alone); a condition that never holds still fails."""
     import time
 
     deadline = time.monotonic() + timeout
