@@ -146,6 +146,30 @@ def test_new_folders_are_watched_and_writes_are_not_reads(tmp_path):
     assert listed[1].sha256 == sha(b"f") and own == () and notes == []
 
 
+def test_a_folder_reached_twice_is_watched_once_and_warns_nothing(tmp_path):
+    """A new tree's walk and its folders' own IN_CREATE can both reach a folder (one made in the instant between
+    its parent's watch and the walk's listing, as pip does): that must not re-register the callback (watchdog
+    then warns on stderr, which a `workbench exec` user would see), and reads there still count, once."""
+    import warnings
+
+    os.makedirs(tmp_path / "t" / "a" / "b")
+    watcher, why = reads.watcher_for(tmp_path)
+    assert watcher is not None, why
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        watcher._watch_tree("t")  # what a second IN_CREATE for this tree does
+        watcher._watch_tree("t/a")
+        time.sleep(0.1)
+    assert [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)] == []
+
+    def act():
+        (tmp_path / "t" / "a" / "b" / "f").write_text("f")
+        (tmp_path / "t" / "a" / "b" / "f").read_text()
+
+    listed, _own, notes = collect(tmp_path, act)
+    assert [(r.path, r.sha256) for r in listed] == [("t/a/b/f", sha(b"f"))] and notes == []
+
+
 def test_back_to_back_executions_never_wait_on_a_merged_mark(tmp_path):
     """The kernel merges two identical events in a row: marks alternate between two files so none is lost."""
     watcher, why = reads.watcher_for(tmp_path)

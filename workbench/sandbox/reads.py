@@ -142,6 +142,8 @@ class Watcher:
         self.folder = Confined(self.root)
         self.problems: list[str] = []  # watch-limit notes, given to every collector that begins later
         self._paths: dict[int, str] = {}  # watch descriptor -> folder path relative to the workspace
+        self._watched: dict[tuple[int, int], int] = {}  # (device, inode) of a watched folder -> its watch
+        self._watched_key: dict[int, tuple[int, int]] = {}  # and back
         self._moves: dict[int, str] = {}  # cookie -> the folder moved away
         self._active: list[Reads] = []
         self._marks: deque[tuple[str, Reads]] = deque()
@@ -197,6 +199,19 @@ class Watcher:
             os.close(fd)
 
     def _add(self, dir_fd: int, rel: str) -> bool:
+        # A folder is often reached twice (the walk of a new tree and its own IN_CREATE): the kernel would hand
+        # back the same watch, and watchdog would warn on stderr that our callback is re-registered. A folder
+        # whose watch is alive (not yet IN_IGNORED) only has its path brought up to date.
+        try:
+            stat = os.fstat(dir_fd)
+        except OSError:
+            return False
+        key = (stat.st_dev, stat.st_ino)
+        with self._lock:
+            known = self._watched.get(key)
+            if known is not None and known in self._paths:
+                self._paths[known] = rel
+                return True
         try:
             wd = self._fd.add_callback(f"/proc/self/fd/{dir_fd}".encode(), _MASK, self, self._id)
         except OSError as exc:
@@ -206,6 +221,7 @@ class Watcher:
             return False
         with self._lock:
             self._paths[wd] = rel
+            self._watched[key], self._watched_key[wd] = wd, key
         return True
 
     # --- collectors -------------------------------------------------------------------------------
@@ -282,6 +298,9 @@ class Watcher:
     def on_watch_deleted(self, wd: int) -> None:
         with self._lock:
             self._paths.pop(wd, None)
+            key = self._watched_key.pop(wd, None)
+            if key is not None and self._watched.get(key) == wd:
+                del self._watched[key]
 
     def on_queue_overflow(self) -> None:
         """Events were lost, marks perhaps among them: every pending mark takes effect now."""
