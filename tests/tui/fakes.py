@@ -162,7 +162,9 @@ class FakeRunner:
             finally:
                 stop()
         if self.hold is not None:
-            self.hold.wait(10)
+            # Long enough to outlast a loaded CI's slowest wait (a 10 s bound once let the run end, and free
+            # the gate, before the test had typed its task); the tests' `hold` fixture sets it at teardown.
+            self.hold.wait(90)
         return RunOutcome(self.outcome, 0 if self.outcome == "succeeded" else 1, None, self.detail)
 
 
