@@ -244,6 +244,24 @@ def test_stdin_code_and_ctrl_c_go_through_the_service(wb):
     assert kinds[-1] == "user"
 
 
+def test_ctrl_c_while_output_streams_in_is_a_clean_cancel(wb):
+    """The client spends most of a chatty run writing output: a Ctrl-C landing there (not in the read) still
+    cancels the execution and ends in one line, never a KeyboardInterrupt traceback (CI once saw one)."""
+    call = subprocess.Popen([wb.exe, "exec", "-p", wb.root, "--lang", "python", "-c",
+                             "print('go', flush=True)\nwhile True:\n    print('x' * 200, flush=True)"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert call.stdout.readline() == b"go\n"
+    time.sleep(0.3)
+    call.send_signal(signal.SIGINT)
+    _out, err = call.communicate(timeout=60)
+    text = err.decode()
+    assert call.returncode > 0 and "KeyboardInterrupt" not in text and "Traceback" not in text, text[-2000:]
+    assert "workbench: interrupted" in text.splitlines()
+    kinds = [e["payload"].get("killed_by") for entries in sessions(wb).values() for e in entries
+             if e["kind"] == "exec.finished"]
+    assert kinds[-1] == "user"
+
+
 def test_code_in_the_sandbox_cannot_reach_the_service(wb):
     # The socket lives on the host, outside every mount the container has; the container has its own
     # network namespace (so no abstract socket either). Sandboxed code tries the path and looks for it.

@@ -155,6 +155,9 @@ def try_exec(args: list[str]) -> int | None:
                "env": wire.env_digest()}
     try:
         return Call(root, request).run()
+    except KeyboardInterrupt:  # while reaching or starting the service: nothing was run
+        sys.stderr.write("workbench: interrupted\n")
+        return 130
     except Fallback:
         return None
     except wire.Unusable as exc:
@@ -240,8 +243,26 @@ class Call:
 
     # --- the call ---------------------------------------------------------------------------------
     def exchange(self, sock) -> int | None:
+        """Send the request and relay the answer. Ctrl-C once the service has accepted the call asks it to
+        cancel (the execution ends and its record is kept); a second Ctrl-C, or one before acceptance, ends
+        this client. The cancel frame is sent from the SIGINT handler itself and the read then resumes
+        (PEP 475), so no KeyboardInterrupt ever lands between two reads and cuts a frame, or between two
+        statements where nothing catches it."""
+        import signal
+
         frames = wire.Frames(sock)
-        accepted = cancelled = False
+        state = {"accepted": False, "cancelled": False}
+
+        def on_interrupt(_signum, _frame):
+            if state["cancelled"] or not state["accepted"]:
+                raise KeyboardInterrupt
+            state["cancelled"] = True
+            try:
+                frames.send(b"C")
+            except OSError:
+                pass
+
+        previous = signal.signal(signal.SIGINT, on_interrupt)
         try:
             try:
                 frames.send(b"R", wire.fields([None if self.request[name] is None else str(self.request[name])
@@ -251,36 +272,30 @@ class Call:
             while True:
                 try:
                     frame = frames.recv()
-                except KeyboardInterrupt:
-                    if cancelled or not accepted:
-                        sys.stderr.write("workbench: interrupted\n")
-                        return 130
-                    cancelled = True
-                    try:
-                        frames.send(b"C")
-                    except OSError:
-                        pass
-                    continue
                 except TimeoutError:
                     raise wire.Unusable(f"the sandbox service did not answer within {ANSWER_TIMEOUT:g} s") from None
                 except (OSError, EOFError, ValueError):
                     frame = None
                 if frame is None:
-                    if not accepted:
+                    if not state["accepted"]:
                         raise wire.Unusable("the sandbox service ended before taking the call")
                     sys.stderr.write(f"workbench: error: the sandbox service ended during the execution (its log: "
                                      f"{os.path.join(self.folder, wire.LOG_NAME)}); the next call starts a fresh one\n")
                     return LOST_EXIT
-                outcome = self.take(frame, accepted)
+                outcome = self.take(frame, state["accepted"])
                 if outcome is True:
-                    accepted = True
+                    state["accepted"] = True
                     sock.settimeout(None)
                 elif outcome is not None:
                     return outcome
+        except KeyboardInterrupt:
+            sys.stderr.write("workbench: interrupted\n")
+            return 130
         except BrokenPipeError:  # our stdout was closed (`| head`): like the in-process path, exit 0
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             return 0
         finally:
+            signal.signal(signal.SIGINT, previous)
             sock.close()
 
     def take(self, frame: tuple[bytes, bytes], accepted: bool) -> int | bool | None:
