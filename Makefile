@@ -46,6 +46,7 @@ setup: venv engine image models
 
 venv:
 	@bash packaging/setup-venv.sh
+	@bash packaging/build-native.sh
 
 engine:
 	@bash packaging/setup-engine.sh

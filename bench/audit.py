@@ -11,6 +11,8 @@ For each size N it measures, in one run on one machine:
   the median CPU time of this process and its workers, and the load average around it (the machine is
   shared: a loaded one shows in both);
 * witness +%: the median with the witness state against the median of the same verification without it;
+* py s: the same verification with the scan's Python loops (WORKBENCH_NATIVE_SCAN=0) instead of its C ones
+  (workbench/audit/scan_native.c, built by `make setup`): what a machine without a C compiler gets;
 * raw SHA-256/s: one SHA-256 over each entry's hashed bytes, nothing else: the floor.
 
 Target (issue 17): verify 1M entries in under 2 s, the witness check adding under 5%. A script, not a test:
@@ -52,16 +54,21 @@ def _cpu() -> float:
     return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
-def timed_verify(log, repeat: int, witness: bool) -> tuple[float, float]:
-    """Median wall and CPU seconds of `repeat` verifications (alternate calls keep drift out)."""
+def timed_verify(log, repeat: int, witness: bool, native: bool = True) -> tuple[float, float]:
+    """Median wall and CPU seconds of `repeat` verifications (alternate calls keep drift out). `native`:
+    the scan's workers use its C loops (False: WORKBENCH_NATIVE_SCAN=0, the Python ones)."""
     from workbench.audit.verify import verify_store
 
     walls, cpus = [], []
     for _ in range(repeat):
+        os.environ["WORKBENCH_NATIVE_SCAN"] = "1" if native else "0"
         c0, t0 = _cpu(), time.perf_counter()
-        with log.store.lock:
-            result = verify_store(log.store, key_store=log.key_store, origin=log.origin,
-                                  witness_state=log.witness_state if witness else False)
+        try:
+            with log.store.lock:
+                result = verify_store(log.store, key_store=log.key_store, origin=log.origin,
+                                      witness_state=log.witness_state if witness else False)
+        finally:
+            os.environ.pop("WORKBENCH_NATIVE_SCAN", None)
         walls.append(time.perf_counter() - t0)
         cpus.append(_cpu() - c0)
         if not result.ok:
@@ -101,12 +108,13 @@ def bench_size(n: int, workdir: Path, repeat: int = 5) -> dict[str, float]:
     single.close()
 
     load_before = os.getloadavg()[0]
-    walls, cpus, plain = [], [], []
-    for _ in range(repeat):  # with and without the witness state, interleaved
+    walls, cpus, plain, python = [], [], [], []
+    for _ in range(repeat):  # with and without the witness state, and with the Python loops, interleaved
         wall, cpu = timed_verify(log, 1, witness=True)
         walls.append(wall)
         cpus.append(cpu)
         plain.append(timed_verify(log, 1, witness=False)[0])
+        python.append(timed_verify(log, 1, witness=True, native=False)[0])
     verify_time, verify_cpu, plain_time = statistics.median(walls), statistics.median(cpus), statistics.median(plain)
     load = (load_before + os.getloadavg()[0]) / 2
 
@@ -133,6 +141,7 @@ def bench_size(n: int, workdir: Path, repeat: int = 5) -> dict[str, float]:
     return {"n": n, "append": n / append_time, "append_s": append_time, "single": single_n / single_time,
             "raw_insert": n / raw_time, "verify": n / verify_time, "verify_s": verify_time, "verify_cpu": verify_cpu,
             "witness_pct": 100 * (verify_time - plain_time) / plain_time, "load": load,
+            "python_s": statistics.median(python),
             "sha": n / sha_time, "sha_s": sha_time, "db_mb": db.stat().st_size / 1e6}
 
 
@@ -148,18 +157,23 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     with tempfile.TemporaryDirectory(prefix="wb-audit-bench-") as tmp:
         os.environ["WORKBENCH_DATA_DIR"] = str(Path(tmp) / "data")  # never touch the user's keys
-        print(f"{os.cpu_count()} CPUs; verify: median of {args.repeat}")
+        from workbench.audit import scan
+
+        loops = "C (scan_native)" if scan.NATIVE is not None else "Python (scan_native is not built: make setup)"
+        print(f"{os.cpu_count()} CPUs; verify: median of {args.repeat}; the scan's hashing loops: {loops}")
         print(f"{'entries':>9} | {'appends/s':>10} {'(1/txn)':>9} {'raw insert/s':>13} | {'verify/s':>10} "
-              f"{'verify s':>8} {'cpu s':>6} {'witness':>8} {'load':>5} | {'raw sha256/s':>13} {'sha s':>6} | "
+              f"{'verify s':>8} {'cpu s':>6} {'witness':>8} {'py s':>6} {'load':>5} | {'raw sha256/s':>13} {'sha s':>6} | "
               f"{'db MB':>6}")
         for n in sizes:
             r = bench_size(n, Path(tmp), max(1, args.repeat))
             print(f"{r['n']:>9,} | {r['append']:>10,.0f} {r['single']:>9,.0f} {r['raw_insert']:>13,.0f} | "
                   f"{r['verify']:>10,.0f} {r['verify_s']:>8.2f} {r['verify_cpu']:>6.2f} {r['witness_pct']:>+7.1f}% "
+                  f"{r['python_s']:>6.2f} "
                   f"{r['load']:>5.1f} | {r['sha']:>13,.0f} {r['sha_s']:>6.2f} | {r['db_mb']:>6.1f}", flush=True)
     print("appends: batched 1,000 per transaction with a signed, fsynced checkpoint every 256 entries; "
           "(1/txn): one transaction per append. verify s: median wall; cpu s: this process and its workers; "
-          "witness: what checking the log against this machine's witness state adds; load: 1-minute load "
+          "witness: what checking the log against this machine's witness state adds; py s: the same "
+          "verification with the scan's Python loops; load: 1-minute load "
           "average around the runs (above the CPU count, other work shared the machine). raw sha256: one "
           "SHA-256 per entry, the floor. Target: verify 1M entries in < 2 s, witness < 5%.")
     return 0

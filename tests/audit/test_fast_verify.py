@@ -2,7 +2,8 @@
 
 Blocks are made tiny here so that a small log spreads over many blocks and over real worker processes
 (`python -I scan.py`, reading through apsw), and every attack is compared with the reference scan
-(`verify.scan_entries` over every row): the same verdict, the same first error, the same root.
+(`verify.scan_entries` over every row): the same verdict, the same first error, the same root. Each test
+runs twice: with the scan's C loops (scan_native.c, as `make setup` builds them) and with the Python ones.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import sqlite3
 import pytest
 from conftest import event, sql, verify_path
 
+from tests.conftest import need
+
 from workbench.audit import AuditLog, KeyStore, scan
 from workbench.audit import entry_scan as entry_scan_module
 from workbench.audit import verify as verify_module
@@ -21,6 +24,19 @@ from workbench.audit.merkle import leaf_hash
 from workbench.events import Event
 
 ODD = ['say "hi"', "back\\slash", "tab\there", "nul\x00", "\u2028line", "é中😀", "\x7f", "lone \ud800 surrogate"]
+
+
+@pytest.fixture(autouse=True, params=["native", "python"])
+def loops(request, monkeypatch):
+    """Which hashing loops the scan uses, here and in its workers (WORKBENCH_NATIVE_SCAN)."""
+    if request.param == "native":
+        need(scan.NATIVE is not None, "the audit scan's C module (make setup builds workbench/audit/scan_native.c)")
+        monkeypatch.setenv("WORKBENCH_NATIVE_SCAN", "1")
+    else:
+        monkeypatch.setenv("WORKBENCH_NATIVE_SCAN", "0")
+        monkeypatch.setattr(scan, "_packed_leaves", scan.packed_leaves)
+        monkeypatch.setattr(scan, "_levels_of", scan.levels_of)
+    return request.param
 
 
 @pytest.fixture

@@ -31,6 +31,10 @@ How it stays fast and exact:
   from block roots without touching an entry twice, and little comes back through the pipe.
 * A worker opens the database and starts its read before it is told the sizes (on stdin), so its start
   overlaps with the caller's reading of keys, checkpoints and the witness state.
+* The two loops that hash (`packed_leaves`, `levels_of`) also exist in C (`scan_native.c`, built by
+  `make setup` where a compiler is found): the same values, without a Python call per SHA-256, which
+  halves the scan's CPU. The Python functions stay the reference; tests hold the two to the same answers,
+  and without the module (or with WORKBENCH_NATIVE_SCAN=0) the scan runs in Python.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from __future__ import annotations
 import gc
 import hashlib
 import json
+import os
 import sqlite3
 import sys
 from binascii import hexlify
@@ -65,6 +70,33 @@ _digest = type(_sha()).digest
 _ONE = b"\x01"
 _join = b"".join
 _payload_of, _prev_of, _hash_of = itemgetter(6), itemgetter(7), itemgetter(8)
+
+
+def load_native():  # noqa: ANN201 - the scan_native module, or None
+    """The C loops (scan_native.c) when they are built for this Python and not switched off. Loaded by path,
+    not imported: a worker runs as a script under `python -I`, without the package on sys.path."""
+    if os.environ.get("WORKBENCH_NATIVE_SCAN", "1").strip().lower() in ("0", "off", "no", "false"):
+        return None
+    import importlib.util
+    from importlib.machinery import EXTENSION_SUFFIXES, ExtensionFileLoader
+
+    for suffix in EXTENSION_SUFFIXES:
+        path = str(Path(__file__).with_name("scan_native" + suffix))
+        if os.path.isfile(path):
+            try:
+                spec = importlib.util.spec_from_file_location(
+                    "scan_native", path, loader=ExtensionFileLoader("scan_native", path))
+                if spec is None or spec.loader is None:
+                    return None
+                module = importlib.util.module_from_spec(spec)
+                spec.loader.exec_module(module)
+                return module
+            except (ImportError, OSError):  # built for another Python, or damaged: the Python loops
+                return None
+    return None
+
+
+NATIVE = load_native()
 
 
 @dataclass
@@ -113,6 +145,9 @@ def levels_of(leaves: list[bytes]) -> list[list[bytes]]:
     return levels
 
 
+_levels_of = NATIVE.levels_of if NATIVE is not None else levels_of
+
+
 def compact_nodes(levels: list[list[bytes]], size: int) -> list[bytes]:
     """The compact range of the first `size` leaves: roots of its perfect subtrees, largest first."""
     nodes = []
@@ -136,7 +171,7 @@ def fold(nodes: list[bytes]) -> bytes:
 
 def block_result(index: int, leaves: list[bytes], want: Iterable[int], block: int = BLOCK) -> BlockResult:
     """`want`: the wanted sizes (only those inside this block are used; pass a block's own for speed)."""
-    levels = levels_of(leaves)
+    levels = _levels_of(leaves)
     start = index * block
     inner = {s: fold(compact_nodes(levels, s - start)) for s in want if start < s < start + len(leaves)}
     if len(leaves) == block:
@@ -232,6 +267,9 @@ def packed_leaves(rows: list[tuple], last: bytes) -> list[bytes] | None:
     return leaves
 
 
+_packed_leaves = NATIVE.packed_leaves if NATIVE is not None else packed_leaves
+
+
 def connect_apsw(path: str | Path):  # noqa: ANN201 - an apsw.Connection, inside a read transaction
     import apsw
 
@@ -265,7 +303,7 @@ def scan_range_apsw(conn, first_block: int, end: int, want: set[int],  # noqa: A
                 rows = conn.execute(PACKED_SQL, (start, stop)).fetchall()
             except apsw.Error:  # a field json_quote refuses (a BLOB where text belongs): checked exactly
                 rows = None
-            leaves = (packed_leaves(rows, last) if rows is not None and len(rows) == stop - start
+            leaves = (_packed_leaves(rows, last) if rows is not None and len(rows) == stop - start
                       and last is not None else None)
             if leaves is None:
                 results.append(BlockResult(index, None))
