@@ -19,8 +19,6 @@ environment or the socket's answers), and `injected()` hands them to the output 
 
 from __future__ import annotations
 
-import os
-import socket
 import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -31,12 +29,12 @@ from workbench.events.network import NetRequest
 from workbench.network.databases import Running, host_folder
 from workbench.network.httpproxy import PolicyProxy, Record
 from workbench.network.rules import HttpRule
+from workbench.network.shared_socket import SharedSocket
 from workbench.sandbox import egress
 from workbench.sandbox.spec import ContainerSpec, Mount
 
 FOLDER = "http"  # in the project's .workbench/
 SOCKET_NAME = egress.SOCKET_NAME
-WATCH_SECONDS = 0.5  # how soon a session binds the socket again after another session of the project removed it
 
 Emit = Callable[[NetRequest], None]
 
@@ -63,11 +61,7 @@ class HttpAccess:
         self._secrets: dict[str, str] = {}
         self._lock = threading.Lock()
         self.proxy = PolicyProxy(rules, self.secret, self._report)
-        self.listener: socket.socket | None = None
-        self.inode: int | None = None
-        self._dir_fd: int | None = None
-        self._stopping = threading.Event()
-        self._bind_lock = threading.Lock()
+        self.socket = SharedSocket(folder, SOCKET_NAME, self.proxy.handle, owner, "http-policy")
 
     @classmethod
     def open(cls, state_dir: Path, project_root: Path, emit: Emit, owner: tuple[int, int] | None = None, *,
@@ -81,7 +75,7 @@ class HttpAccess:
         try:
             folder = host_folder(state_dir, owner, FOLDER)
             access = cls(folder, found, emit, secret or vault_secret, owner, running, unsubscribe)
-            access._bind()
+            access.socket.start()
             access.preload()
         except BaseException:
             if unsubscribe is not None:
@@ -119,66 +113,6 @@ class HttpAccess:
                              duration=record.duration, rule=record.rule, refused=record.refused,
                              credential=record.credential, execution_id=self.running.now()))
 
-    # --- the socket ---------------------------------------------------------------------------------
-    def _path(self) -> str:
-        return f"/proc/self/fd/{self._dir_fd}/{SOCKET_NAME}"  # the folder's own fd: no long or swapped path
-
-    def _bind(self) -> None:
-        self._dir_fd = os.open(self.folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
-        try:
-            os.unlink(SOCKET_NAME, dir_fd=self._dir_fd)  # an earlier session's
-        except FileNotFoundError:
-            pass
-        self._listen()
-        threading.Thread(target=self._watch, name="http-policy-watch", daemon=True).start()
-
-    def _listen(self) -> None:
-        with self._bind_lock:  # never while close() closes the folder's fd (its number could be reused)
-            if self._stopping.is_set() or self._dir_fd is None:
-                return
-            listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-            try:
-                listener.bind(self._path())
-                if self.owner is not None:
-                    os.chown(SOCKET_NAME, *self.owner, dir_fd=self._dir_fd, follow_symlinks=False)
-                os.chmod(self._path(), 0o600)
-                listener.listen(64)
-                self.inode = os.stat(SOCKET_NAME, dir_fd=self._dir_fd, follow_symlinks=False).st_ino
-            except BaseException:
-                listener.close()
-                raise
-            old, self.listener = self.listener, listener
-        if old is not None:
-            old.close()
-        threading.Thread(target=self._accept, args=(listener,), name="http-policy", daemon=True).start()
-
-    def _watch(self) -> None:
-        """Two sessions of one project (the TUI and a `workbench exec`) share the folder: the later one binds
-        the socket, and when it ends and removes it, the earlier one binds it again here."""
-        while not self._stopping.wait(WATCH_SECONDS):
-            with self._bind_lock:
-                if self._dir_fd is None:
-                    return
-                try:
-                    os.stat(SOCKET_NAME, dir_fd=self._dir_fd, follow_symlinks=False)
-                    continue
-                except FileNotFoundError:
-                    pass
-                except OSError:
-                    return
-            try:
-                self._listen()
-            except OSError:  # another session bound it first: that one serves
-                pass
-
-    def _accept(self, listener: socket.socket) -> None:
-        while not self._stopping.is_set():
-            try:
-                client, _ = listener.accept()
-            except OSError:
-                return
-            self.proxy.handle(client)
-
     # --- the container ------------------------------------------------------------------------------
     def apply(self, spec: ContainerSpec) -> ContainerSpec:
         # The relay runs in the runner (PID 1, `--relay`), not as a process of its own in front of it: a
@@ -191,25 +125,9 @@ class HttpAccess:
 
     def close(self) -> None:
         self.proxy.drain()
-        self._stopping.set()
         if self.unsubscribe is not None:
             self.unsubscribe()
-        with self._bind_lock:
-            listener, self.listener = self.listener, None
-            if self._dir_fd is not None:
-                try:  # only our own socket: a later session of this project may have bound its own since
-                    if os.stat(SOCKET_NAME, dir_fd=self._dir_fd, follow_symlinks=False).st_ino == self.inode:
-                        os.unlink(SOCKET_NAME, dir_fd=self._dir_fd)
-                except OSError:
-                    pass
-                os.close(self._dir_fd)
-                self._dir_fd = None
-        if listener is not None:
-            try:
-                listener.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            listener.close()
+        self.socket.close()
 
 
 def with_access(spec: ContainerSpec, access: HttpAccess | None) -> ContainerSpec:

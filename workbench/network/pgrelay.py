@@ -25,7 +25,6 @@ by one line naming the vault secret and how to fix it. After that it is a plain 
 from __future__ import annotations
 
 import logging
-import os
 import socket
 import struct
 import threading
@@ -36,6 +35,7 @@ from pathlib import Path
 
 from workbench.inert import one_line
 from workbench.network.pgbouncer import Target
+from workbench.network.shared_socket import SharedSocket
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,6 @@ SSL_REQUEST, GSSENC_REQUEST, CANCEL_REQUEST = 80877103, 80877104, 80877102
 MAX_STARTUP = 10_000  # PostgreSQL's own limit on a startup packet
 MAX_SERVER_MESSAGE = 1 << 20  # before ReadyForQuery: notices, parameters, errors; never data
 STARTUP_TIMEOUT = 30.0
-WATCH_SECONDS = 0.5  # how soon a session binds the socket again after another session of the project removed it
 
 
 @dataclass
@@ -123,90 +122,17 @@ class Relay:
         self.refusal = refusal  # why PgBouncer is not there: every allowed connection is told so
         self.targets = {t.dbname: t for t in targets}
         self.report = report
-        self.listener: socket.socket | None = None
-        self.inode: int | None = None
-        self._dir_fd: int | None = None
-        self._stopping = threading.Event()
-        self._lock = threading.Lock()
-
-    def _path(self) -> str:
-        return f"/proc/self/fd/{self._dir_fd}/{SOCKET_NAME}"  # the folder's own fd: no long or swapped path
+        self.socket = SharedSocket(folder, SOCKET_NAME, self._serve_on_a_thread, owner, "pg-relay")
 
     def start(self) -> Relay:
-        self._dir_fd = os.open(self.folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
-        try:
-            os.unlink(SOCKET_NAME, dir_fd=self._dir_fd)  # an earlier session's (another process's is replaced)
-        except FileNotFoundError:
-            pass
-        self._bind()
-        threading.Thread(target=self._watch, name="pg-relay-watch", daemon=True).start()
+        self.socket.start()
         return self
 
-    def _bind(self) -> None:
-        with self._lock:  # never while stop() closes the folder's fd (its number could be reused)
-            if self._stopping.is_set() or self._dir_fd is None:
-                return
-            listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-            try:
-                listener.bind(self._path())
-                if self.owner is not None:
-                    os.chown(SOCKET_NAME, *self.owner, dir_fd=self._dir_fd, follow_symlinks=False)
-                os.chmod(self._path(), 0o600)
-                listener.listen(64)
-                self.inode = os.stat(SOCKET_NAME, dir_fd=self._dir_fd, follow_symlinks=False).st_ino
-            except BaseException:
-                listener.close()
-                raise
-            old, self.listener = self.listener, listener
-        if old is not None:
-            old.close()
-        threading.Thread(target=self._accept, args=(listener,), name="pg-relay", daemon=True).start()
-
-    def _watch(self) -> None:
-        """Two sessions of one project (the TUI and a `workbench exec`) share the folder: the later one binds
-        the socket, and when it ends and removes it, the earlier one binds it again here."""
-        while not self._stopping.wait(WATCH_SECONDS):
-            with self._lock:
-                if self._dir_fd is None:
-                    return
-                try:
-                    os.stat(SOCKET_NAME, dir_fd=self._dir_fd, follow_symlinks=False)
-                    continue
-                except FileNotFoundError:
-                    pass
-                except OSError:
-                    return
-            try:
-                self._bind()
-            except OSError as exc:  # another session bound it first: that one serves
-                log.debug("the database relay could not bind again: %s", exc)
-
     def stop(self) -> None:
-        self._stopping.set()
-        with self._lock:
-            listener, self.listener = self.listener, None
-            if self._dir_fd is not None:
-                try:  # only our own socket: a later session of this project may have bound its own since
-                    if os.stat(SOCKET_NAME, dir_fd=self._dir_fd, follow_symlinks=False).st_ino == self.inode:
-                        os.unlink(SOCKET_NAME, dir_fd=self._dir_fd)
-                except OSError:
-                    pass
-                os.close(self._dir_fd)
-                self._dir_fd = None
-        if listener is not None:
-            try:
-                listener.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            listener.close()
+        self.socket.close()
 
-    def _accept(self, listener: socket.socket) -> None:
-        while not self._stopping.is_set():
-            try:
-                client, _ = listener.accept()
-            except OSError:  # closed: the relay stopped, or bound again
-                return
-            threading.Thread(target=self._serve, args=(client,), name="pg-relay-conn", daemon=True).start()
+    def _serve_on_a_thread(self, client: socket.socket) -> None:
+        threading.Thread(target=self._serve, args=(client,), name="pg-relay-conn", daemon=True).start()
 
     # --- one connection ------------------------------------------------------------------------------
     def _serve(self, client: socket.socket) -> None:
