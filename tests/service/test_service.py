@@ -294,3 +294,16 @@ def test_calls_at_the_same_time_each_get_a_container_and_one_is_kept(wb):
     finally:
         engine.close()
     assert len(left) == 1 and left[0].state == "running"  # the others were removed at their call's end
+
+
+def test_a_reused_container_starts_each_call_with_an_empty_tmp(wb):
+    """The next call gets the same container (faster), but as a session of its own: nothing an earlier
+    call left in /tmp (the code's HOME: caches, history, a planted file) is there, as in a fresh one."""
+    first = wb.exec("import os, socket\nopen('/tmp/left-behind', 'w').write('x')\n"
+                    "os.makedirs('/tmp/.cache/deep', exist_ok=True)\nprint(socket.gethostname())")
+    assert first.returncode == 0, first.stderr
+    second = wb.exec("import os, socket\nprint(socket.gethostname())\nprint(sorted(os.listdir('/tmp')))")
+    assert second.returncode == 0, second.stderr
+    host, listing = second.stdout.decode().splitlines()
+    assert host == first.stdout.decode().strip()  # the same container: the scrub, not a new one, did it
+    assert "left-behind" not in listing and ".cache" not in listing, listing

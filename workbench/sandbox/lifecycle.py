@@ -55,6 +55,7 @@ class SandboxHost(Protocol):
     code_dir: Path
     one_at_a_time: threading.Lock
     oom_kill_count: int
+    scrub_tmp: bool  # empty /tmp before the next one-off execution (a container an earlier session used)
 
     def notes(self) -> tuple[str, ...]: ...
     def workspace_owner(self) -> tuple[int, int] | None: ...

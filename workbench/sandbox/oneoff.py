@@ -43,6 +43,10 @@ WRAPPER = ('id=$0; grace=$1; shift; /usr/bin/timeout -k "$grace" "$@" & p=$!; ec
            'sleep 0.05 2>/dev/null; done; n=0; while kill -KILL -1 2>/dev/null && [ $n -lt 60 ]; do '
            'n=$((n+1)); sleep 0.05 2>/dev/null; done; '
            'rm -f /tmp/.wb-$id.pid; exit $rc')
+# Before the first execution in a container an earlier session used (Sandbox.scrub_tmp): /tmp, the code's
+# HOME, is emptied, as a container of its own would have it. Only the code's user writes there, and every
+# process of the earlier execution is gone (WRAPPER), so nothing is held open or recreated meanwhile.
+SCRUB_TMP = "/usr/bin/find /tmp -mindepth 1 -delete 2>/dev/null; "
 KILL_GRACE = 2  # seconds between SIGTERM and SIGKILL for a timed-out or cancelled execution
 BACKSTOP_SLACK = 5  # seconds past the timeout and its grace before the host kills what `timeout` did not
 
@@ -70,7 +74,8 @@ class OneOffTransport(Transport):
                                       database=request.database or
                                       f"{policy.WORKSPACE}/{sandbox.settings.sandbox.sql_database}")
         limits = container_code.by_path(policy.prlimit_args(sandbox.settings, sandbox.engine.limits_enforced))
-        wrapped = ["/bin/sh", "-c", WRAPPER, request.execution_id, str(KILL_GRACE), f"{request.timeout:g}s",
+        script = SCRUB_TMP + WRAPPER if sandbox.scrub_tmp else WRAPPER
+        wrapped = ["/bin/sh", "-c", script, request.execution_id, str(KILL_GRACE), f"{request.timeout:g}s",
                    *limits, *cmd]
         try:
             container = sandbox.ensure_running()
@@ -78,6 +83,7 @@ class OneOffTransport(Transport):
                                                      env=policy.execution_env(sandbox.project.workspace),
                                                      workdir=policy.WORKSPACE)
             self.chunks = sandbox.engine.exec_stream(self.handle)
+            sandbox.scrub_tmp = False
         except Exception as exc:
             raise Ended(self.refused(exc)) from exc
 

@@ -107,6 +107,9 @@ class Sandbox:
         self.code_dir = self.host_dir / "code"
         self.container: str | None = None
         self.oom_kill_count = 0  # the cgroup's OOM-kill counter as last read (one-off runs compare)
+        # /tmp (also HOME) is emptied before the next one-off execution: set when the container comes from an
+        # earlier session (the service's pool), so a session never sees what another one left there
+        self.scrub_tmp = False
         self._lock = threading.Lock()
         self.one_at_a_time = threading.Lock()  # one-off executions run one at a time: see oneoff.WRAPPER
         self._kernels = None  # workbench.sandbox.kernels.Kernels, made on first warm execution

@@ -5,7 +5,7 @@ removes it at its close (about a third of a second of engine work). In the servi
 its own `Sandbox` the usual way (its own bus, session, actor, settings, image lookup, stale-container
 sweep and `sandbox.started` event), but over the service's engine connection, and it starts with the
 container the previous call left, when that container was made for the same image, settings and
-container code (`key`). At its close the container is kept for the next call instead of removed, when no
+container code (`key`), with its /tmp (the code's HOME) emptied before the call's first execution. At its close the container is kept for the next call instead of removed, when no
 execution of the call is still running in it (the one-off slot is free: the wrapper that ran the code has
 ended, and with it every process the code started). Anything else is removed as before: a container of
 another key (the config, the image or Workbench changed), a second idle one, one whose call failed.
@@ -108,6 +108,7 @@ class Pool:
             idle, self.idle = self.idle, None
         if idle is not None and idle.key == wanted:
             sandbox.container, sandbox.oom_kill_count = idle.container, idle.oom_kill_count
+            sandbox.scrub_tmp = True  # this call is a session of its own: nothing the last one left in /tmp
         elif idle is not None:  # made for another config, image or code: stale
             self.remove(idle.container)
         return sandbox
