@@ -111,6 +111,56 @@ def test_an_execute_waits_for_yes_in_the_open_tui_then_runs_and_the_log_shows_th
     assert [e.payload["outcome"] for e in log if e.kind == "mcp.call"] == ["ok"]
 
 
+def test_an_approved_executions_new_destination_asks_too_and_a_no_is_a_403(workbench_cmd, asks, engine_ready):
+    """Under `ask`, code an MCP client runs is asked about each new destination it reaches through the
+    project's network policy, as the agent's own code is: the TUI shows the destination, a no never reaches
+    the origin, and both answers are on the record."""
+    import subprocess
+
+    from tests.network.http_server import Origin
+
+    project = asks
+    origin = Origin()
+    found = {}
+    try:
+        allowed = subprocess.run([*workbench_cmd, "network", "allow", "-p", str(project.root),
+                                  f"http://127.0.0.1:{origin.port}/"], capture_output=True, text=True, timeout=120)
+        assert allowed.returncode == 0, allowed.stderr
+        code = ("import urllib.request, urllib.error\ntry:\n"
+                f"    urllib.request.urlopen('http://127.0.0.1:{origin.port}/data')\n"
+                "except urllib.error.HTTPError as e:\n    print(e.code)\n")
+
+        async def main():
+            app = tui(project)
+            async with app.run_test(size=SIZE) as pilot:
+                await settle(pilot, lambda: listening(app))
+                async with client_for(workbench_cmd, project.root) as client:
+                    call = asyncio.create_task(client.call_tool("execute", {"language": "python", "code": code}))
+                    await settle(pilot, lambda: isinstance(app.screen, ApprovalScreen), timeout=90)
+                    await pilot.press("y")
+                    await settle(pilot, lambda: isinstance(app.screen, ApprovalScreen)
+                                 and "reach the network" in str(app.screen.query_one("#approval-title").render()),
+                                 timeout=90)
+                    found["asked"] = app.screen.action_data
+                    await pilot.press("n")
+                    found["reply"] = await asyncio.wait_for(call, 300)
+
+        run_async(main)
+    finally:
+        origin.close()
+    destination = f"127.0.0.1:{origin.port}"
+    assert found["asked"]["destination"] == destination and found["asked"]["rule"].startswith("http://127.0.0.1")
+    reply = found["reply"]
+    assert not reply.is_error and reply.structured_content["stdout"].strip() == "403", reply.content[0].text
+    assert origin.paths() == []  # refused before anything was sent
+    first, second = decisions(project)
+    assert (first.payload["what"], first.payload["outcome"]) == ("execute", "approved")
+    assert (second.payload["what"], second.payload["outcome"]) == ("reach_the_network", "refused")
+    assert second.payload["details"]["destination"] == destination and second.session_id == first.session_id
+    refused = [e for e in entries(project, first.session_id) if e.kind == "net.request"]
+    assert refused and "not approved" in refused[0].payload["refused"]
+
+
 def test_no_in_the_tui_refuses_with_a_clear_message_and_nothing_runs(workbench_cmd, asks):
     project = asks
     found = {}

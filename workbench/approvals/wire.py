@@ -20,7 +20,7 @@ from typing import Any
 
 from workbench.inert import one_line
 
-KINDS = ("execute", "install", "write_file", "export_report")
+KINDS = ("execute", "install", "write_file", "export_report", "reach_the_network")
 DEFAULT_TIMEOUT = 120.0  # seconds a requester waits for the person at the TUI
 MAX_REQUEST = 16 * 1024 * 1024  # bytes: a request carries the code (the MCP reply limit is far below)
 READ_TIMEOUT = 10.0  # seconds a listener waits for a connected requester to send its request
@@ -44,6 +44,8 @@ class Request:
     manager: str = ""
     packages: tuple[str, ...] = ()
     path: str = ""
+    destination: str = ""  # reach_the_network: the host:port code asks to reach, and the rule that allows it
+    rule: str = ""
     id: str = field(default_factory=lambda: secrets.token_hex(8))
 
     def __post_init__(self) -> None:
@@ -77,6 +79,10 @@ class Request:
             return {"action": "run_code", "language": self.language, "code": self.code}
         if self.what == "install":
             return {"action": "install", "manager": self.manager, "packages": list(self.packages)}
+        if self.what == "reach_the_network":  # the question the agent's own sessions ask (network.approval)
+            return {"action": self.what, "destination": self.destination, "rule": self.rule,
+                    "thought": f"code it runs asks to reach {self.destination} (allowed by the rule {self.rule}); "
+                               "the answer holds for the rest of this call"}
         return {"action": self.what, "path": self.path}
 
     def details(self) -> dict[str, Any]:
@@ -86,6 +92,8 @@ class Request:
                     "code_sha256": hashlib.sha256(self.code.encode("utf-8", "surrogatepass")).hexdigest()}
         if self.what == "install":
             return {"manager": self.manager, "packages": list(self.packages)}
+        if self.what == "reach_the_network":
+            return {"destination": self.destination, "rule": self.rule}
         return {"path": self.path}
 
 

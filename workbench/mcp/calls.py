@@ -11,7 +11,9 @@ Approval follows the project's policy as the agent's tools do: `execute` and `wr
 asks waits for the person at the project's open TUI (`workbench.approvals`: the TUI's approval dialog,
 at most `approval_timeout` seconds, `workbench mcp --approval-timeout`); with no TUI open it is refused at
 once with a message that says how to open one or what to change. The answer is recorded as an
-`approval.decided` event in the call's session, and a refused call as `mcp.call` outcome refused. A
+`approval.decided` event in the call's session, and a refused call as `mcp.call` outcome refused. Under
+`approval = "ask"` an approved execution's code is also asked about each new destination it reaches
+through the project's network policy, as in the agent's sessions (`gate_network`). A
 restricted (untrusted) project gets its restricted settings from `Project.settings()`, exactly as the CLI
 does.
 """
@@ -155,6 +157,29 @@ class Tools:
                           f"approve it in the open Workbench TUI (workbench {self.project.root}) within "
                           f"{self.approval_timeout:g} s, or run it yourself ({own})")
 
+    def gate_network(self, work: WorkSession, caller: Caller) -> None:
+        """Under `[agent] approval = "ask"`, each destination the call's code first asks the policy proxy to
+        reach waits for a yes at the open TUI too, as in the agent's own sessions (`network.approval`); no
+        TUI, a timeout or a no is a 403 for that destination for the rest of the call. Each question is on
+        the record (`approval.decided`, what `reach_the_network`)."""
+        if work.settings.agent.approval != "ask":
+            return
+        from workbench import approvals
+        from workbench.network.approval import gate_session
+
+        def approve(question: dict[str, Any]) -> bool:
+            request = approvals.Request("reach_the_network", client=one_line(caller.client)[:80],
+                                        destination=str(question.get("destination", "")),
+                                        rule=str(question.get("rule", "")))
+            decision = approvals.ask(self.project.root, request, self.approval_timeout)
+            work.emit(events.APPROVAL_DECIDED, events.ApprovalDecided(
+                what=request.what, requester=caller.actor, outcome=decision.outcome, approved=decision.approved,
+                by=decision.by, reason=decision.reason or None, waited=decision.waited, request_id=request.id,
+                details=request.details()))
+            return decision.approved
+
+        gate_session(work.sandbox, approve)
+
     @staticmethod
     def seq_of(work: WorkSession, event_id: str | None) -> int | None:
         """The audit seq of this session's event `event_id` (read back from the log, whoever else writes it)."""
@@ -179,6 +204,7 @@ class Tools:
                 raise UsageError("timeout must be a positive number of seconds")
             languages.get(language, work.settings)
             self.check_approval(work, caller, "execute", language=language, code=code)
+            self.gate_network(work, caller)
             finished: list[str] = []
             work.bus.subscribe(lambda event: finished.append(event.id), kinds=[events.EXEC_FINISHED])
             execution = work.sandbox.execute(language, code, timeout=timeout, session=session)
