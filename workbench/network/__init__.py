@@ -15,4 +15,5 @@ Nothing is imported here: the sandbox reaches each part lazily, so a project wit
                    and `--lang sql --db NAME`
     pgbouncer.py   Debian's pgbouncer for one session: config and password file in a private folder
     pgrelay.py     the socket the sandbox sees: checks the database named, counts bytes for net.connection
+    shared_socket.py  the Unix socket both of those serve, shared by the sessions of one project
 """
