@@ -15,7 +15,6 @@ import pytest
 from conftest import event, sql, verify_path
 
 from tests.conftest import need
-
 from workbench.audit import AuditLog, KeyStore, scan
 from workbench.audit import entry_scan as entry_scan_module
 from workbench.audit import verify as verify_module
