@@ -15,9 +15,10 @@ from workbench.events.declared import declare
 @dataclass(frozen=True, slots=True)
 class ApprovalDecided(Payload):
     """What was asked (`what`: execute, install, write_file, export_report, reach_the_network, with its
-    `details`: language and code digest, manager and packages, path, or destination and rule), for whom (`requester`, e.g. `mcp:<client>`), and how
-    it ended: `outcome` approved, refused (the person said no), no-tui, timeout, unsafe (a planted socket
-    or folder) or error; `by` the TUI's `user:<login>` when a person answered; `waited` seconds."""
+    `details`: language and code digest, manager and packages, path, or destination and rule), for whom
+    (`requester`, e.g. `mcp:<client>`), and how it ended: `outcome` approved, refused (the person said no),
+    no-tui, timeout, unsafe (a planted socket or folder) or error; `by` the TUI's `user:<login>` when a
+    person answered; `waited` seconds."""
 
     KIND = K.APPROVAL_DECIDED
 

@@ -135,12 +135,7 @@ class Tools:
             return
         if "packages" in asked:
             asked["packages"] = tuple(asked["packages"])
-        request = approvals.Request(tool, client=one_line(caller.client)[:80], **asked)
-        decision = approvals.ask(self.project.root, request, self.approval_timeout)
-        work.emit(events.APPROVAL_DECIDED, events.ApprovalDecided(
-            what=tool, requester=caller.actor, outcome=decision.outcome, approved=decision.approved,
-            by=decision.by, reason=decision.reason or None, waited=decision.waited, request_id=request.id,
-            details=request.details()))
+        decision = self.ask_tui(work, caller, approvals.Request(tool, client=one_line(caller.client)[:80], **asked))
         if decision.approved:
             return
         own = f"workbench {'install' if asks == 'installs' else 'exec'} -p {self.project.root} ..."
@@ -168,17 +163,22 @@ class Tools:
         from workbench.network.approval import gate_session
 
         def approve(question: dict[str, Any]) -> bool:
-            request = approvals.Request("reach_the_network", client=one_line(caller.client)[:80],
-                                        destination=str(question.get("destination", "")),
-                                        rule=str(question.get("rule", "")))
-            decision = approvals.ask(self.project.root, request, self.approval_timeout)
-            work.emit(events.APPROVAL_DECIDED, events.ApprovalDecided(
-                what=request.what, requester=caller.actor, outcome=decision.outcome, approved=decision.approved,
-                by=decision.by, reason=decision.reason or None, waited=decision.waited, request_id=request.id,
-                details=request.details()))
-            return decision.approved
+            return self.ask_tui(work, caller, approvals.Request(
+                "reach_the_network", client=one_line(caller.client)[:80],
+                destination=str(question.get("destination", "")), rule=str(question.get("rule", "")))).approved
 
         gate_session(work.sandbox, approve)
+
+    def ask_tui(self, work: WorkSession, caller: Caller, request: Any) -> Any:
+        """Ask the project's open TUI (`workbench.approvals.ask`) and put the answer on the call's record."""
+        from workbench import approvals
+
+        decision = approvals.ask(self.project.root, request, self.approval_timeout)
+        work.emit(events.APPROVAL_DECIDED, events.ApprovalDecided(
+            what=request.what, requester=caller.actor, outcome=decision.outcome, approved=decision.approved,
+            by=decision.by, reason=decision.reason or None, waited=decision.waited, request_id=request.id,
+            details=request.details()))
+        return decision
 
     @staticmethod
     def seq_of(work: WorkSession, event_id: str | None) -> int | None:
