@@ -7,7 +7,7 @@
  * return for the same rows, which tests/audit/test_scan_native.py checks on logs with hostile fields. It is
  * optional: `scan.py` falls back to the Python functions when it is not built.
  *
- * Built by `make native` (cc, Python's headers, libcrypto), into this folder.
+ * Built by `make setup` (packaging/build-native.sh: cc, Python's headers, libcrypto), into this folder.
  */
 #define PY_SSIZE_T_CLEAN
 #define OPENSSL_SUPPRESS_DEPRECATED /* SHA256_Init/Update/Final: no EVP fetch per call */
